@@ -1,0 +1,58 @@
+import { connect } from 'node:net'
+
+/**
+ * Sends raw protocol text to a server over a fresh connection and collects the reply until
+ * `done(replyText)` is true (by default: a line ending in END, OK, or any single-line reply).
+ * For asserting server-side state independently of the client under test.
+ */
+export function rawCommand(
+  address: string,
+  payload: string | Buffer,
+  done: (reply: string) => boolean = defaultDone,
+  timeoutMs = 2000,
+): Promise<string> {
+  const [host, portText] = splitAddress(address)
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port: Number(portText) })
+    let reply = ''
+    const timer = setTimeout(() => {
+      socket.destroy()
+      reject(
+        new Error(`no complete reply from ${address} within ${timeoutMs} ms; got ${JSON.stringify(reply)}`),
+      )
+    }, timeoutMs)
+    socket.on('connect', () => socket.write(payload))
+    socket.on('data', (chunk: Buffer) => {
+      reply += chunk.toString('latin1')
+      if (done(reply)) {
+        clearTimeout(timer)
+        socket.destroy()
+        resolve(reply)
+      }
+    })
+    socket.on('error', (error) => {
+      clearTimeout(timer)
+      reject(error)
+    })
+  })
+}
+
+function defaultDone(reply: string): boolean {
+  return /(^|\r\n)(END|OK|ERROR|MN)\r\n$/.test(reply) || /^(?!VA |VALUE |STAT )[^\r\n]*\r\n$/.test(reply)
+}
+
+function splitAddress(address: string): [string, string] {
+  const index = address.lastIndexOf(':')
+  return [address.slice(0, index).replace(/^\[|\]$/g, ''), address.slice(index + 1)]
+}
+
+/** Lists the keys currently stored on a server (`lru_crawler metadump all`), URL-decoded. */
+export async function dumpKeys(address: string): Promise<string[]> {
+  const reply = await rawCommand(address, 'lru_crawler metadump all\r\n', (text) =>
+    /(^|\n)END\r\n$/.test(text),
+  )
+  return reply
+    .split('\r\n')
+    .filter((line) => line.startsWith('key='))
+    .map((line) => decodeURIComponent(line.slice(4, line.indexOf(' '))))
+}
