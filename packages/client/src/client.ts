@@ -1,0 +1,567 @@
+import { EventEmitter } from 'node:events'
+import { Cluster } from './cluster.js'
+import type { Command, RetryTarget } from './command.js'
+import {
+  CasConflictError,
+  ClientClosedError,
+  DecodeError,
+  InvalidArgumentError,
+  InvalidValueError,
+  type MemkitError,
+  ServerFailureError,
+  UnsafeIntegerError,
+  ValueTooLargeError,
+} from './errors.js'
+import { KeyCodec } from './keys.js'
+import { acquireLock, type Lock, type LockBackend, type LockOptions } from './lock.js'
+import { type ClientConfig, type ClientOptions, parseClientOptions } from './options.js'
+import type { ItemDecoder } from './protocol/item-decoder.js'
+import { MetaProtocol } from './protocol/meta.js'
+import type { Dispatch, Protocol, StoreMode } from './protocol/protocol.js'
+import { VersionCommand } from './protocol/text-commands.js'
+import { UndecodableError, ValueCodec } from './serializer.js'
+import { ServerNode } from './server-node.js'
+import { SingleFlight } from './single-flight.js'
+import { downStats, type ServerStats, summarizeStats } from './stats.js'
+import { toExptime } from './ttl.js'
+
+/** memcached's per-item header: 59 bytes with a CAS id, plus 4 when the flags are non-zero. */
+const ITEM_OVERHEAD = 59
+const MAX_UINT64 = (1n << 64n) - 1n
+
+export interface SetOptions {
+  /** Seconds; 0 = no expiry; fractions round up; over 30 days is sent as an absolute time. Default: the client's `defaultTtl`. */
+  ttl?: number
+}
+
+export interface CounterOptions {
+  /** Create a missing counter with this value (the delta is not applied to it). Without it, a missing counter stays missing. */
+  initial?: number | bigint
+  /** TTL in seconds for a counter created from `initial`. Default: the client's `defaultTtl`. */
+  ttl?: number
+}
+
+export interface UpdateOptions extends SetOptions {
+  /** Attempts before giving up with ERR_MEMKIT_CAS_CONFLICT. Default `10`. */
+  retries?: number
+}
+
+export interface ClientEvents {
+  'server:down': [{ server: string; error: MemkitError }]
+  'server:up': [{ server: string }]
+  error: [Error]
+}
+
+/**
+ * A pipelined memcached client. Create it with `createClient(options)`; share one instance
+ * per process between all middleware.
+ */
+export class MemcachedClient extends EventEmitter<ClientEvents> implements LockBackend {
+  readonly config: ClientConfig
+  readonly #protocol: Protocol
+  readonly #keys: KeyCodec
+  readonly #codec: ValueCodec
+  readonly #cluster: Cluster
+  readonly #decoder: ItemDecoder
+  readonly #loads = new SingleFlight<unknown>()
+  readonly #dispatchers = new Map<ServerNode, Dispatch>()
+  #closed = false
+
+  constructor(options: ClientOptions = {}) {
+    super()
+    this.config = parseClientOptions(options)
+    const config = this.config
+    this.#protocol = new MetaProtocol()
+    this.#keys = new KeyCodec({
+      prefix: config.keyPrefix,
+      hashLongKeys: config.hashLongKeys,
+      base64NonAscii: this.#protocol.base64Keys,
+    })
+    this.#codec = new ValueCodec(config.codec)
+    const codec = this.#codec
+    this.#decoder = {
+      missOnDecodeError: config.decodeErrors === 'miss',
+      decode(key, data, flags) {
+        try {
+          return codec.decode(data, flags)
+        } catch (error) {
+          const reason =
+            error instanceof UndecodableError ? error.message : `serializer failed: ${String(error)}`
+          throw new DecodeError(
+            `stored value of ${JSON.stringify(key)} cannot be decoded: ${reason}`,
+            key,
+            flags,
+            {
+              cause: error,
+            },
+          )
+        }
+      },
+      reportDecodeError: (error) => this.#emitError(error),
+    }
+    const nodes = config.servers.map(
+      (server) =>
+        new ServerNode(
+          server,
+          {
+            connections: config.connections,
+            connectTimeout: config.connectTimeout,
+            keepAlive: config.keepAlive,
+            tls: config.tls,
+            handshake: undefined,
+            failureLimit: config.failureLimit,
+            deadTimeout: config.deadTimeout,
+            maxPending: config.maxPending,
+            probe: (connection, deadline) => {
+              const command = new VersionCommand()
+              command.deadline = deadline
+              connection.send(command)
+              return command.promise
+            },
+          },
+          {
+            onDown: (node, error) => {
+              this.#cluster.rebuild()
+              this.emit('server:down', { server: node.label, error })
+            },
+            onUp: (node) => {
+              this.#cluster.rebuild()
+              this.emit('server:up', { server: node.label })
+            },
+          },
+        ),
+    )
+    this.#cluster = new Cluster(nodes, config.failover)
+    for (const node of nodes) this.#dispatchers.set(node, this.#makeDispatch(node))
+  }
+
+  // ---- reading -------------------------------------------------------------------------
+
+  /** The value stored under `key`, or undefined on a miss. */
+  get<T = unknown>(key: string): Promise<T | undefined> {
+    try {
+      const encoded = this.#keys.encode(key)
+      return this.#protocol.get(this.#dispatchFor(encoded.stored), encoded, this.#decoder) as Promise<
+        T | undefined
+      >
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  /** Values of the keys that hit, fetched with one pipelined batch per server, in parallel. */
+  async getMany<T = unknown>(keys: Iterable<string>): Promise<Map<string, T>> {
+    this.#assertOpen()
+    const perNode = new Map<ServerNode, ReturnType<KeyCodec['encode']>[]>()
+    const seen = new Set<string>()
+    for (const key of keys) {
+      if (seen.has(key)) continue
+      seen.add(key)
+      const encoded = this.#keys.encode(key)
+      const node = this.#cluster.nodeFor(encoded.stored)
+      const list = perNode.get(node)
+      if (list) list.push(encoded)
+      else perNode.set(node, [encoded])
+    }
+    const into = new Map<string, unknown>()
+    if (perNode.size === 0) return into as Map<string, T>
+    await Promise.all(
+      [...perNode].map(([node, list]) =>
+        this.#protocol.getMany(this.#dispatchers.get(node)!, list, this.#decoder, into),
+      ),
+    )
+    return into as Map<string, T>
+  }
+
+  /** The value and its CAS token (for `cas()`), or undefined on a miss. */
+  gets<T = unknown>(key: string): Promise<{ value: T; cas: string } | undefined> {
+    try {
+      const encoded = this.#keys.encode(key)
+      return this.#protocol.gets(this.#dispatchFor(encoded.stored), encoded, this.#decoder) as Promise<
+        { value: T; cas: string } | undefined
+      >
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  /** Reads the value and gives it a new TTL (seconds) in one step. */
+  getAndTouch<T = unknown>(key: string, ttl: number): Promise<T | undefined> {
+    try {
+      const encoded = this.#keys.encode(key)
+      return this.#protocol.getAndTouch(
+        this.#dispatchFor(encoded.stored),
+        encoded,
+        toExptime(ttl),
+        this.#decoder,
+      ) as Promise<T | undefined>
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  // ---- writing -------------------------------------------------------------------------
+
+  /** Stores a value. Resolves true. */
+  set(key: string, value: unknown, options?: SetOptions): Promise<boolean> {
+    return this.#store('set', key, value, options?.ttl)
+  }
+
+  /** Stores only if the key is missing; false when it exists. */
+  add(key: string, value: unknown, options?: SetOptions): Promise<boolean> {
+    return this.#store('add', key, value, options?.ttl)
+  }
+
+  /** Stores only if the key exists; false when it is missing. */
+  replace(key: string, value: unknown, options?: SetOptions): Promise<boolean> {
+    return this.#store('replace', key, value, options?.ttl)
+  }
+
+  /** Stores only if the item is unchanged since `gets` returned `cas`; false on conflict or when missing. */
+  cas(key: string, value: unknown, cas: string, options?: SetOptions): Promise<boolean> {
+    if (typeof cas !== 'string' || !/^\d+$/.test(cas)) {
+      return Promise.reject(new InvalidArgumentError('cas must be the token string from gets()'))
+    }
+    return this.#store('cas', key, value, options?.ttl, cas)
+  }
+
+  /** Appends bytes or text to an existing item (its flags and TTL stay); false when missing. */
+  append(key: string, value: string | Buffer): Promise<boolean> {
+    return this.#concat('append', key, value)
+  }
+
+  /** Prepends bytes or text to an existing item; false when missing. */
+  prepend(key: string, value: string | Buffer): Promise<boolean> {
+    return this.#concat('prepend', key, value)
+  }
+
+  /** Removes a key; false when it was missing. */
+  delete(key: string): Promise<boolean> {
+    try {
+      const encoded = this.#keys.encode(key)
+      return this.#protocol.delete(this.#dispatchFor(encoded.stored), encoded)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  /** Removes a key only while its CAS is still `cas` (compare-and-delete); false otherwise. */
+  deleteIfUnchanged(key: string, cas: string): Promise<boolean> {
+    try {
+      if (typeof cas !== 'string' || !/^\d+$/.test(cas))
+        throw new InvalidArgumentError('cas must be the token string from gets()')
+      const encoded = this.#keys.encode(key)
+      return this.#protocol.deleteIfUnchanged(this.#dispatchFor(encoded.stored), encoded, cas)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  /** Gives an item a new TTL (seconds) without rewriting it; false when missing. */
+  touch(key: string, ttl: number): Promise<boolean> {
+    try {
+      const encoded = this.#keys.encode(key)
+      return this.#protocol.touch(this.#dispatchFor(encoded.stored), encoded, toExptime(ttl))
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  // ---- counters ------------------------------------------------------------------------
+
+  /**
+   * Adds `delta` to a counter and returns the new value, in one round trip. With `initial`, a
+   * missing counter is created holding `initial` (and `ttl`); without it a miss returns undefined.
+   * Counters are unsigned 64-bit; values above Number.MAX_SAFE_INTEGER need `incrBig`.
+   */
+  incr(key: string, delta: number | bigint = 1, options?: CounterOptions): Promise<number | undefined> {
+    return this.#arith(key, false, delta, options, false).then(toSafeNumber)
+  }
+
+  /** Subtracts `delta` (memcached stops at 0). */
+  decr(key: string, delta: number | bigint = 1, options?: CounterOptions): Promise<number | undefined> {
+    return this.#arith(key, true, delta, options, false).then(toSafeNumber)
+  }
+
+  /** `incr` with exact 64-bit results as bigint. */
+  incrBig(key: string, delta: number | bigint = 1n, options?: CounterOptions): Promise<bigint | undefined> {
+    return this.#arith(key, false, delta, options, false).then((r) =>
+      r === undefined ? undefined : BigInt(r.value),
+    )
+  }
+
+  /** `decr` with exact 64-bit results as bigint. */
+  decrBig(key: string, delta: number | bigint = 1n, options?: CounterOptions): Promise<bigint | undefined> {
+    return this.#arith(key, true, delta, options, false).then((r) =>
+      r === undefined ? undefined : BigInt(r.value),
+    )
+  }
+
+  /**
+   * `incr` that also returns the counter's remaining TTL in seconds (-1 = never expires), still
+   * in one round trip: what a fixed-window rate limiter needs to report its reset time.
+   */
+  incrWithTtl(
+    key: string,
+    delta: number | bigint = 1,
+    options?: CounterOptions,
+  ): Promise<{ value: number; ttl: number } | undefined> {
+    return this.#arith(key, false, delta, options, true).then((r) =>
+      r === undefined ? undefined : { value: toSafeNumber(r)!, ttl: r.ttl },
+    )
+  }
+
+  /** `decr` that also returns the remaining TTL (seconds, -1 = never). */
+  decrWithTtl(
+    key: string,
+    delta: number | bigint = 1,
+    options?: CounterOptions,
+  ): Promise<{ value: number; ttl: number } | undefined> {
+    return this.#arith(key, true, delta, options, true).then((r) =>
+      r === undefined ? undefined : { value: toSafeNumber(r)!, ttl: r.ttl },
+    )
+  }
+
+  // ---- compound operations ------------------------------------------------------------
+
+  /**
+   * Read-modify-write with compare-and-swap: `fn` gets the current value (undefined when
+   * missing) and returns the next one; if another writer got there first, it runs again on the
+   * fresh value. Returning undefined leaves the item as it is. Resolves with what was stored.
+   */
+  async update<T>(
+    key: string,
+    fn: (current: T | undefined) => T | undefined | Promise<T | undefined>,
+    options?: UpdateOptions,
+  ): Promise<T | undefined> {
+    const attempts = options?.retries ?? 10
+    if (!Number.isInteger(attempts) || attempts < 1)
+      throw new InvalidArgumentError('update retries must be an integer >= 1')
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      const item = await this.gets<T>(key)
+      const next = await fn(item?.value)
+      if (next === undefined) return item?.value
+      const stored = item
+        ? await this.cas(key, next, item.cas, { ttl: options?.ttl })
+        : await this.add(key, next, { ttl: options?.ttl })
+      if (stored) return next
+    }
+    throw new CasConflictError(
+      `update of ${JSON.stringify(key)} lost the compare-and-swap race ${attempts} times`,
+    )
+  }
+
+  /** Acquires a distributed lock named `name` (stored under `lock:<name>`). See `Lock`. */
+  lock(name: string, options?: LockOptions): Promise<Lock> {
+    return acquireLock(this, `lock:${name}`, options)
+  }
+
+  /**
+   * Cache-aside: the cached value, or `loader()`'s result stored for `ttl` seconds. Concurrent
+   * callers for one key in this process share one load. If memcached fails, the loader still
+   * runs (the failure is emitted as 'error'); a loader error is passed to every caller and
+   * nothing is cached. An undefined result is returned but not cached.
+   */
+  remember<T>(key: string, ttl: number, loader: () => T | Promise<T>): Promise<T> {
+    return this.#loads.run(key, async () => {
+      let cached: unknown
+      try {
+        cached = await this.get(key)
+      } catch (error) {
+        if (!(error instanceof ServerFailureError || error instanceof DecodeError)) throw error
+        this.#emitError(error)
+      }
+      if (cached !== undefined) return cached
+      const value = await loader()
+      if (value !== undefined) {
+        try {
+          await this.set(key, value, { ttl })
+        } catch (error) {
+          if (!(error instanceof ServerFailureError || error instanceof ValueTooLargeError)) throw error
+          this.#emitError(error)
+        }
+      }
+      return value
+    }) as Promise<T>
+  }
+
+  // ---- cluster -------------------------------------------------------------------------
+
+  /** `"host:port"` of the server that holds `key` right now. */
+  serverFor(key: string): string {
+    return this.#cluster.nodeFor(this.#keys.encode(key).stored).label
+  }
+
+  /** Removes every item on every server. */
+  async flush(): Promise<void> {
+    this.#assertOpen()
+    await Promise.all(this.#cluster.nodes.map((node) => this.#protocol.flush(this.#dispatchers.get(node)!)))
+  }
+
+  /** Health and figures of every server, in configured order. Never rejects for a down server. */
+  async stats(): Promise<ServerStats[]> {
+    this.#assertOpen()
+    return Promise.all(
+      this.#cluster.nodes.map(async (node) => {
+        try {
+          const raw = await this.#protocol.stats(this.#dispatchers.get(node)!)
+          const stats = summarizeStats(node.label, raw)
+          return stats
+        } catch (error) {
+          return downStats(node.label, error as Error)
+        }
+      }),
+    )
+  }
+
+  /** Closes every connection once its in-flight operations are answered; later calls fail with ERR_MEMKIT_CLOSED. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    for (const node of this.#cluster.nodes) node.close()
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  // ---- internals -----------------------------------------------------------------------
+
+  #store(
+    mode: StoreMode,
+    key: string,
+    value: unknown,
+    ttl: number | undefined,
+    cas?: string,
+  ): Promise<boolean> {
+    try {
+      const encoded = this.#keys.encode(key)
+      const exptime = toExptime(ttl ?? this.config.defaultTtl)
+      const { data, flags } = this.#codec.encode(value)
+      this.#checkSize(encoded.stored, data.length, flags)
+      return this.#protocol.store(this.#dispatchFor(encoded.stored), mode, encoded, data, flags, exptime, cas)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  #concat(mode: 'append' | 'prepend', key: string, value: string | Buffer): Promise<boolean> {
+    try {
+      if (typeof value !== 'string' && !Buffer.isBuffer(value)) {
+        throw new InvalidValueError(`${mode} takes a string or a Buffer (it joins raw bytes)`)
+      }
+      const encoded = this.#keys.encode(key)
+      const data = typeof value === 'string' ? Buffer.from(value) : value
+      this.#checkSize(encoded.stored, data.length, 0)
+      return this.#protocol.store(this.#dispatchFor(encoded.stored), mode, encoded, data, 0, 0)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  #checkSize(stored: string, valueLength: number, flags: number): void {
+    const size = valueLength + Buffer.byteLength(stored) + ITEM_OVERHEAD + (flags === 0 ? 0 : 4)
+    if (size > this.config.maxItemSize) {
+      throw new ValueTooLargeError(
+        `value of ${valueLength} bytes for ${JSON.stringify(stored.slice(0, 60))} needs a ${size}-byte item, over the item size limit of ${this.config.maxItemSize} bytes (maxItemSize, memcached -I)`,
+        size,
+        this.config.maxItemSize,
+      )
+    }
+  }
+
+  #arith(
+    key: string,
+    decrement: boolean,
+    delta: number | bigint,
+    options: CounterOptions | undefined,
+    withTtl: boolean,
+  ) {
+    try {
+      const encoded = this.#keys.encode(key)
+      const initial = options?.initial === undefined ? undefined : toUint64(options.initial, 'initial')
+      if (options?.ttl !== undefined && initial === undefined) {
+        throw new InvalidArgumentError(
+          'a counter ttl applies when the counter is created: pass `initial` with it',
+        )
+      }
+      return this.#protocol.arith(this.#dispatchFor(encoded.stored), {
+        key: encoded,
+        decrement,
+        delta: toUint64(delta, 'delta'),
+        initial,
+        exptime: initial === undefined ? 0 : toExptime(options?.ttl ?? this.config.defaultTtl),
+        withTtl,
+      })
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  #dispatchFor(stored: string): Dispatch {
+    if (this.#closed) throw new ClientClosedError('the client is closed')
+    return this.#dispatchers.get(this.#cluster.nodeFor(stored))!
+  }
+
+  #makeDispatch(node: ServerNode): Dispatch {
+    return <T>(command: Command<T>, idempotent: boolean): Promise<T> => {
+      if (this.#closed) return Promise.reject(new ClientClosedError('the client is closed'))
+      command.deadline = Date.now() + this.config.timeout
+      command.route = node
+      if (idempotent && this.config.retries > 0) {
+        command.retriesLeft = this.config.retries
+        command.onFailure = this.#retry
+      }
+      node.send(command)
+      return command.promise
+    }
+  }
+
+  // A command whose connection broke (not one that timed out, and not a down server) is sent
+  // again on a fresh connection while its deadline allows. Only idempotent commands get here.
+  readonly #retry = (command: RetryTarget, error: MemkitError): boolean => {
+    if (command.retriesLeft <= 0 || error.code !== 'ERR_MEMKIT_CONNECTION' || this.#closed) return false
+    if (Date.now() >= command.deadline) return false
+    command.retriesLeft--
+    ;(command.route as ServerNode).send(command as Command)
+    return true
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new ClientClosedError('the client is closed')
+  }
+
+  #emitError(error: Error): void {
+    // 'error' without a listener would throw; background failures must never crash the process.
+    if (this.listenerCount('error') > 0) this.emit('error', error)
+  }
+}
+
+function toUint64(value: number | bigint, name: string): bigint {
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw new InvalidArgumentError(`${name} must be a non-negative integer; got ${value}`)
+    }
+    return BigInt(value)
+  }
+  if (typeof value !== 'bigint' || value < 0n || value > MAX_UINT64) {
+    throw new InvalidArgumentError(`${name} must be an unsigned 64-bit integer; got ${String(value)}`)
+  }
+  return value
+}
+
+function toSafeNumber(result: { value: string } | undefined): number | undefined {
+  if (result === undefined) return undefined
+  const value = Number(result.value)
+  if (!Number.isSafeInteger(value)) {
+    throw new UnsafeIntegerError(
+      `counter value ${result.value} is above Number.MAX_SAFE_INTEGER; use incrBig/decrBig`,
+    )
+  }
+  return value
+}
+
+/** Creates a client. Connections open on first use, so this never fails for a server that is down. */
+export function createClient(options?: ClientOptions): MemcachedClient {
+  return new MemcachedClient(options)
+}

@@ -1,0 +1,47 @@
+import { Continuum } from './ketama.js'
+import type { ServerNode } from './server-node.js'
+
+/**
+ * Places keys on servers. Without failover the ring always holds every server, so a down
+ * server's keys fail fast and come back to it when it recovers. With failover the ring is
+ * rebuilt from the servers that are up (as libmemcached does with auto-eject), so a down
+ * server's keys move to its neighbours on the ring and the others mostly stay put.
+ */
+export class Cluster {
+  readonly nodes: readonly ServerNode[]
+  readonly #failover: boolean
+  readonly #fullRing: Continuum
+  #ring: Continuum | undefined
+  #ringNodes: readonly ServerNode[]
+
+  constructor(nodes: readonly ServerNode[], failover: boolean) {
+    this.nodes = nodes
+    this.#failover = failover
+    this.#fullRing = new Continuum(nodes.map((n) => n.config))
+    this.#ring = this.#fullRing
+    this.#ringNodes = nodes
+  }
+
+  /** The server that owns a stored key right now. */
+  nodeFor(stored: string): ServerNode {
+    const nodes = this.#ringNodes
+    if (nodes.length === 1) return nodes[0]!
+    const ring = this.#ring
+    // Every server down (with failover): use the original owner, which fails fast.
+    if (ring === undefined) return this.nodes[this.#fullRing.lookup(stored)]!
+    return nodes[ring.lookup(stored)]!
+  }
+
+  /** Call when a server goes down or comes back. */
+  rebuild(): void {
+    if (!this.#failover) return
+    const live = this.nodes.filter((node) => node.up)
+    this.#ringNodes = live.length === 0 ? this.nodes : live
+    this.#ring =
+      live.length === 0
+        ? undefined
+        : live.length === this.nodes.length
+          ? this.#fullRing
+          : new Continuum(live.map((n) => n.config))
+  }
+}

@@ -1,0 +1,359 @@
+import { connect as netConnect, type Socket } from 'node:net'
+import { type ConnectionOptions as TlsOptions, connect as tlsConnect } from 'node:tls'
+import { type Command, DONE, FATAL, MORE, type OutPart } from './command.js'
+import { Deque } from './deque.js'
+import { ConnectionError, type MemkitError, ProtocolError, TimeoutError } from './errors.js'
+
+/** Protocol text longer than this without a newline is not memcached talking. */
+const MAX_LINE_LENGTH = 64 * 1024
+/** Values at least this large are written as their own Buffer chunk instead of joined into the text. */
+const INLINE_VALUE_LIMIT = 16 * 1024
+
+export interface ConnectionOptions {
+  host: string
+  port: number
+  label: string
+  connectTimeout: number
+  keepAlive: number | false
+  tls: TlsOptions | undefined
+  /** Commands sent before anything else on a new connection (ASCII auth). */
+  handshake?: () => Command[]
+}
+
+export interface ConnectionEvents {
+  /** A reply arrived: the server is alive. */
+  onReply(connection: Connection): void
+  /** The connection is gone. `error` is set when it failed rather than being closed by us. */
+  onClose(connection: Connection, error: MemkitError | undefined): void
+}
+
+/**
+ * One socket to one server, pipelined: commands are written as soon as they are issued
+ * (coalesced into one write per tick) and replies are matched to them in order.
+ *
+ * A request that misses its deadline resets the whole connection. That is deliberate: once a
+ * reply is late, every reply behind it on this socket is suspect, and a reply that arrives
+ * after its request gave up must never be read as the answer to a later request. Closing the
+ * socket is the only way to guarantee that.
+ */
+export class Connection {
+  readonly #options: ConnectionOptions
+  readonly #events: ConnectionEvents
+  readonly #socket: Socket
+  readonly #queue = new Deque<Command>()
+
+  // Outgoing bytes collected during this tick.
+  #outText = ''
+  #outChunks: OutPart[] = []
+  #flushScheduled = false
+
+  // Reply parser state: -1 while reading lines, else the size of the data block awaited.
+  #need = -1
+  #rest: Buffer[] = []
+  #restLength = 0
+
+  #timer: NodeJS.Timeout | undefined
+  #connectTimer: NodeJS.Timeout | undefined
+  #closing = false
+  #closed = false
+  #connected = false
+  #referenced = true
+
+  constructor(options: ConnectionOptions, events: ConnectionEvents) {
+    this.#options = options
+    this.#events = events
+    const socket = options.tls
+      ? tlsConnect({
+          ...options.tls,
+          host: options.host,
+          port: options.port,
+          servername: options.tls.servername ?? hostnameForSni(options.host),
+        })
+      : netConnect({ host: options.host, port: options.port })
+    this.#socket = socket
+    socket.setNoDelay(true)
+    if (options.keepAlive !== false) socket.setKeepAlive(true, options.keepAlive)
+    socket.on(options.tls ? 'secureConnect' : 'connect', this.#onConnect)
+    socket.on('data', this.#onData)
+    socket.on('error', this.#onError)
+    socket.on('close', this.#onSocketClose)
+    this.#connectTimer = setTimeout(this.#onConnectTimeout, options.connectTimeout)
+    this.#connectTimer.unref()
+    this.#unref()
+    for (const command of options.handshake?.() ?? []) this.send(command)
+  }
+
+  get label(): string {
+    return this.#options.label
+  }
+
+  /** Commands sent and not yet answered. */
+  get pending(): number {
+    return this.#queue.length
+  }
+
+  /** False once the connection failed or was closed; a new one must be made. */
+  get usable(): boolean {
+    return !this.#closed && !this.#closing
+  }
+
+  get connected(): boolean {
+    return this.#connected
+  }
+
+  send(command: Command): void {
+    if (this.#closed) {
+      command.fail(new ConnectionError(`connection to ${this.label} is closed`, this.label))
+      return
+    }
+    command.server = this.#options.label
+    this.#queue.push(command)
+    this.#append(command.out)
+    if (this.#queue.length === 1) {
+      this.#ref()
+      if (this.#timer === undefined) this.#armTimer(command.deadline)
+    }
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true
+      process.nextTick(this.#flush)
+    }
+  }
+
+  /** Stops accepting commands and closes once the ones in flight are answered. */
+  close(): void {
+    if (this.#closed || this.#closing) return
+    this.#closing = true
+    if (this.#queue.length === 0) this.#socket.end()
+  }
+
+  /** Closes at once; every command in flight fails with `error` (or a connection error). */
+  destroy(error?: MemkitError): void {
+    if (this.#closed) return
+    this.#closed = true
+    clearTimeout(this.#timer)
+    clearTimeout(this.#connectTimer)
+    this.#socket.destroy()
+    this.#failAll(error)
+    this.#events.onClose(this, error)
+  }
+
+  #append(out: OutPart | OutPart[]): void {
+    if (typeof out === 'string') {
+      this.#outText += out
+      return
+    }
+    if (Array.isArray(out)) {
+      for (const part of out) this.#append(part)
+      return
+    }
+    if (out.length < INLINE_VALUE_LIMIT) {
+      this.#outText += out.toString('latin1')
+      return
+    }
+    if (this.#outText) {
+      this.#outChunks.push(this.#outText)
+      this.#outText = ''
+    }
+    this.#outChunks.push(out)
+  }
+
+  readonly #flush = (): void => {
+    this.#flushScheduled = false
+    if (this.#closed) return
+    const socket = this.#socket
+    if (this.#outChunks.length === 0) {
+      if (this.#outText) socket.write(this.#outText, 'latin1')
+    } else {
+      socket.cork()
+      for (const chunk of this.#outChunks) {
+        if (typeof chunk === 'string') socket.write(chunk, 'latin1')
+        else socket.write(chunk)
+      }
+      if (this.#outText) socket.write(this.#outText, 'latin1')
+      socket.uncork()
+      this.#outChunks = []
+    }
+    this.#outText = ''
+  }
+
+  // One timer per connection, armed for the oldest command's deadline. Replies come back in
+  // order, so the oldest unanswered command is always the first to expire.
+  #armTimer(deadline: number): void {
+    this.#timer = setTimeout(this.#onTimer, Math.max(0, deadline - Date.now()))
+    this.#timer.unref()
+  }
+
+  readonly #onTimer = (): void => {
+    this.#timer = undefined
+    const head = this.#queue.peek()
+    if (!head || this.#closed) return
+    const now = Date.now()
+    if (head.deadline <= now) {
+      const waited = now - head.deadline
+      this.destroy(
+        new TimeoutError(
+          `${head.name} on ${this.label} timed out${this.#connected ? '' : ' while connecting'} (no reply within its timeout${waited > 50 ? `, ${waited} ms late` : ''})`,
+          this.label,
+        ),
+      )
+      return
+    }
+    this.#armTimer(head.deadline)
+  }
+
+  readonly #onConnect = (): void => {
+    this.#connected = true
+    clearTimeout(this.#connectTimer)
+    this.#connectTimer = undefined
+  }
+
+  readonly #onConnectTimeout = (): void => {
+    this.#connectTimer = undefined
+    if (this.#connected || this.#closed) return
+    this.destroy(
+      new ConnectionError(
+        `could not connect to ${this.label} within ${this.#options.connectTimeout} ms`,
+        this.label,
+      ),
+    )
+  }
+
+  readonly #onError = (cause: Error): void => {
+    if (this.#closed) return
+    const code = (cause as NodeJS.ErrnoException).code
+    const what = this.#connected ? 'connection to' : 'could not connect to'
+    this.destroy(
+      new ConnectionError(`${what} ${this.label} failed: ${code ?? cause.message}`, this.label, { cause }),
+    )
+  }
+
+  readonly #onSocketClose = (): void => {
+    if (this.#closed) return
+    if (this.#closing && this.#queue.length === 0) {
+      this.#closed = true
+      clearTimeout(this.#timer)
+      clearTimeout(this.#connectTimer)
+      this.#events.onClose(this, undefined)
+      return
+    }
+    this.destroy(new ConnectionError(`${this.label} closed the connection`, this.label))
+  }
+
+  #failAll(error: MemkitError | undefined): void {
+    const commands = this.#queue.drain()
+    const now = Date.now()
+    for (let i = 0; i < commands.length; i++) {
+      const command = commands[i]!
+      let reason: MemkitError
+      if (i === 0 && command.fatalError) reason = command.fatalError
+      else if (error instanceof TimeoutError && command.deadline > now) {
+        // Not its own timeout: it was queued behind one. Say so, and let it be retried.
+        reason = new ConnectionError(
+          `connection to ${this.label} was reset after an earlier request timed out`,
+          this.label,
+          { cause: error },
+        )
+      } else reason = error ?? new ConnectionError(`connection to ${this.label} closed`, this.label)
+      command.reset()
+      // Goes through the command's onFailure hook, which may retry it on another connection.
+      command.fail(reason)
+    }
+  }
+
+  #ref(): void {
+    if (!this.#referenced) {
+      this.#referenced = true
+      this.#socket.ref()
+    }
+  }
+
+  // An idle connection must not keep the process alive; one with requests in flight must.
+  #unref(): void {
+    if (this.#referenced) {
+      this.#referenced = false
+      this.#socket.unref()
+    }
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    let buffer: Buffer
+    if (this.#restLength > 0) {
+      // Waiting for a large data block: collect chunks until it is complete, then join once.
+      if (this.#need >= 0 && this.#restLength + chunk.length < this.#need + 2) {
+        this.#rest.push(chunk)
+        this.#restLength += chunk.length
+        return
+      }
+      this.#rest.push(chunk)
+      buffer = Buffer.concat(this.#rest, this.#restLength + chunk.length)
+      this.#rest = []
+      this.#restLength = 0
+    } else {
+      buffer = chunk
+    }
+
+    const length = buffer.length
+    let position = 0
+    while (position < length) {
+      const head = this.#queue.peek()
+      if (head === undefined) {
+        this.destroy(new ProtocolError(`${this.label} sent data nobody asked for`, this.label))
+        return
+      }
+      let next: number
+      if (this.#need >= 0) {
+        const end = position + this.#need
+        if (end + 2 > length) break
+        if (buffer[end] !== 13 || buffer[end + 1] !== 10) {
+          head.protocolError('data block not terminated by CRLF')
+          this.destroy(head.fatalError)
+          return
+        }
+        const data = buffer.subarray(position, end)
+        position = end + 2
+        this.#need = -1
+        next = head.onData(data)
+      } else {
+        const newline = buffer.indexOf(10, position)
+        if (newline === -1) {
+          if (length - position > MAX_LINE_LENGTH) {
+            head.protocolError('reply line too long')
+            this.destroy(head.fatalError)
+            return
+          }
+          break
+        }
+        const end = newline > position && buffer[newline - 1] === 13 ? newline - 1 : newline
+        const line = buffer.toString('latin1', position, end)
+        position = newline + 1
+        next = head.onLine(line)
+      }
+
+      if (next === DONE) {
+        this.#queue.shift()
+        this.#events.onReply(this)
+        if (this.#queue.length === 0) {
+          this.#unref()
+          if (this.#closing) this.#socket.end()
+        }
+      } else if (next >= 0) {
+        this.#need = next
+      } else if (next === FATAL) {
+        this.destroy(head.fatalError)
+        return
+      } else if (next !== MORE) {
+        this.destroy(new ProtocolError(`internal: bad parser state ${next}`, this.label))
+        return
+      }
+    }
+    if (position < length) {
+      this.#rest.push(position === 0 ? buffer : buffer.subarray(position))
+      this.#restLength = length - position
+    }
+  }
+}
+
+/** SNI must be a hostname, never an IP address. */
+function hostnameForSni(host: string): string | undefined {
+  return /^[\d.]+$/.test(host) || host.includes(':') ? undefined : host
+}

@@ -1,0 +1,39 @@
+export {
+  type ClientEvents,
+  type CounterOptions,
+  createClient,
+  MemcachedClient,
+  type SetOptions,
+  type UpdateOptions,
+} from './client.js'
+export {
+  AuthError,
+  CasConflictError,
+  ClientClosedError,
+  ConnectionError,
+  DecodeError,
+  InvalidArgumentError,
+  InvalidKeyError,
+  InvalidOptionError,
+  InvalidValueError,
+  LockTimeoutError,
+  MemkitError,
+  NotNumericError,
+  NotSupportedError,
+  OverloadedError,
+  ProtocolError,
+  ServerDownError,
+  ServerError,
+  ServerFailureError,
+  TimeoutError,
+  UnsafeIntegerError,
+  ValueTooLargeError,
+} from './errors.js'
+export { Continuum, hashKey } from './ketama.js'
+export { MAX_KEY_LENGTH } from './keys.js'
+export { Lock, type LockOptions } from './lock.js'
+export type { ClientConfig, ClientOptions } from './options.js'
+export { type CompressionOptions, defaultSerializer, Flags, type Serializer } from './serializer.js'
+export { parseServers, type ServerConfig, type ServerSpec } from './servers.js'
+export type { ServerStats } from './stats.js'
+export { MAX_RELATIVE_TTL, toExptime } from './ttl.js'

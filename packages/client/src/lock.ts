@@ -1,0 +1,72 @@
+import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { InvalidArgumentError, LockTimeoutError } from './errors.js'
+
+export interface LockOptions {
+  /** Seconds the lock lives if it is never released (a crashed holder frees it). Default `30`. */
+  ttl?: number
+  /** Milliseconds to keep trying to acquire before failing with ERR_MEMKIT_LOCK_TIMEOUT. Default `0` (one try). */
+  wait?: number
+  /** Milliseconds between attempts while waiting (jittered ±50%). Default `50`. */
+  retryInterval?: number
+}
+
+/** The operations a lock needs; implemented by the client. */
+export interface LockBackend {
+  add(key: string, value: string, options: { ttl: number }): Promise<boolean>
+  gets(key: string): Promise<{ value: unknown; cas: string } | undefined>
+  cas(key: string, value: string, cas: string, options: { ttl: number }): Promise<boolean>
+  deleteIfUnchanged(key: string, cas: string): Promise<boolean>
+}
+
+/**
+ * A held lock. `release` and `extend` act only while the lock still holds this holder's
+ * random token, with compare-and-swap / compare-and-delete, so a holder whose lock expired
+ * and was taken by someone else can never release or extend the new holder's lock.
+ */
+export class Lock {
+  constructor(
+    readonly key: string,
+    readonly token: string,
+    private readonly backend: LockBackend,
+  ) {}
+
+  /** Frees the lock; false when it was no longer ours (expired, or taken over). */
+  async release(): Promise<boolean> {
+    const item = await this.backend.gets(this.key)
+    if (!item || item.value !== this.token) return false
+    return this.backend.deleteIfUnchanged(this.key, item.cas)
+  }
+
+  /** Gives the lock a new TTL from now; false when it was no longer ours. */
+  async extend(ttl: number): Promise<boolean> {
+    const item = await this.backend.gets(this.key)
+    if (!item || item.value !== this.token) return false
+    return this.backend.cas(this.key, this.token, item.cas, { ttl })
+  }
+}
+
+export async function acquireLock(
+  backend: LockBackend,
+  key: string,
+  options: LockOptions = {},
+): Promise<Lock> {
+  const ttl = options.ttl ?? 30
+  const wait = options.wait ?? 0
+  const interval = options.retryInterval ?? 50
+  if (!(ttl > 0))
+    throw new InvalidArgumentError(
+      'lock ttl must be > 0 seconds (a lock without expiry outlives a crashed holder)',
+    )
+  if (!(wait >= 0) || !(interval > 0))
+    throw new InvalidArgumentError('lock wait must be >= 0 and retryInterval > 0 (ms)')
+  const token = randomBytes(16).toString('base64url')
+  const deadline = Date.now() + wait
+  for (;;) {
+    if (await backend.add(key, token, { ttl })) return new Lock(key, token, backend)
+    const left = deadline - Date.now()
+    if (left <= 0)
+      throw new LockTimeoutError(`lock ${key} is held by someone else${wait ? ` (waited ${wait} ms)` : ''}`)
+    await sleep(Math.min(left, interval * (0.5 + Math.random())))
+  }
+}

@@ -1,0 +1,182 @@
+import type { ConnectionOptions as TlsOptions } from 'node:tls'
+import { InvalidOptionError } from './errors.js'
+import {
+  type CompressionAlgorithm,
+  type CompressionOptions,
+  defaultSerializer,
+  parseCompression,
+  type Serializer,
+  type ValueCodecConfig,
+} from './serializer.js'
+import { parseServers, type ServerConfig, type ServerSpec } from './servers.js'
+
+export interface ClientOptions {
+  /**
+   * Servers: `"host:port"`, `{ host, port, weight }`, an array of those, or a comma-separated
+   * string. Default: the `MEMCACHED_SERVERS` environment variable, else `"127.0.0.1:11211"`.
+   */
+  servers?: ServerSpec | readonly ServerSpec[]
+  /** Prepended to every key (counts toward the 250-byte limit). Default `''`. */
+  keyPrefix?: string
+  /** Store keys over 250 bytes as `prefix + "h:" + sha256(key)` instead of refusing them. Default `false`. */
+  hashLongKeys?: boolean
+  /** Milliseconds each operation may take, connecting included, before it fails with ERR_MEMKIT_TIMEOUT. Default `500`. */
+  timeout?: number
+  /** Milliseconds to establish a TCP (and TLS) connection. Default `1000`. */
+  connectTimeout?: number
+  /** Connections per server; commands are spread over them round-robin. Default `1`. */
+  connections?: number
+  /** The servers' item size limit in bytes (memcached `-I`); larger values are refused before sending. Default `1048576`. */
+  maxItemSize?: number
+  /** Compress values of at least `threshold` bytes (default 1024) with zlib or brotli. Default `false`. */
+  compression?: boolean | CompressionAlgorithm | CompressionOptions
+  /** Custom value serializer (must not use flag bits 8 and 64, reserved for compression). */
+  serializer?: Serializer
+  /** TTL in seconds for writes that give none. Default `0` (no expiry). */
+  defaultTtl?: number
+  /** When a server is down, move its keys to the remaining servers (`true`) or fail them fast (`false`). Default `false`. */
+  failover?: boolean
+  /** Consecutive failures (connection errors, timeouts) after which a server is marked down. Default `2`. */
+  failureLimit?: number
+  /** Milliseconds a down server is left alone before it is probed again. Default `5000`. */
+  deadTimeout?: number
+  /** Retries, on a fresh connection, of idempotent operations whose connection failed. Default `1`. */
+  retries?: number
+  /** Most commands waiting on one connection; beyond that operations fail with ERR_MEMKIT_OVERLOADED. Default `10000`. */
+  maxPending?: number
+  /** What a stored value that cannot be decoded reads as: an error (`'throw'`) or a miss (`'miss'`). Default `'throw'`. */
+  decodeErrors?: 'throw' | 'miss'
+  /** TCP keep-alive: `false`, or the initial delay in ms. Default `30000`. */
+  keepAlive?: number | false
+  /** TLS: `true`, or Node `tls.connect` options (ca, cert, key, servername...). Default `false`. */
+  tls?: boolean | TlsOptions
+}
+
+export interface ClientConfig {
+  readonly servers: readonly ServerConfig[]
+  readonly keyPrefix: string
+  readonly hashLongKeys: boolean
+  readonly timeout: number
+  readonly connectTimeout: number
+  readonly connections: number
+  readonly maxItemSize: number
+  readonly codec: ValueCodecConfig
+  readonly defaultTtl: number
+  readonly failover: boolean
+  readonly failureLimit: number
+  readonly deadTimeout: number
+  readonly retries: number
+  readonly maxPending: number
+  readonly decodeErrors: 'throw' | 'miss'
+  readonly keepAlive: number | false
+  readonly tls: TlsOptions | undefined
+}
+
+const KNOWN = new Set<string>([
+  'servers',
+  'keyPrefix',
+  'hashLongKeys',
+  'timeout',
+  'connectTimeout',
+  'connections',
+  'maxItemSize',
+  'compression',
+  'serializer',
+  'defaultTtl',
+  'failover',
+  'failureLimit',
+  'deadTimeout',
+  'retries',
+  'maxPending',
+  'decodeErrors',
+  'keepAlive',
+  'tls',
+])
+
+/** Validates every option once, at construction, into a frozen config. */
+export function parseClientOptions(options: ClientOptions = {}): ClientConfig {
+  if (typeof options !== 'object' || options === null)
+    throw new InvalidOptionError('options must be an object')
+  for (const name of Object.keys(options)) {
+    if (!KNOWN.has(name)) throw new InvalidOptionError(`unknown option \`${name}\``)
+  }
+  const serializer = options.serializer ?? defaultSerializer
+  if (typeof serializer.serialize !== 'function' || typeof serializer.deserialize !== 'function') {
+    throw new InvalidOptionError('serializer must have serialize(value) and deserialize(data, flags) methods')
+  }
+  const config: ClientConfig = {
+    servers: Object.freeze(parseServers(options.servers)),
+    keyPrefix: string(options.keyPrefix, 'keyPrefix', ''),
+    hashLongKeys: boolean(options.hashLongKeys, 'hashLongKeys', false),
+    timeout: positive(options.timeout, 'timeout', 500),
+    connectTimeout: positive(options.connectTimeout, 'connectTimeout', 1000),
+    connections: integer(options.connections, 'connections', 1, 1, 64),
+    maxItemSize: integer(options.maxItemSize, 'maxItemSize', 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    codec: Object.freeze({ serializer, compression: parseCompression(options.compression) }),
+    defaultTtl: nonNegative(options.defaultTtl, 'defaultTtl', 0),
+    failover: boolean(options.failover, 'failover', false),
+    failureLimit: integer(options.failureLimit, 'failureLimit', 2, 1, 1000),
+    deadTimeout: positive(options.deadTimeout, 'deadTimeout', 5000),
+    retries: integer(options.retries, 'retries', 1, 0, 10),
+    maxPending: integer(options.maxPending, 'maxPending', 10_000, 1, 10_000_000),
+    decodeErrors: oneOf(options.decodeErrors, 'decodeErrors', ['throw', 'miss'] as const, 'throw'),
+    keepAlive: options.keepAlive === false ? false : nonNegative(options.keepAlive, 'keepAlive', 30_000),
+    tls: parseTls(options.tls),
+  }
+  return Object.freeze(config)
+}
+
+function parseTls(input: ClientOptions['tls']): TlsOptions | undefined {
+  if (input === undefined || input === false) return undefined
+  if (input === true) return {}
+  if (typeof input === 'object' && input !== null) return { ...input }
+  throw new InvalidOptionError('tls must be a boolean or Node tls.connect options')
+}
+
+function string(value: unknown, name: string, fallback: string): string {
+  if (value === undefined) return fallback
+  if (typeof value !== 'string') throw new InvalidOptionError(`\`${name}\` must be a string`)
+  return value
+}
+
+function boolean(value: unknown, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') throw new InvalidOptionError(`\`${name}\` must be true or false`)
+  return value
+}
+
+function positive(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new InvalidOptionError(
+      `\`${name}\` must be a positive number of milliseconds; got ${String(value)}`,
+    )
+  }
+  return value
+}
+
+function nonNegative(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new InvalidOptionError(`\`${name}\` must be a number >= 0; got ${String(value)}`)
+  }
+  return value
+}
+
+function integer(value: unknown, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidOptionError(`\`${name}\` must be an integer from ${min} to ${max}; got ${String(value)}`)
+  }
+  return value
+}
+
+function oneOf<T extends string>(value: unknown, name: string, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback
+  if (!allowed.includes(value as T)) {
+    throw new InvalidOptionError(
+      `\`${name}\` must be one of ${allowed.map((a) => `'${a}'`).join(', ')}; got ${String(value)}`,
+    )
+  }
+  return value as T
+}

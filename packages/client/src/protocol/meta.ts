@@ -1,0 +1,406 @@
+import { Command, DONE, FATAL, MORE } from '../command.js'
+import type { EncodedKey } from '../keys.js'
+import { decodeItem, type ItemDecoder } from './item-decoder.js'
+import type { ArithRequest, ArithResult, Dispatch, Protocol, StoredItem, StoreMode } from './protocol.js'
+import { FlushCommand, StatsCommand, VersionCommand } from './text-commands.js'
+
+// The meta protocol (memcached >= 1.6, doc/protocol.txt): every request carries an opaque
+// token (O) that the server echoes, and each reply is checked against it, so a reply can
+// never be taken for another request's even if the stream got out of step.
+
+let opaqueCounter = 0
+function nextOpaque(): string {
+  opaqueCounter = (opaqueCounter + 1) & 0x3fffffff
+  return opaqueCounter.toString(36)
+}
+
+function keyToken(key: EncodedKey): string {
+  return key.base64 ? `${key.wire} b` : key.wire
+}
+
+/**
+ * The flags of one reply line, parsed by a scanner rather than split(): this runs once per
+ * reply at hundreds of thousands of replies a second. One scratch object is reused; commands
+ * copy out what they keep before the next line is parsed.
+ */
+class ReplyFlags {
+  client = 0
+  cas = ''
+  ttl = Number.NaN
+  /** 0 = no opaque echoed, 1 = matches the request, 2 = another request's */
+  opaque = 0
+  /** For multi-get: the echoed opaque as a number. */
+  opaqueNumber = -1
+}
+
+const scratch = new ReplyFlags()
+
+/** Where the last readUint stopped (a module variable, so parsing allocates nothing). */
+let readEnd = 0
+
+/** Parses an unsigned decimal at `start`; -1 when there are no digits. Sets `readEnd`. */
+function readUint(line: string, start: number): number {
+  let value = 0
+  let i = start
+  for (; i < line.length; i++) {
+    const digit = line.charCodeAt(i) - 48
+    if (digit < 0 || digit > 9) break
+    value = value * 10 + digit
+  }
+  readEnd = i
+  return i === start ? -1 : value
+}
+
+/** Fills `scratch` from the flag tokens starting at `start`; returns an error message or ''. */
+function parseFlags(line: string, start: number, expectedOpaque: string): string {
+  scratch.client = 0
+  scratch.cas = ''
+  scratch.ttl = Number.NaN
+  scratch.opaque = 0
+  scratch.opaqueNumber = -1
+  let i = start
+  const length = line.length
+  while (i < length) {
+    let end = line.indexOf(' ', i)
+    if (end === -1) end = length
+    if (end > i) {
+      switch (line.charCodeAt(i)) {
+        case 102: {
+          // f<client flags>
+          const value = readUint(line, i + 1)
+          if (value < 0 || readEnd !== end) return `bad flags token ${line.slice(i, end)}`
+          scratch.client = value
+          break
+        }
+        case 99: {
+          // c<cas>
+          const value = readUint(line, i + 1)
+          if (value < 0 || readEnd !== end) return `bad cas token ${line.slice(i, end)}`
+          scratch.cas = line.slice(i + 1, end)
+          break
+        }
+        case 116: {
+          // t<remaining ttl>, -1 for none
+          const negative = line.charCodeAt(i + 1) === 45
+          const value = readUint(line, negative ? i + 2 : i + 1)
+          if (value < 0 || readEnd !== end) return `bad ttl token ${line.slice(i, end)}`
+          scratch.ttl = negative ? -value : value
+          break
+        }
+        case 79: {
+          // O<opaque>
+          if (expectedOpaque === '') {
+            const value = readUint(line, i + 1)
+            scratch.opaqueNumber = readEnd === end ? value : -1
+          } else {
+            scratch.opaque =
+              end - i - 1 === expectedOpaque.length && line.startsWith(expectedOpaque, i + 1) ? 1 : 2
+          }
+          break
+        }
+      }
+    }
+    i = end + 1
+  }
+  return ''
+}
+
+/** The two-letter code of a meta reply (VA, HD, EN, NF, NS, EX, MN), or '' for anything else. */
+function codeOf(line: string): string {
+  if (line.length === 2 || (line.length > 2 && line.charCodeAt(2) === 32)) {
+    const a = line.charCodeAt(0)
+    const b = line.charCodeAt(1)
+    if (a >= 65 && a <= 90 && b >= 65 && b <= 90) return line.slice(0, 2)
+  }
+  return ''
+}
+
+abstract class MetaCommand<T> extends Command<T> {
+  constructor(
+    out: string | Array<string | Buffer>,
+    readonly opaque: string,
+  ) {
+    super(out)
+  }
+
+  /** Parses flags into `scratch` and checks the echoed opaque; returns FATAL on a bad line, else 0. */
+  protected readFlags(line: string, start: number): number {
+    const error = parseFlags(line, start, this.opaque)
+    if (error) return this.protocolError(error)
+    // Servers before 1.6.18 do not echo O on EN; only a present, different token is wrong.
+    if (scratch.opaque === 2) {
+      return this.protocolError(
+        `reply ${JSON.stringify(line.slice(0, 80))} belongs to another request (expected O${this.opaque})`,
+      )
+    }
+    return 0
+  }
+}
+
+/** For VA lines: the data size (-1 when malformed); the flags start at `readEnd + 1`. */
+function valueSize(line: string): number {
+  const size = readUint(line, 3)
+  if (size < 0 || (readEnd < line.length && line.charCodeAt(readEnd) !== 32)) return -1
+  return size
+}
+
+type GetShape = 'value' | 'item'
+
+/** mg with v: get, gets (c), getAndTouch (T). */
+class MetaGetCommand<T> extends MetaCommand<T> {
+  readonly name: string
+  #clientFlags = 0
+  #cas = ''
+
+  constructor(
+    name: string,
+    private readonly key: EncodedKey,
+    private readonly decoder: ItemDecoder,
+    private readonly shape: GetShape,
+    extra: string,
+  ) {
+    const opaque = nextOpaque()
+    super(`mg ${keyToken(key)} v f${extra} O${opaque}\r\n`, opaque)
+    this.name = name
+  }
+
+  onLine(line: string): number {
+    const code = codeOf(line)
+    if (code === 'VA') {
+      const size = valueSize(line)
+      if (size < 0) return this.protocolError(`bad size in ${line}`)
+      if (this.readFlags(line, readEnd + 1) === FATAL) return FATAL
+      this.#clientFlags = scratch.client
+      this.#cas = scratch.cas
+      return size
+    }
+    if (code === 'EN') {
+      if (this.readFlags(line, 3) === FATAL) return FATAL
+      this.resolve(undefined as T)
+      return DONE
+    }
+    return this.errorLine(line)
+  }
+
+  override onData(data: Buffer): number {
+    const decoded = decodeItem(this.decoder, this.key.key, data, this.#clientFlags)
+    if (!decoded.ok) {
+      if (decoded.error) this.fail(decoded.error)
+      else this.resolve(undefined as T)
+      return DONE
+    }
+    if (this.shape === 'item') this.resolve({ value: decoded.value, cas: this.#cas } as T)
+    else this.resolve(decoded.value as T)
+    return DONE
+  }
+}
+
+/** A pipelined batch: `mg <key> v f O<i> q` per key, then `mn`. Misses are silent (q). */
+class MetaMultiGetCommand extends Command<void> {
+  readonly name = 'getMany'
+  #index = -1
+  #flags = 0
+  #last = -1
+
+  constructor(
+    private readonly keys: EncodedKey[],
+    private readonly decoder: ItemDecoder,
+    private readonly into: Map<string, unknown>,
+  ) {
+    let out = ''
+    for (let i = 0; i < keys.length; i++) out += `mg ${keyToken(keys[i]!)} v f O${i} q\r\n`
+    super(`${out}mn\r\n`)
+  }
+
+  override reset(): void {
+    this.#index = -1
+    this.#last = -1
+  }
+
+  onLine(line: string): number {
+    if (line === 'MN') {
+      this.resolve()
+      return DONE
+    }
+    if (codeOf(line) === 'VA') {
+      const size = valueSize(line)
+      const error = size < 0 ? `bad size in ${line}` : parseFlags(line, readEnd + 1, '')
+      if (error) return this.protocolError(error)
+      const index = scratch.opaqueNumber
+      // Replies come back in request order: each index must be new and larger than the last.
+      if (index <= this.#last || index >= this.keys.length) return this.protocolError(`unexpected ${line}`)
+      this.#index = index
+      this.#last = index
+      this.#flags = scratch.client
+      return size
+    }
+    // An error inside a quiet batch cannot be attributed to one key: fail the batch, reset.
+    const result = this.errorLine(line)
+    return result === DONE ? this.protocolError(`error reply inside a multi-get: ${line}`) : result
+  }
+
+  override onData(data: Buffer): number {
+    const key = this.keys[this.#index]!
+    const decoded = decodeItem(this.decoder, key.key, data, this.#flags)
+    if (decoded.ok) this.into.set(key.key, decoded.value)
+    else if (decoded.error) {
+      // Keep reading to MN so the stream stays in step, then reject the batch.
+      this.fail(decoded.error)
+    }
+    return MORE
+  }
+}
+
+const STORE_MODE_FLAG: Record<StoreMode, string> = {
+  set: '',
+  add: ' ME',
+  replace: ' MR',
+  append: ' MA',
+  prepend: ' MP',
+  cas: '',
+}
+
+/** Commands whose reply is a status: ms, md, mg-for-touch. HD = true; NS/NF/EX/EN = false. */
+class MetaStatusCommand extends MetaCommand<boolean> {
+  constructor(
+    readonly name: string,
+    out: string | Array<string | Buffer>,
+    opaque: string,
+  ) {
+    super(out, opaque)
+  }
+
+  onLine(line: string): number {
+    const code = codeOf(line)
+    if (code === 'HD' || code === 'NS' || code === 'NF' || code === 'EX' || code === 'EN') {
+      if (this.readFlags(line, 3) === FATAL) return FATAL
+      this.resolve(code === 'HD')
+      return DONE
+    }
+    return this.errorLine(line)
+  }
+}
+
+/** ma with v (and t): the counter value as exact decimal text. */
+class MetaArithCommand extends MetaCommand<ArithResult | undefined> {
+  readonly name: string
+  #ttl = Number.NaN
+
+  constructor(request: ArithRequest) {
+    const opaque = nextOpaque()
+    let out = `ma ${keyToken(request.key)} D${request.delta}`
+    if (request.decrement) out += ' MD'
+    if (request.initial !== undefined) out += ` N${request.exptime} J${request.initial}`
+    out += request.withTtl ? ` v t O${opaque}\r\n` : ` v O${opaque}\r\n`
+    super(out, opaque)
+    this.name = request.decrement ? 'decr' : 'incr'
+  }
+
+  onLine(line: string): number {
+    const code = codeOf(line)
+    if (code === 'VA') {
+      const size = valueSize(line)
+      if (size < 1 || size > 20) return this.protocolError(`bad counter size in ${line}`)
+      if (this.readFlags(line, readEnd + 1) === FATAL) return FATAL
+      this.#ttl = scratch.ttl
+      return size
+    }
+    if (code === 'NF' || code === 'NS' || code === 'EX') {
+      if (this.readFlags(line, 3) === FATAL) return FATAL
+      this.resolve(undefined)
+      return DONE
+    }
+    return this.errorLine(line)
+  }
+
+  override onData(data: Buffer): number {
+    const text = data.toString('latin1')
+    if (!/^\d+$/.test(text))
+      return this.protocolError(`counter value ${JSON.stringify(text)} is not a number`)
+    this.resolve({ value: text, ttl: this.#ttl })
+    return DONE
+  }
+}
+
+export class MetaProtocol implements Protocol {
+  readonly name = 'meta' as const
+  readonly base64Keys = true
+
+  get(send: Dispatch, key: EncodedKey, decoder: ItemDecoder): Promise<unknown> {
+    return send(new MetaGetCommand<unknown>('get', key, decoder, 'value', ''), true)
+  }
+
+  gets(send: Dispatch, key: EncodedKey, decoder: ItemDecoder): Promise<StoredItem | undefined> {
+    return send(new MetaGetCommand<StoredItem | undefined>('gets', key, decoder, 'item', ' c'), true)
+  }
+
+  getAndTouch(send: Dispatch, key: EncodedKey, exptime: number, decoder: ItemDecoder): Promise<unknown> {
+    return send(new MetaGetCommand<unknown>('getAndTouch', key, decoder, 'value', ` T${exptime}`), true)
+  }
+
+  getMany(
+    send: Dispatch,
+    keys: EncodedKey[],
+    decoder: ItemDecoder,
+    into: Map<string, unknown>,
+  ): Promise<void> {
+    return send(new MetaMultiGetCommand(keys, decoder, into), true)
+  }
+
+  store(
+    send: Dispatch,
+    mode: StoreMode,
+    key: EncodedKey,
+    data: Buffer,
+    flags: number,
+    exptime: number,
+    cas?: string,
+  ): Promise<boolean> {
+    const opaque = nextOpaque()
+    // ms takes the data length right after the key; the base64 flag goes among the flags.
+    let header = key.base64 ? `ms ${key.wire} ${data.length} b` : `ms ${key.wire} ${data.length}`
+    if (mode !== 'append' && mode !== 'prepend') header += ` T${exptime} F${flags}`
+    header += STORE_MODE_FLAG[mode]
+    if (cas !== undefined) header += ` C${cas}`
+    header += ` O${opaque}\r\n`
+    // set and replace are safe to repeat; add, append, prepend and cas are not.
+    return send(
+      new MetaStatusCommand(mode, [header, data, '\r\n'], opaque),
+      mode === 'set' || mode === 'replace',
+    )
+  }
+
+  delete(send: Dispatch, key: EncodedKey): Promise<boolean> {
+    const opaque = nextOpaque()
+    return send(new MetaStatusCommand('delete', `md ${keyToken(key)} O${opaque}\r\n`, opaque), true)
+  }
+
+  deleteIfUnchanged(send: Dispatch, key: EncodedKey, cas: string): Promise<boolean> {
+    const opaque = nextOpaque()
+    return send(new MetaStatusCommand('delete', `md ${keyToken(key)} C${cas} O${opaque}\r\n`, opaque), false)
+  }
+
+  touch(send: Dispatch, key: EncodedKey, exptime: number): Promise<boolean> {
+    const opaque = nextOpaque()
+    return send(
+      new MetaStatusCommand('touch', `mg ${keyToken(key)} T${exptime} O${opaque}\r\n`, opaque),
+      true,
+    )
+  }
+
+  arith(send: Dispatch, request: ArithRequest): Promise<ArithResult | undefined> {
+    return send(new MetaArithCommand(request), false)
+  }
+
+  version(send: Dispatch): Promise<string> {
+    return send(new VersionCommand(), true)
+  }
+
+  stats(send: Dispatch, group?: string): Promise<Record<string, string>> {
+    return send(new StatsCommand(group), true)
+  }
+
+  flush(send: Dispatch): Promise<void> {
+    return send(new FlushCommand(), true)
+  }
+}

@@ -1,0 +1,206 @@
+import type { Command } from './command.js'
+import { Connection, type ConnectionOptions } from './connection.js'
+import { ClientClosedError, type MemkitError, OverloadedError, ServerDownError } from './errors.js'
+import type { ServerConfig } from './servers.js'
+
+export interface NodeOptions {
+  connections: number
+  connectTimeout: number
+  keepAlive: number | false
+  tls: ConnectionOptions['tls']
+  handshake: ConnectionOptions['handshake']
+  /** Consecutive failures after which the server is marked down. */
+  failureLimit: number
+  /** How long (ms) a down server is left alone before it is probed again. */
+  deadTimeout: number
+  /** Most commands in flight per connection before new ones are refused. */
+  maxPending: number
+  /** Sends a cheap command on a fresh connection to see if a down server is back. */
+  probe: (connection: Connection, deadline: number) => Promise<unknown>
+}
+
+export interface NodeEvents {
+  onDown(node: ServerNode, error: MemkitError): void
+  onUp(node: ServerNode): void
+}
+
+/**
+ * One memcached server: its connections (opened lazily, reopened after failures) and its
+ * health. After `failureLimit` consecutive failures it is marked down: commands for it fail
+ * fast (or are rerouted by the cluster, with failover) instead of queueing, and a background
+ * probe retries it every `deadTimeout` until it answers again.
+ */
+export class ServerNode {
+  readonly #options: NodeOptions
+  readonly #events: NodeEvents
+  readonly #connections: Array<Connection | undefined>
+  #next = 0
+  #failures = 0
+  #down = false
+  #lastError: MemkitError | undefined
+  #downSince = 0
+  #probeTimer: NodeJS.Timeout | undefined
+  #closed = false
+
+  constructor(
+    readonly config: ServerConfig,
+    options: NodeOptions,
+    events: NodeEvents,
+  ) {
+    this.#options = options
+    this.#events = events
+    this.#connections = new Array(options.connections).fill(undefined)
+  }
+
+  get label(): string {
+    return this.config.label
+  }
+
+  get up(): boolean {
+    return !this.#down
+  }
+
+  get lastError(): MemkitError | undefined {
+    return this.#lastError
+  }
+
+  /** Open connections (for stats). */
+  get openConnections(): number {
+    return this.#connections.filter((c) => c?.usable).length
+  }
+
+  send(command: Command): void {
+    if (this.#closed) {
+      command.fail(new ClientClosedError('the client is closed'))
+      return
+    }
+    if (this.#down) {
+      command.fail(
+        new ServerDownError(
+          `${this.label} is marked down after repeated failures (${this.#lastError?.message ?? 'unknown'}); retrying it in the background`,
+          this.label,
+          { cause: this.#lastError },
+        ),
+      )
+      return
+    }
+    const connection = this.#pick()
+    if (connection.pending >= this.#options.maxPending) {
+      command.fail(
+        new OverloadedError(
+          `${connection.pending} requests already waiting for ${this.label}; refusing more (maxPending)`,
+          this.label,
+        ),
+      )
+      return
+    }
+    connection.send(command)
+  }
+
+  #pick(): Connection {
+    const slots = this.#connections
+    const index = slots.length === 1 ? 0 : this.#next++ % slots.length
+    let connection = slots[index]
+    if (connection === undefined || !connection.usable) {
+      connection = this.#open()
+      slots[index] = connection
+    }
+    return connection
+  }
+
+  #open(): Connection {
+    return new Connection(
+      {
+        host: this.config.host,
+        port: this.config.port,
+        label: this.config.label,
+        connectTimeout: this.#options.connectTimeout,
+        keepAlive: this.#options.keepAlive,
+        tls: this.#options.tls,
+        handshake: this.#options.handshake,
+      },
+      {
+        onReply: this.#onReply,
+        onClose: this.#onClose,
+      },
+    )
+  }
+
+  readonly #onReply = (): void => {
+    if (this.#failures !== 0) this.#failures = 0
+  }
+
+  readonly #onClose = (connection: Connection, error: MemkitError | undefined): void => {
+    const slot = this.#connections.indexOf(connection)
+    if (slot !== -1) this.#connections[slot] = undefined
+    if (error === undefined || this.#closed) return
+    this.#lastError = error
+    this.#failures++
+    if (!this.#down && this.#failures >= this.#options.failureLimit) this.#markDown(error)
+  }
+
+  #markDown(error: MemkitError): void {
+    this.#down = true
+    this.#downSince = Date.now()
+    for (const connection of this.#connections) connection?.destroy(error)
+    this.#connections.fill(undefined)
+    this.#events.onDown(this, error)
+    this.#scheduleProbe()
+  }
+
+  #scheduleProbe(): void {
+    clearTimeout(this.#probeTimer)
+    this.#probeTimer = setTimeout(() => void this.#probe(), this.#options.deadTimeout)
+    this.#probeTimer.unref()
+  }
+
+  async #probe(): Promise<void> {
+    if (this.#closed || !this.#down) return
+    let connection: Connection | undefined
+    const probeEvents = { onReply: () => {}, onClose: () => {} }
+    try {
+      connection = new Connection(
+        {
+          host: this.config.host,
+          port: this.config.port,
+          label: this.config.label,
+          connectTimeout: this.#options.connectTimeout,
+          keepAlive: this.#options.keepAlive,
+          tls: this.#options.tls,
+          handshake: this.#options.handshake,
+        },
+        probeEvents,
+      )
+      await this.#options.probe(connection, Date.now() + this.#options.connectTimeout)
+    } catch (error) {
+      connection?.destroy()
+      this.#lastError = error as MemkitError
+      if (!this.#closed) this.#scheduleProbe()
+      return
+    }
+    connection.close()
+    if (this.#closed) return
+    this.#down = false
+    this.#failures = 0
+    this.#events.onUp(this)
+  }
+
+  /** How long the server has been down, in ms (0 when up). */
+  downFor(now = Date.now()): number {
+    return this.#down ? now - this.#downSince : 0
+  }
+
+  /** Closes connections once their in-flight commands are answered (or time out). */
+  close(): void {
+    this.#closed = true
+    clearTimeout(this.#probeTimer)
+    for (const connection of this.#connections) connection?.close()
+  }
+
+  /** Closes at once, failing whatever is in flight. */
+  destroy(error: MemkitError): void {
+    this.#closed = true
+    clearTimeout(this.#probeTimer)
+    for (const connection of this.#connections) connection?.destroy(error)
+  }
+}

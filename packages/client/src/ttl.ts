@@ -1,0 +1,21 @@
+import { InvalidArgumentError } from './errors.js'
+
+/** memcached reads an exptime above 30 days as an absolute Unix time. */
+export const MAX_RELATIVE_TTL = 60 * 60 * 24 * 30
+
+/**
+ * Converts a TTL in seconds to memcached's exptime: 0 stays "never expires", fractions round
+ * up (0.5 s must not become 0 = never), and anything above 30 days becomes an absolute Unix
+ * time, since memcached would otherwise read 31 days as a date in 1970 and expire it at once.
+ */
+export function toExptime(ttl: number, now: number = Date.now()): number {
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
+    throw new InvalidArgumentError(
+      `ttl must be a finite number of seconds >= 0 (0 = no expiry); got ${String(ttl)}`,
+    )
+  }
+  if (ttl === 0) return 0
+  const seconds = Math.ceil(ttl)
+  if (seconds <= MAX_RELATIVE_TTL) return seconds
+  return Math.floor(now / 1000) + seconds
+}
