@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { Cluster } from './cluster.js'
 import type { Command, RetryTarget } from './command.js'
+import { commandChannel, serverDownChannel, serverUpChannel } from './diagnostics.js'
 import {
   CasConflictError,
   ClientClosedError,
@@ -122,10 +123,12 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
           {
             onDown: (node, error) => {
               this.#cluster.rebuild()
+              if (serverDownChannel.hasSubscribers) serverDownChannel.publish({ server: node.label, error })
               this.emit('server:down', { server: node.label, error })
             },
             onUp: (node) => {
               this.#cluster.rebuild()
+              if (serverUpChannel.hasSubscribers) serverUpChannel.publish({ server: node.label })
               this.emit('server:up', { server: node.label })
             },
           },
@@ -387,6 +390,16 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
 
   // ---- cluster -------------------------------------------------------------------------
 
+  /**
+   * The largest value, in bytes after serialization and compression, that fits in one item
+   * under `key` on servers with this client's `maxItemSize` (memcached counts the key and a
+   * 59-byte header, 63 with non-zero flags, against the limit).
+   */
+  maxValueSize(key: string, flags = 0): number {
+    const stored = this.#keys.encode(key).stored
+    return this.config.maxItemSize - Buffer.byteLength(stored) - ITEM_OVERHEAD - (flags === 0 ? 0 : 4)
+  }
+
   /** `"host:port"` of the server that holds `key` right now. */
   serverFor(key: string): string {
     return this.#cluster.nodeFor(this.#keys.encode(key).stored).label
@@ -513,6 +526,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
         command.onFailure = this.#retry
       }
       node.send(command)
+      if (commandChannel.hasSubscribers) observe(command, node.label)
       return command.promise
     }
   }
@@ -535,6 +549,24 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     // 'error' without a listener would throw; background failures must never crash the process.
     if (this.listenerCount('error') > 0) this.emit('error', error)
   }
+}
+
+function observe(command: Command, server: string): void {
+  const start = performance.now()
+  command.promise.then(
+    (result) => {
+      const event: Record<string, unknown> = {
+        command: command.name,
+        server,
+        duration: performance.now() - start,
+      }
+      if (command.name === 'get' || command.name === 'gets' || command.name === 'getAndTouch')
+        event.hit = result !== undefined
+      commandChannel.publish(event)
+    },
+    (error) =>
+      commandChannel.publish({ command: command.name, server, duration: performance.now() - start, error }),
+  )
 }
 
 function toUint64(value: number | bigint, name: string): bigint {

@@ -6,6 +6,7 @@ export {
   type SetOptions,
   type UpdateOptions,
 } from './client.js'
+export { CHANNELS, type CommandEvent } from './diagnostics.js'
 export {
   AuthError,
   CasConflictError,
