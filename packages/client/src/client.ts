@@ -5,6 +5,7 @@ import { commandChannel, serverDownChannel, serverUpChannel } from './diagnostic
 import {
   CasConflictError,
   ClientClosedError,
+  type ConnectionError,
   DecodeError,
   InvalidArgumentError,
   InvalidValueError,
@@ -531,10 +532,12 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     }
   }
 
-  // A command whose connection broke (not one that timed out, and not a down server) is sent
-  // again on a fresh connection while its deadline allows. Only idempotent commands get here.
+  // A command whose established connection broke (not one that timed out, could not connect,
+  // or found its server down) is sent again on a fresh connection while its deadline allows.
+  // Only idempotent commands get here.
   readonly #retry = (command: RetryTarget, error: MemkitError): boolean => {
     if (command.retriesLeft <= 0 || error.code !== 'ERR_MEMKIT_CONNECTION' || this.#closed) return false
+    if ((error as ConnectionError).connecting) return false
     if (Date.now() >= command.deadline) return false
     command.retriesLeft--
     ;(command.route as ServerNode).send(command as Command)

@@ -133,8 +133,10 @@ export class Connection {
     clearTimeout(this.#timer)
     clearTimeout(this.#connectTimer)
     this.#socket.destroy()
-    this.#failAll(error)
+    // The server's health is updated before the commands fail, so a retry they trigger sees
+    // a server that has just been marked down and fails fast instead of trying it again.
     this.#events.onClose(this, error)
+    this.#failAll(error)
   }
 
   #append(out: OutPart | OutPart[]): void {
@@ -210,21 +212,22 @@ export class Connection {
   readonly #onConnectTimeout = (): void => {
     this.#connectTimer = undefined
     if (this.#connected || this.#closed) return
-    this.destroy(
-      new ConnectionError(
-        `could not connect to ${this.label} within ${this.#options.connectTimeout} ms`,
-        this.label,
-      ),
+    const error = new ConnectionError(
+      `could not connect to ${this.label} within ${this.#options.connectTimeout} ms`,
+      this.label,
     )
+    error.connecting = true
+    this.destroy(error)
   }
 
   readonly #onError = (cause: Error): void => {
     if (this.#closed) return
-    const code = (cause as NodeJS.ErrnoException).code
-    const what = this.#connected ? 'connection to' : 'could not connect to'
-    this.destroy(
-      new ConnectionError(`${what} ${this.label} failed: ${code ?? cause.message}`, this.label, { cause }),
-    )
+    const code = (cause as NodeJS.ErrnoException).code ?? cause.message
+    const error = this.#connected
+      ? new ConnectionError(`connection to ${this.label} failed: ${code}`, this.label, { cause })
+      : new ConnectionError(`could not connect to ${this.label}: ${code}`, this.label, { cause })
+    error.connecting = !this.#connected
+    this.destroy(error)
   }
 
   readonly #onSocketClose = (): void => {

@@ -89,6 +89,8 @@ export class TimeoutError extends ServerFailureError {
 export class ConnectionError extends ServerFailureError {
   override name = 'ConnectionError'
   override code = 'ERR_MEMKIT_CONNECTION'
+  /** True when no connection was established (refused, unreachable, TLS handshake failed). */
+  connecting = false
 }
 
 /** The server is marked down after repeated failures; operations fail fast until it is retried. */

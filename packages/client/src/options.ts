@@ -106,7 +106,7 @@ export function parseClientOptions(options: ClientOptions = {}): ClientConfig {
   }
   const config: ClientConfig = {
     servers: Object.freeze(parseServers(options.servers)),
-    keyPrefix: string(options.keyPrefix, 'keyPrefix', ''),
+    keyPrefix: keyPrefix(options.keyPrefix),
     hashLongKeys: boolean(options.hashLongKeys, 'hashLongKeys', false),
     timeout: positive(options.timeout, 'timeout', 500),
     connectTimeout: positive(options.connectTimeout, 'connectTimeout', 1000),
@@ -133,9 +133,14 @@ function parseTls(input: ClientOptions['tls']): TlsOptions | undefined {
   throw new InvalidOptionError('tls must be a boolean or Node tls.connect options')
 }
 
-function string(value: unknown, name: string, fallback: string): string {
-  if (value === undefined) return fallback
-  if (typeof value !== 'string') throw new InvalidOptionError(`\`${name}\` must be a string`)
+function keyPrefix(value: unknown): string {
+  if (value === undefined) return ''
+  if (typeof value !== 'string') throw new InvalidOptionError('`keyPrefix` must be a string')
+  // The prefix becomes part of every key: the same rules apply, and it must leave room.
+  if ([...value].some((c) => c.charCodeAt(0) <= 0x20 || c.charCodeAt(0) === 0x7f)) {
+    throw new InvalidOptionError('`keyPrefix` may not contain whitespace or control characters')
+  }
+  if (Buffer.byteLength(value) > 200) throw new InvalidOptionError('`keyPrefix` must be at most 200 bytes')
   return value
 }
 

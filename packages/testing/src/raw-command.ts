@@ -38,7 +38,10 @@ export function rawCommand(
 }
 
 function defaultDone(reply: string): boolean {
-  return /(^|\r\n)(END|OK|ERROR|MN)\r\n$/.test(reply) || /^(?!VA |VALUE |STAT )[^\r\n]*\r\n$/.test(reply)
+  // A meta value: "VA <size> <flags>\r\n" + size bytes + "\r\n".
+  const value = /^VA (\d+)[^\r\n]*\r\n/.exec(reply)
+  if (value) return reply.length >= value[0].length + Number(value[1]) + 2
+  return /(^|\r\n)(END|OK|ERROR|MN)\r\n$/.test(reply) || /^(?!VALUE |STAT )[^\r\n]*\r\n$/.test(reply)
 }
 
 function splitAddress(address: string): [string, string] {
@@ -51,8 +54,9 @@ export async function dumpKeys(address: string): Promise<string[]> {
   const reply = await rawCommand(address, 'lru_crawler metadump all\r\n', (text) =>
     /(^|\n)END\r\n$/.test(text),
   )
+  // metadump separates its lines with a bare LF; only the final END has CRLF
   return reply
-    .split('\r\n')
+    .split(/\r?\n/)
     .filter((line) => line.startsWith('key='))
     .map((line) => decodeURIComponent(line.slice(4, line.indexOf(' '))))
 }

@@ -1,0 +1,299 @@
+// Options, keys on the wire, TTL arithmetic, and the compound operations' edge cases.
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import {
+  dumpKeys,
+  freePort,
+  type MemcachedServer,
+  rawCommand,
+  startMemcached,
+  stopAll,
+} from '@memkit/testing'
+import {
+  createClient,
+  InvalidOptionError,
+  type MemcachedClient,
+  parseServers,
+  toExptime,
+} from '../src/index.js'
+
+let server: MemcachedServer
+let client: MemcachedClient
+before(async () => {
+  server = await startMemcached()
+  client = createClient({ servers: server.address })
+})
+after(async () => {
+  await client.close()
+  await stopAll()
+})
+
+describe('options', () => {
+  const invalid: Array<[string, Record<string, unknown>]> = [
+    ['an unknown option', { srevers: 'x' }],
+    ['a negative timeout', { timeout: -1 }],
+    ['a zero deadTimeout', { deadTimeout: 0 }],
+    ['a fractional connection count', { connections: 1.5 }],
+    ['a tiny maxItemSize', { maxItemSize: 10 }],
+    ['a bad decodeErrors', { decodeErrors: 'ignore' }],
+    ['a bad compression', { compression: 'lz4' }],
+    ['a keyPrefix with a space', { keyPrefix: 'my app:' }],
+    ['a server with a bad port', { servers: 'localhost:99999' }],
+    ['a server with a zero weight', { servers: [{ host: 'a', weight: 0 }] }],
+    ['a server listed twice', { servers: ['a:1', 'a:1'] }],
+    ['an empty server list', { servers: [] }],
+    ['a serializer without deserialize', { serializer: { serialize: () => ({}) } }],
+  ]
+  for (const [label, options] of invalid) {
+    test(`${label} is refused at construction with ERR_MEMKIT_INVALID_OPTION`, () => {
+      assert.throws(
+        () => createClient(options),
+        (error: unknown) => {
+          assert.ok(error instanceof InvalidOptionError)
+          assert.equal(error.code, 'ERR_MEMKIT_INVALID_OPTION')
+          return true
+        },
+      )
+    })
+  }
+
+  test('the parsed config is frozen', () => {
+    assert.ok(Object.isFrozen(client.config))
+    assert.ok(Object.isFrozen(client.config.servers))
+  })
+
+  test('servers: strings, lists, IPv6, weights, and MEMCACHED_SERVERS as the default', () => {
+    assert.deepEqual(
+      parseServers('a:1, b ,[::1]:3').map((s) => s.label),
+      ['a:1', 'b:11211', '[::1]:3'],
+    )
+    assert.deepEqual(
+      parseServers(undefined, 'env-a:5,env-b:6').map((s) => s.label),
+      ['env-a:5', 'env-b:6'],
+    )
+    assert.deepEqual(
+      parseServers(undefined, '').map((s) => s.label),
+      ['127.0.0.1:11211'],
+    )
+    assert.equal(parseServers({ host: 'w', weight: 3 })[0]!.weight, 3)
+  })
+
+  test('creating a client connects nothing (an app starts even when every server is down)', async () => {
+    const port = await freePort()
+    const lazy = createClient({ servers: `127.0.0.1:${port}` })
+    assert.equal(lazy.serverFor('k'), `127.0.0.1:${port}`)
+    await lazy.close()
+  })
+})
+
+describe('keys on the wire', () => {
+  test('keyPrefix namespaces every key and counts toward the 250-byte limit', async () => {
+    const prefixed = createClient({ servers: server.address, keyPrefix: 'app1:' })
+    try {
+      await prefixed.set('user', 'ann')
+      assert.match(await rawCommand(server.address, 'mg app1:user v\r\n'), /^VA 3\r\nann/)
+      assert.equal(await client.get('user'), undefined)
+      assert.equal(await prefixed.get('user'), 'ann')
+      await assert.rejects(prefixed.set('x'.repeat(246), 1), {
+        code: 'ERR_MEMKIT_KEY',
+        message: /with the prefix/,
+      })
+      assert.equal(await prefixed.set('x'.repeat(245), 1), true)
+    } finally {
+      await prefixed.close()
+    }
+  })
+
+  test('hashLongKeys stores an over-long key as prefix + h: + its SHA-256', async () => {
+    const hashing = createClient({ servers: server.address, keyPrefix: 'hl:', hashLongKeys: true })
+    try {
+      const long = `report:${'q'.repeat(1000)}`
+      await hashing.set(long, 'stored')
+      assert.equal(await hashing.get(long), 'stored')
+      const stored = (await dumpKeys(server.address)).filter((k) => k.startsWith('hl:'))
+      assert.equal(stored.length, 1)
+      assert.match(stored[0]!, /^hl:h:[A-Za-z0-9_-]{43}$/)
+      // short keys are stored as they are
+      await hashing.set('short', 1)
+      assert.match(await rawCommand(server.address, 'mg hl:short v\r\n'), /^VA /)
+      // hashing never makes a key with a space acceptable
+      await assert.rejects(hashing.set(`${'a'.repeat(300)} b`, 1), { code: 'ERR_MEMKIT_KEY' })
+    } finally {
+      await hashing.close()
+    }
+  })
+
+  test('non-ASCII keys travel base64 on the meta protocol and are stored as their UTF-8 bytes', async () => {
+    await client.set('ключ:✓', 'v')
+    // the classic protocol, which sends raw bytes, finds the same item
+    const reply = await rawCommand(server.address, Buffer.from('get ключ:✓\r\n'))
+    assert.match(reply, /^VALUE \S+ 16 1\r\nv\r\nEND\r\n$/)
+    // 187 bytes base64-encode to 252 characters, over memcached's limit for the encoded form
+    await assert.rejects(client.set('é'.repeat(94), 1), { code: 'ERR_MEMKIT_KEY', message: /base64/ })
+    assert.equal(await client.set('é'.repeat(93), 1), true)
+  })
+})
+
+describe('TTL arithmetic', () => {
+  test('up to 30 days is relative; beyond is an absolute Unix time; fractions round up', () => {
+    const now = Date.UTC(2026, 10, 22, 12, 0, 0)
+    assert.equal(toExptime(0, now), 0)
+    assert.equal(toExptime(0.2, now), 1)
+    assert.equal(toExptime(59.5, now), 60)
+    assert.equal(toExptime(30 * 86400, now), 30 * 86400)
+    assert.equal(toExptime(30 * 86400 + 1, now), now / 1000 + 30 * 86400 + 1)
+    assert.throws(() => toExptime(-1), { code: 'ERR_MEMKIT_INVALID_ARGUMENT' })
+    assert.throws(() => toExptime(Number.NaN), { code: 'ERR_MEMKIT_INVALID_ARGUMENT' })
+  })
+
+  test('the server sees the intended remaining TTL for 31 and 365 days', async () => {
+    for (const days of [31, 365]) {
+      await client.set(`ttl:${days}`, 1, { ttl: days * 86400 })
+      const reply = await rawCommand(server.address, `mg ttl:${days} t\r\n`)
+      const remaining = Number(/t(\d+)/.exec(reply)![1])
+      assert.ok(Math.abs(remaining - days * 86400) < 5, `${days} days: t=${remaining}`)
+    }
+  })
+
+  test('a negative TTL is a typed error; nothing is stored', async () => {
+    await assert.rejects(client.set('neg', 1, { ttl: -5 }), { code: 'ERR_MEMKIT_INVALID_ARGUMENT' })
+    assert.equal(await client.get('neg'), undefined)
+  })
+
+  test('defaultTtl applies to writes that give none', async () => {
+    const short = createClient({ servers: server.address, defaultTtl: 100 })
+    try {
+      await short.set('dflt', 1)
+      const t = Number(/t(\d+)/.exec(await rawCommand(server.address, 'mg dflt t\r\n'))![1])
+      assert.ok(t > 95 && t <= 100)
+    } finally {
+      await short.close()
+    }
+  })
+})
+
+describe('counters: arguments', () => {
+  test('negative, fractional or oversized deltas are typed errors', async () => {
+    await assert.rejects(client.incr('c', -1), { code: 'ERR_MEMKIT_INVALID_ARGUMENT' })
+    await assert.rejects(client.incr('c', 1.5), { code: 'ERR_MEMKIT_INVALID_ARGUMENT' })
+    await assert.rejects(client.incrBig('c', 2n ** 64n), { code: 'ERR_MEMKIT_INVALID_ARGUMENT' })
+    await assert.rejects(client.incr('c', 1, { ttl: 5 }), {
+      code: 'ERR_MEMKIT_INVALID_ARGUMENT',
+      message: /initial/,
+    })
+  })
+
+  test('a counter created with initial and ttl expires', async () => {
+    assert.equal(await client.incr('c:ttl', 1, { initial: 1, ttl: 1 }), 1)
+    await sleep(2100)
+    assert.equal(await client.incr('c:ttl', 1), undefined)
+  })
+})
+
+describe('lock', () => {
+  test('an expired lock can be taken over; the old holder can then neither release nor extend it', async () => {
+    const first = await client.lock('order:1', { ttl: 1 })
+    await sleep(2100)
+    const second = await client.lock('order:1', { ttl: 30 })
+    assert.equal(await first.release(), false)
+    assert.equal(await first.extend(30), false)
+    assert.equal(
+      await rawCommand(server.address, 'mg lock:order:1 v\r\n').then((r) => r.includes(second.token)),
+      true,
+    )
+    assert.equal(await second.extend(60), true)
+    const t = Number(/t(\d+)/.exec(await rawCommand(server.address, 'mg lock:order:1 t\r\n'))![1])
+    assert.ok(t > 55, 'extend set the new TTL')
+    assert.equal(await second.release(), true)
+  })
+
+  test('waiting: the lock is acquired as soon as its holder releases it', async () => {
+    const holder = await client.lock('order:2', { ttl: 30 })
+    setTimeout(() => void holder.release(), 150)
+    const start = Date.now()
+    const waiter = await client.lock('order:2', { wait: 3000, retryInterval: 20 })
+    assert.ok(Date.now() - start >= 100)
+    assert.equal(await waiter.release(), true)
+  })
+
+  test('of many concurrent contenders exactly one wins', async () => {
+    const results = await Promise.allSettled(
+      Array.from({ length: 30 }, () => client.lock('order:3', { ttl: 30 })),
+    )
+    assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1)
+    for (const r of results)
+      if (r.status === 'rejected') assert.equal(r.reason.code, 'ERR_MEMKIT_LOCK_TIMEOUT')
+  })
+
+  test('invalid lock options are typed errors', async () => {
+    await assert.rejects(client.lock('x', { ttl: 0 }), { code: 'ERR_MEMKIT_INVALID_ARGUMENT' })
+  })
+})
+
+describe('remember and update', () => {
+  test('remember: a loader error reaches every concurrent caller and nothing is cached', async () => {
+    let calls = 0
+    const loader = async () => {
+      calls++
+      await sleep(20)
+      throw new Error('database down')
+    }
+    const results = await Promise.allSettled(
+      Array.from({ length: 5 }, () => client.remember('rem:err', 60, loader)),
+    )
+    assert.equal(calls, 1)
+    for (const r of results)
+      assert.equal(r.status === 'rejected' && (r.reason as Error).message, 'database down')
+    assert.equal(await client.get('rem:err'), undefined)
+  })
+
+  test('remember: with memcached down the loader still answers, and the failure is reported', async () => {
+    const port = await freePort()
+    const down = createClient({ servers: `127.0.0.1:${port}` })
+    const errors: Error[] = []
+    down.on('error', (e) => errors.push(e))
+    try {
+      assert.equal(await down.remember('k', 60, () => 'from the database'), 'from the database')
+      assert.ok(errors.length >= 1)
+      assert.match((errors[0] as { code?: string }).code ?? '', /^ERR_MEMKIT_(CONNECTION|SERVER_DOWN)$/)
+    } finally {
+      await down.close()
+    }
+  })
+
+  test('remember: undefined is returned but not cached', async () => {
+    let calls = 0
+    await client.remember('rem:undef', 60, () => {
+      calls++
+      return undefined
+    })
+    await client.remember('rem:undef', 60, () => {
+      calls++
+      return undefined
+    })
+    assert.equal(calls, 2)
+  })
+
+  test('update: returning undefined writes nothing; a writer that always interferes ends in ERR_MEMKIT_CAS_CONFLICT', async () => {
+    await client.set('upd', 1)
+    assert.equal(await client.update('upd', () => undefined), 1)
+    await assert.rejects(
+      client.update<number>(
+        'upd',
+        async (n) => {
+          await client.set('upd', 100) // someone else writes between gets and cas
+          return (n ?? 0) + 1
+        },
+        { retries: 3 },
+      ),
+      { code: 'ERR_MEMKIT_CAS_CONFLICT' },
+    )
+    assert.equal(await client.get('upd'), 100)
+  })
+
+  test('update creates a missing key with add (and loses to a concurrent creator)', async () => {
+    assert.equal(await client.update<number>('upd:new', (n) => (n ?? 10) + 1), 11)
+    assert.equal(await client.get('upd:new'), 11)
+  })
+})

@@ -1,0 +1,413 @@
+// Servers that are down, frozen, silent, or that answer garbage: every operation settles with a
+// typed error within its timeout, nothing crashes, and no reply ever reaches the wrong request.
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { after, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { freePort, startMemcached, startScriptedServer, startSilentServer, stopAll } from '@memkit/testing'
+import { createClient, type MemkitError } from '../src/index.js'
+
+after(stopAll)
+
+async function elapsed<T>(work: Promise<T>): Promise<[T | MemkitError, number]> {
+  const start = performance.now()
+  const result = await work.catch((error: MemkitError) => error)
+  return [result, performance.now() - start]
+}
+
+/** Answers each meta request the way memcached would, echoing its opaque, with a chosen body. */
+function opaqueOf(line: string): string {
+  return /\bO(\w+)/.exec(line)?.[1] ?? ''
+}
+
+describe('a server that accepts connections and never answers', () => {
+  test('an operation fails with ERR_MEMKIT_TIMEOUT within its timeout', async () => {
+    const silent = await startSilentServer()
+    const client = createClient({ servers: silent.address, timeout: 200 })
+    try {
+      const [error, ms] = await elapsed(client.get('k'))
+      assert.equal((error as MemkitError).code, 'ERR_MEMKIT_TIMEOUT')
+      assert.equal((error as MemkitError & { server: string }).server, silent.address)
+      assert.ok(ms >= 190 && ms < 1000, `settled after ${ms} ms`)
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('repeated timeouts mark it down; then operations fail fast without queueing', async () => {
+    const silent = await startSilentServer()
+    const client = createClient({
+      servers: silent.address,
+      timeout: 150,
+      failureLimit: 2,
+      deadTimeout: 60_000,
+    })
+    const down: string[] = []
+    client.on('server:down', ({ server }) => down.push(server))
+    try {
+      await assert.rejects(client.get('a'), { code: 'ERR_MEMKIT_TIMEOUT' })
+      await assert.rejects(client.get('b'), { code: 'ERR_MEMKIT_TIMEOUT' })
+      assert.deepEqual(down, [silent.address])
+      const [error, ms] = await elapsed(client.get('c'))
+      assert.equal((error as MemkitError).code, 'ERR_MEMKIT_SERVER_DOWN')
+      assert.ok(ms < 50, `failed fast (${ms} ms)`)
+      const stats = await client.stats()
+      assert.equal(stats[0]!.up, false)
+      assert.equal(stats[0]!.error?.code, 'ERR_MEMKIT_SERVER_DOWN')
+    } finally {
+      await client.close()
+    }
+  })
+})
+
+describe('a frozen server (SIGSTOP)', () => {
+  test('replies that arrive after their request timed out never reach another request', async () => {
+    const server = await startMemcached()
+    const client = createClient({ servers: server.address, timeout: 250, failureLimit: 1000, retries: 0 })
+    try {
+      const keys = Array.from({ length: 2000 }, (_, i) => `own:${i}`)
+      await Promise.all(keys.map((k) => client.set(k, k)))
+
+      // Freeze while the pipeline is busy: a first batch is answered in part...
+      const busy = keys.map((k) => client.get(k).then((v) => [k, v] as const))
+      await busy[0]
+      server.freeze()
+      // ...and a second batch is written to a server that will answer it only after it timed out.
+      const late = keys.map((k) => client.get(k).then((v) => [k, v] as const))
+      const results = await Promise.allSettled([...busy, ...late])
+      const failed = results.filter((r) => r.status === 'rejected')
+      assert.ok(failed.length >= late.length, 'requests sent to the frozen server timed out')
+      for (const r of results) {
+        if (r.status === 'fulfilled') assert.equal(r.value[1], r.value[0], 'a reply answered its own key')
+        else assert.match((r.reason as MemkitError).code, /^ERR_MEMKIT_(TIMEOUT|CONNECTION)$/)
+      }
+
+      // Resume: the server now answers everything it had read, long after the deadline.
+      server.resume()
+      await sleep(100)
+
+      // Every later reply must match its own key.
+      let mismatches = 0
+      for (let round = 0; round < 3; round++) {
+        const replies = await Promise.all(keys.map((k) => client.get(k).then((v) => [k, v] as const)))
+        for (const [k, v] of replies) if (v !== k) mismatches++
+      }
+      assert.equal(mismatches, 0)
+    } finally {
+      server.resume()
+      await client.close()
+    }
+  })
+
+  test('under steady load, a freeze costs timeouts, not wrong answers, and memory stays bounded', async () => {
+    const server = await startMemcached()
+    const client = createClient({
+      servers: server.address,
+      timeout: 200,
+      failureLimit: 2,
+      deadTimeout: 300,
+      maxPending: 1000,
+    })
+    try {
+      const keys = Array.from({ length: 200 }, (_, i) => `load:${i}`)
+      await Promise.all(keys.map((k) => client.set(k, { k })))
+      let ok = 0
+      let wrong = 0
+      const errors = new Map<string, number>()
+      let stop = false
+      const worker = async (w: number) => {
+        for (let i = w; !stop; i += 50) {
+          const k = keys[i % keys.length]!
+          try {
+            const v = (await client.get<{ k: string }>(k))!
+            if (v.k === k) ok++
+            else wrong++
+          } catch (error) {
+            const code = (error as MemkitError).code
+            errors.set(code, (errors.get(code) ?? 0) + 1)
+            await sleep(1)
+          }
+        }
+      }
+      const heapBefore = process.memoryUsage().heapUsed
+      const workers = Array.from({ length: 50 }, (_, w) => worker(w))
+      await sleep(200)
+      server.freeze()
+      await sleep(1200)
+      const heapFrozen = process.memoryUsage().heapUsed
+      server.resume()
+      // after deadTimeout the probe finds it again and traffic flows
+      await sleep(1000)
+      const okBeforeEnd = ok
+      await sleep(300)
+      stop = true
+      await Promise.all(workers)
+      assert.equal(wrong, 0, 'no request ever got another key’s value')
+      assert.ok((errors.get('ERR_MEMKIT_TIMEOUT') ?? 0) > 0, 'requests timed out while frozen')
+      assert.ok((errors.get('ERR_MEMKIT_SERVER_DOWN') ?? 0) > 0, 'then failed fast while marked down')
+      assert.ok(ok > okBeforeEnd, 'traffic recovered after resume')
+      assert.ok(
+        heapFrozen - heapBefore < 64 * 1024 * 1024,
+        `heap grew ${(heapFrozen - heapBefore) >> 20} MiB while frozen`,
+      )
+    } finally {
+      server.resume()
+      await client.close()
+    }
+  })
+
+  test('maxPending: past the limit, operations fail at once with ERR_MEMKIT_OVERLOADED', async () => {
+    const server = await startMemcached()
+    const client = createClient({ servers: server.address, timeout: 300, maxPending: 10 })
+    try {
+      await client.set('x', 1)
+      server.freeze()
+      const held = Array.from({ length: 10 }, () => client.get('x').catch((e: MemkitError) => e.code))
+      const [error, ms] = await elapsed(client.get('x'))
+      assert.equal((error as MemkitError).code, 'ERR_MEMKIT_OVERLOADED')
+      assert.ok(ms < 50)
+      for (const code of await Promise.all(held))
+        assert.match(String(code), /^ERR_MEMKIT_(TIMEOUT|CONNECTION)$/)
+    } finally {
+      server.resume()
+      await client.close()
+    }
+  })
+})
+
+describe('a server that is down or goes away', () => {
+  test('nothing listening: typed connection error at once, then fail-fast while marked down', async () => {
+    const port = await freePort()
+    const client = createClient({ servers: `127.0.0.1:${port}`, failureLimit: 2, deadTimeout: 60_000 })
+    try {
+      const [first, ms] = await elapsed(client.get('k'))
+      assert.equal((first as MemkitError).code, 'ERR_MEMKIT_CONNECTION')
+      assert.match((first as Error).message, /ECONNREFUSED/)
+      assert.ok(ms < 200)
+      await assert.rejects(client.set('k', 1), { code: 'ERR_MEMKIT_CONNECTION' })
+      await assert.rejects(client.incr('k', 1), { code: 'ERR_MEMKIT_SERVER_DOWN' })
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('a client started while its server is down connects by itself when the server comes up', async () => {
+    const server = await startMemcached()
+    await server.kill()
+    const client = createClient({ servers: server.address, failureLimit: 1, deadTimeout: 200 })
+    const events: string[] = []
+    client.on('server:down', () => events.push('down'))
+    client.on('server:up', () => events.push('up'))
+    try {
+      await assert.rejects(client.get('k'), { code: 'ERR_MEMKIT_CONNECTION' })
+      await assert.rejects(client.get('k'), { code: 'ERR_MEMKIT_SERVER_DOWN' })
+      await server.restart()
+      const deadline = Date.now() + 3000
+      while (!events.includes('up') && Date.now() < deadline) await sleep(25)
+      assert.deepEqual(events, ['down', 'up'])
+      assert.equal(await client.set('k', 'back'), true)
+      assert.equal(await client.get('k'), 'back')
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('killed mid-flight: in-flight operations fail with a connection error, none hang', async () => {
+    const server = await startMemcached()
+    const client = createClient({ servers: server.address, timeout: 1000 })
+    try {
+      await client.set('k', 'v')
+      const pending = Array.from({ length: 200 }, (_, i) =>
+        client.set(`k${i}`, 'x'.repeat(10_000)).catch((e) => e),
+      )
+      await sleep(1)
+      await server.kill()
+      const results = await Promise.all(pending)
+      for (const r of results)
+        if (r !== true) assert.match((r as MemkitError).code, /^ERR_MEMKIT_(CONNECTION|SERVER_DOWN)$/)
+    } finally {
+      await client.close()
+    }
+  })
+})
+
+describe('malformed replies', () => {
+  const cases: Array<[string, (line: string) => string, RegExp]> = [
+    ['an unknown reply line', () => 'HELLO THERE\r\n', /unexpected line/],
+    ['a value for another request (wrong opaque)', () => 'VA 1 f0 Ozzz\r\nx\r\n', /another request/],
+    ['a data block without its CRLF', (l) => `VA 3 f16 O${opaqueOf(l)}\r\nabcXY`, /not terminated/],
+    ['a negative size', (l) => `VA -5 f0 O${opaqueOf(l)}\r\n`, /bad size/],
+    ['a non-numeric flags token', (l) => `VA 1 fzz O${opaqueOf(l)}\r\nx\r\n`, /bad flags/],
+    ['an endless line', () => 'V'.repeat(100 * 1024), /too long/],
+    ['a CLIENT_ERROR (stream position unknown)', () => 'CLIENT_ERROR bad data chunk\r\n', /CLIENT_ERROR/],
+  ]
+  for (const [label, reply, message] of cases) {
+    test(`${label}: ERR_MEMKIT_PROTOCOL, connection reset, next request on a fresh connection`, async () => {
+      const scripted = await startScriptedServer((chunk) => {
+        if (!chunk.startsWith('mg ')) return undefined
+        // the first connection gets the bad reply; a later one a well-formed miss
+        return scripted.connections() === 1 ? reply(chunk) : `EN O${opaqueOf(chunk)}\r\n`
+      })
+      const client = createClient({ servers: scripted.address, timeout: 500, retries: 0 })
+      try {
+        const first = (await client.get('k').catch((e) => e)) as MemkitError
+        assert.equal(first.code, 'ERR_MEMKIT_PROTOCOL', `got ${first.code}: ${first.message}`)
+        assert.match(first.message, message)
+        assert.equal(await client.get('k'), undefined, 'the next request works')
+        assert.equal(scripted.connections(), 2, 'it was sent on a new connection')
+      } finally {
+        await client.close()
+      }
+    })
+  }
+
+  test('data nobody asked for resets the connection instead of answering the next request', async () => {
+    const scripted = await startScriptedServer((chunk) => {
+      if (chunk.startsWith('mg ')) return `EN O${opaqueOf(chunk)}\r\nVA 4 f16 O999\r\nevil\r\n`
+      return undefined
+    })
+    const client = createClient({ servers: scripted.address, retries: 0 })
+    try {
+      const first = await client.get('a')
+      assert.equal(first, undefined)
+      await sleep(50)
+      const second = await client.get('b')
+      assert.notEqual(second, 'evil')
+      assert.equal(scripted.connections(), 2)
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('SERVER_ERROR is a typed error and keeps the connection', async () => {
+    const scripted = await startScriptedServer((chunk) => {
+      if (chunk.startsWith('ms ')) return 'SERVER_ERROR out of memory storing object\r\n'
+      if (chunk.startsWith('mg ')) return `EN O${opaqueOf(chunk)}\r\n`
+      return undefined
+    })
+    const client = createClient({ servers: scripted.address })
+    try {
+      await assert.rejects(client.set('k', 'v'), { code: 'ERR_MEMKIT_SERVER', message: /out of memory/ })
+      assert.equal(await client.get('k'), undefined)
+      assert.equal(scripted.connections(), 1)
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('a server that does not know meta commands (ERROR) is reported as not supported', async () => {
+    const scripted = await startScriptedServer(() => 'ERROR\r\n')
+    const client = createClient({ servers: scripted.address, retries: 0 })
+    try {
+      await assert.rejects(client.get('k'), {
+        code: 'ERR_MEMKIT_NOT_SUPPORTED',
+        message: /memcached >= 1\.6/,
+      })
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('a reply dribbled one byte per TCP segment is still read correctly', async () => {
+    const scripted = await startScriptedServer((chunk, _all, socket) => {
+      if (!chunk.startsWith('mg ')) return undefined
+      const reply = Buffer.from(`VA 11 f16 O${opaqueOf(chunk)}\r\nhello world\r\n`)
+      let i = 0
+      const timer = setInterval(() => {
+        if (i >= reply.length || socket.destroyed) return clearInterval(timer)
+        socket.write(reply.subarray(i, ++i))
+      }, 1)
+      return undefined
+    })
+    const client = createClient({ servers: scripted.address, timeout: 2000 })
+    try {
+      assert.equal(await client.get('k'), 'hello world')
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('a connection closed in the middle of a value fails the request with ERR_MEMKIT_CONNECTION', async () => {
+    const scripted = await startScriptedServer((chunk, _all, socket) => {
+      if (chunk.startsWith('mg ')) {
+        socket.end(`VA 100 f0 O${opaqueOf(chunk)}\r\nonly part`)
+      }
+      return undefined
+    })
+    const client = createClient({ servers: scripted.address, retries: 0 })
+    try {
+      await assert.rejects(client.get('k'), { code: 'ERR_MEMKIT_CONNECTION' })
+    } finally {
+      await client.close()
+    }
+  })
+})
+
+describe('retries', () => {
+  test('an idempotent read is retried once on a fresh connection after a reset', async () => {
+    const scripted = await startScriptedServer((chunk, _all, socket) => {
+      if (!chunk.startsWith('mg ')) return undefined
+      if (scripted.connections() === 1) {
+        socket.destroy()
+        return undefined
+      }
+      return `VA 2 f16 O${opaqueOf(chunk)}\r\nok\r\n`
+    })
+    const client = createClient({ servers: scripted.address, retries: 1, failureLimit: 5 })
+    try {
+      assert.equal(await client.get('k'), 'ok')
+      assert.equal(scripted.connections(), 2)
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('incr is never retried: one attempt reached the server, the caller gets the error', async () => {
+    let attempts = 0
+    const scripted = await startScriptedServer((chunk, _all, socket) => {
+      if (chunk.startsWith('ma ') || chunk.startsWith('ms ')) {
+        attempts++
+        socket.destroy()
+      }
+      return undefined
+    })
+    const client = createClient({ servers: scripted.address, retries: 3, failureLimit: 5 })
+    try {
+      await assert.rejects(client.incr('k', 1), { code: 'ERR_MEMKIT_CONNECTION' })
+      await assert.rejects(client.append('k', 'x'), { code: 'ERR_MEMKIT_CONNECTION' })
+      assert.equal(attempts, 2, 'one attempt each')
+    } finally {
+      await client.close()
+    }
+  })
+})
+
+describe('closing', () => {
+  test('close() lets in-flight operations finish, then refuses new ones with ERR_MEMKIT_CLOSED', async () => {
+    const server = await startMemcached()
+    const client = createClient({ servers: server.address })
+    await client.set('k', 'v')
+    const inFlight = client.get('k')
+    await client.close()
+    assert.equal(await inFlight, 'v')
+    await assert.rejects(client.get('k'), { code: 'ERR_MEMKIT_CLOSED' })
+    await assert.rejects(client.getMany(['k']), { code: 'ERR_MEMKIT_CLOSED' })
+  })
+
+  test('an idle client does not keep the process alive (a script can end without close())', async () => {
+    const server = await startMemcached()
+    const script = `
+      import { createClient } from ${JSON.stringify(fileURLToPath(new URL('../src/index.ts', import.meta.url)))}
+      const client = createClient({ servers: ${JSON.stringify(server.address)} })
+      await client.set('k', 'v')
+      console.log(await client.get('k'))
+    `
+    const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      timeout: 10_000,
+      encoding: 'utf8',
+    })
+    assert.equal(result.signal, null, 'the process exited on its own')
+    assert.equal(result.stdout.trim(), 'v')
+  })
+})
