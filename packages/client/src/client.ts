@@ -17,10 +17,12 @@ import {
 import { KeyCodec } from './keys.js'
 import { acquireLock, type Lock, type LockBackend, type LockOptions } from './lock.js'
 import { type ClientConfig, type ClientOptions, parseClientOptions } from './options.js'
+import { AsciiAuthCommand } from './protocol/ascii-auth.js'
+import { BinaryProtocol, BinaryTarget } from './protocol/binary.js'
+import { ClassicProtocol } from './protocol/classic.js'
 import type { ItemDecoder } from './protocol/item-decoder.js'
 import { MetaProtocol } from './protocol/meta.js'
 import type { Dispatch, Protocol, StoreMode } from './protocol/protocol.js'
-import { VersionCommand } from './protocol/text-commands.js'
 import { UndecodableError, ValueCodec } from './serializer.js'
 import { ServerNode } from './server-node.js'
 import { SingleFlight } from './single-flight.js'
@@ -60,20 +62,23 @@ export interface ClientEvents {
  */
 export class MemcachedClient extends EventEmitter<ClientEvents> implements LockBackend {
   readonly config: ClientConfig
-  readonly #protocol: Protocol
+  readonly #protocol: Protocol<unknown>
   readonly #keys: KeyCodec
   readonly #codec: ValueCodec
   readonly #cluster: Cluster
   readonly #decoder: ItemDecoder
   readonly #loads = new SingleFlight<unknown>()
-  readonly #dispatchers = new Map<ServerNode, Dispatch>()
+  /** How each server is reached: a Dispatch (text protocols) or a BinaryTarget. */
+  readonly #targets = new Map<ServerNode, unknown>()
   #closed = false
+  /** Number of interchangeable proxies (0 when keys are placed client-side). */
+  readonly #proxyCount: number
 
   constructor(options: ClientOptions = {}) {
     super()
     this.config = parseClientOptions(options)
     const config = this.config
-    this.#protocol = new MetaProtocol()
+    this.#protocol = createProtocol(config)
     this.#keys = new KeyCodec({
       prefix: config.keyPrefix,
       hashLongKeys: config.hashLongKeys,
@@ -101,42 +106,62 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
       },
       reportDecodeError: (error) => this.#emitError(error),
     }
-    const nodes = config.servers.map(
-      (server) =>
-        new ServerNode(
-          server,
-          {
-            connections: config.connections,
-            connectTimeout: config.connectTimeout,
-            keepAlive: config.keepAlive,
-            tls: config.tls,
-            handshake: undefined,
-            failureLimit: config.failureLimit,
-            deadTimeout: config.deadTimeout,
-            maxPending: config.maxPending,
-            probe: (connection, deadline) => {
-              const command = new VersionCommand()
-              command.deadline = deadline
-              connection.send(command)
-              return command.promise
-            },
+    const auth = config.auth
+    const handshake =
+      auth && config.protocol !== 'binary'
+        ? () => {
+            const command = new AsciiAuthCommand(auth.username, auth.password)
+            command.deadline = Date.now() + config.connectTimeout + config.timeout
+            return [command]
+          }
+        : undefined
+    const nodes: ServerNode[] = []
+    for (const server of config.servers) {
+      const node: ServerNode = new ServerNode(
+        server,
+        {
+          connections: config.connections,
+          connectTimeout: config.connectTimeout,
+          keepAlive: config.keepAlive,
+          tls: config.tls,
+          handshake,
+          failureLimit: config.failureLimit,
+          deadTimeout: config.deadTimeout,
+          maxPending: config.maxPending,
+          // The binary transport's own connection answers the probe; the text ones use `version`.
+          probe:
+            config.protocol === 'binary'
+              ? () => (this.#targets.get(node) as BinaryTarget).probe()
+              : undefined,
+        },
+        {
+          onDown: (down, error) => {
+            this.#cluster.rebuild()
+            if (serverDownChannel.hasSubscribers) serverDownChannel.publish({ server: down.label, error })
+            this.emit('server:down', { server: down.label, error })
           },
-          {
-            onDown: (node, error) => {
-              this.#cluster.rebuild()
-              if (serverDownChannel.hasSubscribers) serverDownChannel.publish({ server: node.label, error })
-              this.emit('server:down', { server: node.label, error })
-            },
-            onUp: (node) => {
-              this.#cluster.rebuild()
-              if (serverUpChannel.hasSubscribers) serverUpChannel.publish({ server: node.label })
-              this.emit('server:up', { server: node.label })
-            },
+          onUp: (up) => {
+            this.#cluster.rebuild()
+            if (serverUpChannel.hasSubscribers) serverUpChannel.publish({ server: up.label })
+            this.emit('server:up', { server: up.label })
           },
-        ),
-    )
-    this.#cluster = new Cluster(nodes, config.failover)
-    for (const node of nodes) this.#dispatchers.set(node, this.#makeDispatch(node))
+        },
+      )
+      nodes.push(node)
+      this.#targets.set(
+        node,
+        config.protocol === 'binary'
+          ? new BinaryTarget(node, {
+              timeout: config.timeout,
+              connectTimeout: config.connectTimeout,
+              keepAlive: config.keepAlive,
+              auth: config.auth,
+            })
+          : this.#makeDispatch(node),
+      )
+    }
+    this.#cluster = new Cluster(nodes, config.failover, config.proxy)
+    this.#proxyCount = config.proxy ? nodes.length : 0
   }
 
   // ---- reading -------------------------------------------------------------------------
@@ -171,7 +196,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     if (perNode.size === 0) return into as Map<string, T>
     await Promise.all(
       [...perNode].map(([node, list]) =>
-        this.#protocol.getMany(this.#dispatchers.get(node)!, list, this.#decoder, into),
+        this.#protocol.getMany(this.#targets.get(node)!, list, this.#decoder, into),
       ),
     )
     return into as Map<string, T>
@@ -409,7 +434,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   /** Removes every item on every server. */
   async flush(): Promise<void> {
     this.#assertOpen()
-    await Promise.all(this.#cluster.nodes.map((node) => this.#protocol.flush(this.#dispatchers.get(node)!)))
+    await Promise.all(this.#cluster.nodes.map((node) => this.#protocol.flush(this.#targets.get(node)!)))
   }
 
   /** Health and figures of every server, in configured order. Never rejects for a down server. */
@@ -418,7 +443,12 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     return Promise.all(
       this.#cluster.nodes.map(async (node) => {
         try {
-          const raw = await this.#protocol.stats(this.#dispatchers.get(node)!)
+          // A proxy forwards no stats: report what can be known, reachability and version.
+          if (this.config.proxy) {
+            const version = await this.#protocol.version(this.#targets.get(node)!)
+            return { server: node.label, up: true, version }
+          }
+          const raw = await this.#protocol.stats(this.#targets.get(node)!)
           const stats = summarizeStats(node.label, raw)
           return stats
         } catch (error) {
@@ -432,7 +462,16 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    for (const node of this.#cluster.nodes) node.close()
+    for (const node of this.#cluster.nodes) {
+      node.close()
+      const target = this.#targets.get(node)
+      if (target instanceof BinaryTarget) target.close()
+    }
+  }
+
+  /** Whether deleteIfUnchanged is atomic on this transport (false for classic). */
+  get conditionalDelete(): boolean {
+    return this.#protocol.conditionalDelete
   }
 
   get closed(): boolean {
@@ -512,9 +551,9 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     }
   }
 
-  #dispatchFor(stored: string): Dispatch {
+  #dispatchFor(stored: string): unknown {
     if (this.#closed) throw new ClientClosedError('the client is closed')
-    return this.#dispatchers.get(this.#cluster.nodeFor(stored))!
+    return this.#targets.get(this.#cluster.nodeFor(stored))!
   }
 
   #makeDispatch(node: ServerNode): Dispatch {
@@ -524,6 +563,10 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
       command.route = node
       if (idempotent && this.config.retries > 0) {
         command.retriesLeft = this.config.retries
+        command.onFailure = this.#retry
+      }
+      if (this.#proxyCount > 1) {
+        command.reroutesLeft = this.#proxyCount - 1
         command.onFailure = this.#retry
       }
       node.send(command)
@@ -536,9 +579,20 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   // or found its server down) is sent again on a fresh connection while its deadline allows.
   // Only idempotent commands get here.
   readonly #retry = (command: RetryTarget, error: MemkitError): boolean => {
-    if (command.retriesLeft <= 0 || error.code !== 'ERR_MEMKIT_CONNECTION' || this.#closed) return false
+    if (this.#closed || Date.now() >= command.deadline) return false
+    // Behind proxies any proxy serves any key, and a command that never left the client (the
+    // proxy is down or refused the connection) is safe to send elsewhere, idempotent or not.
+    const neverSent =
+      error.code === 'ERR_MEMKIT_SERVER_DOWN' || (error as ConnectionError).connecting === true
+    if (neverSent && command.reroutesLeft > 0) {
+      command.reroutesLeft--
+      const next = this.#cluster.nodeFor('')
+      command.route = next
+      next.send(command as Command)
+      return true
+    }
+    if (command.retriesLeft <= 0 || error.code !== 'ERR_MEMKIT_CONNECTION') return false
     if ((error as ConnectionError).connecting) return false
-    if (Date.now() >= command.deadline) return false
     command.retriesLeft--
     ;(command.route as ServerNode).send(command as Command)
     return true
@@ -594,6 +648,17 @@ function toSafeNumber(result: { value: string } | undefined): number | undefined
     )
   }
   return value
+}
+
+function createProtocol(config: ClientConfig): Protocol<unknown> {
+  switch (config.protocol) {
+    case 'classic':
+      return new ClassicProtocol({ proxy: config.proxy }) as Protocol<unknown>
+    case 'binary':
+      return new BinaryProtocol() as Protocol<unknown>
+    default:
+      return new MetaProtocol() as Protocol<unknown>
+  }
 }
 
 /** Creates a client. Connections open on first use, so this never fails for a server that is down. */

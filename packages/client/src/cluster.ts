@@ -10,13 +10,20 @@ import type { ServerNode } from './server-node.js'
 export class Cluster {
   readonly nodes: readonly ServerNode[]
   readonly #failover: boolean
+  readonly #proxy: boolean
+  #next = 0
   readonly #fullRing: Continuum
   #ring: Continuum | undefined
   #ringNodes: readonly ServerNode[]
 
-  constructor(nodes: readonly ServerNode[], failover: boolean) {
+  /**
+   * `proxy`: the servers are interchangeable proxies that place keys themselves; requests
+   * are spread over the live ones round-robin and no key is hashed here.
+   */
+  constructor(nodes: readonly ServerNode[], failover: boolean, proxy = false) {
     this.nodes = nodes
-    this.#failover = failover
+    this.#failover = failover || proxy
+    this.#proxy = proxy
     this.#fullRing = new Continuum(nodes.map((n) => n.config))
     this.#ring = this.#fullRing
     this.#ringNodes = nodes
@@ -26,6 +33,7 @@ export class Cluster {
   nodeFor(stored: string): ServerNode {
     const nodes = this.#ringNodes
     if (nodes.length === 1) return nodes[0]!
+    if (this.#proxy) return nodes[this.#next++ % nodes.length]!
     const ring = this.#ring
     // Every server down (with failover): use the original owner, which fails fast.
     if (ring === undefined) return this.nodes[this.#fullRing.lookup(stored)]!

@@ -1,4 +1,5 @@
 import {
+  AuthError,
   type MemkitError,
   NotNumericError,
   NotSupportedError,
@@ -18,8 +19,9 @@ export const FATAL = -3
 /** What a failure hook may look at and change to send a command again. */
 export interface RetryTarget {
   retriesLeft: number
+  reroutesLeft: number
   readonly deadline: number
-  readonly route: unknown
+  route: unknown
   reset(): void
 }
 
@@ -39,6 +41,8 @@ export abstract class Command<T = unknown> {
   server = ''
   /** Retries left; only idempotent commands get any. */
   retriesLeft = 0
+  /** Behind proxies: how many other proxies a command that was never sent may try. */
+  reroutesLeft = 0
   /** Set when a handler returns FATAL: the error for this command. */
   fatalError: MemkitError | undefined
   /** Where the dispatcher sent it (a server node), so a retry can go back there. */
@@ -112,6 +116,13 @@ export abstract class Command<T = unknown> {
     }
     if (line.startsWith('CLIENT_ERROR')) {
       const message = line.slice(13)
+      if (message.startsWith('unauthenticated')) {
+        this.fatalError = new AuthError(
+          `${this.server} requires authentication (memcached -Y); pass auth: { username, password }`,
+          this.server,
+        )
+        return FATAL
+      }
       if (/non-numeric/.test(message)) {
         this.fail(
           new NotNumericError(`cannot ${this.name} a value that is not a decimal number`, this.server),

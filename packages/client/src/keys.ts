@@ -53,8 +53,12 @@ export class KeyCodec {
     }
     const bytes = Buffer.byteLength(stored)
     if (ascii || !this.#base64NonAscii) {
-      if (bytes <= MAX_KEY_LENGTH) return { key, stored, wire: stored, base64: false }
-      return this.#hashed(key, `is ${bytes} bytes with the prefix; memcached's limit is ${MAX_KEY_LENGTH}`)
+      if (bytes > MAX_KEY_LENGTH) {
+        return this.#hashed(key, `is ${bytes} bytes with the prefix; memcached's limit is ${MAX_KEY_LENGTH}`)
+      }
+      // Command lines are written as latin1 text, so a non-ASCII key travels as the latin1
+      // reading of its UTF-8 bytes: on the wire, exactly its UTF-8 bytes.
+      return { key, stored, wire: ascii ? stored : Buffer.from(stored).toString('latin1'), base64: false }
     }
     // Non-ASCII on the meta transport: sent base64 so the command line stays plain ASCII.
     // memcached checks the 250 limit on the encoded form, so the raw limit is 187 bytes.
@@ -77,8 +81,9 @@ export class KeyCodec {
     if (Buffer.byteLength(stored) > MAX_KEY_LENGTH) {
       throw new InvalidKeyError(`keyPrefix is too long to leave room for a hashed key`, key)
     }
-    const base64 = this.#base64NonAscii && !isAscii(stored)
-    return { key, stored, wire: base64 ? Buffer.from(stored).toString('base64') : stored, base64 }
+    if (isAscii(stored)) return { key, stored, wire: stored, base64: false }
+    const wire = Buffer.from(stored).toString(this.#base64NonAscii ? 'base64' : 'latin1')
+    return { key, stored, wire, base64: this.#base64NonAscii }
   }
 }
 

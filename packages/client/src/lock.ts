@@ -11,8 +11,17 @@ export interface LockOptions {
   retryInterval?: number
 }
 
+/**
+ * What a released lock holds on transports without an atomic conditional delete (classic):
+ * release swaps the holder's token for this marker with CAS (and a 1 s TTL), and the next
+ * `lock()` may take over a marker with CAS. Tokens are base64url, so they never equal it.
+ */
+export const RELEASED = 'memkit:lock:released'
+
 /** The operations a lock needs; implemented by the client. */
 export interface LockBackend {
+  /** Whether deleteIfUnchanged is atomic on this transport. */
+  readonly conditionalDelete: boolean
   add(key: string, value: string, options: { ttl: number }): Promise<boolean>
   gets(key: string): Promise<{ value: unknown; cas: string } | undefined>
   cas(key: string, value: string, cas: string, options: { ttl: number }): Promise<boolean>
@@ -35,7 +44,8 @@ export class Lock {
   async release(): Promise<boolean> {
     const item = await this.backend.gets(this.key)
     if (!item || item.value !== this.token) return false
-    return this.backend.deleteIfUnchanged(this.key, item.cas)
+    if (this.backend.conditionalDelete) return this.backend.deleteIfUnchanged(this.key, item.cas)
+    return this.backend.cas(this.key, RELEASED, item.cas, { ttl: 1 })
   }
 
   /** Gives the lock a new TTL from now; false when it was no longer ours. */
@@ -64,6 +74,11 @@ export async function acquireLock(
   const deadline = Date.now() + wait
   for (;;) {
     if (await backend.add(key, token, { ttl })) return new Lock(key, token, backend)
+    if (!backend.conditionalDelete) {
+      const item = await backend.gets(key)
+      if (item?.value === RELEASED && (await backend.cas(key, token, item.cas, { ttl })))
+        return new Lock(key, token, backend)
+    }
     const left = deadline - Date.now()
     if (left <= 0)
       throw new LockTimeoutError(`lock ${key} is held by someone else${wait ? ` (waited ${wait} ms)` : ''}`)

@@ -12,6 +12,18 @@ import { parseServers, type ServerConfig, type ServerSpec } from './servers.js'
 
 export interface ClientOptions {
   /**
+   * Wire protocol: `'meta'` (memcached >= 1.6), `'classic'` (the text commands proxies such as
+   * twemproxy forward) or `'binary'` (through the optional `memjs` package, for SASL). Default `'meta'`.
+   */
+  protocol?: 'meta' | 'classic' | 'binary'
+  /**
+   * The servers are interchangeable proxies (twemproxy, mcrouter) that place keys themselves:
+   * no client-side hashing (requests go to any live proxy), and no stats or flush. Default `false`.
+   */
+  proxy?: boolean
+  /** Credentials: ASCII authentication (`memcached -Y`) for meta/classic, SASL PLAIN for binary. */
+  auth?: { username: string; password: string }
+  /**
    * Servers: `"host:port"`, `{ host, port, weight }`, an array of those, or a comma-separated
    * string. Default: the `MEMCACHED_SERVERS` environment variable, else `"127.0.0.1:11211"`.
    */
@@ -53,6 +65,9 @@ export interface ClientOptions {
 }
 
 export interface ClientConfig {
+  readonly protocol: 'meta' | 'classic' | 'binary'
+  readonly proxy: boolean
+  readonly auth: Readonly<{ username: string; password: string }> | undefined
   readonly servers: readonly ServerConfig[]
   readonly keyPrefix: string
   readonly hashLongKeys: boolean
@@ -73,6 +88,9 @@ export interface ClientConfig {
 }
 
 const KNOWN = new Set<string>([
+  'protocol',
+  'proxy',
+  'auth',
   'servers',
   'keyPrefix',
   'hashLongKeys',
@@ -105,6 +123,9 @@ export function parseClientOptions(options: ClientOptions = {}): ClientConfig {
     throw new InvalidOptionError('serializer must have serialize(value) and deserialize(data, flags) methods')
   }
   const config: ClientConfig = {
+    protocol: oneOf(options.protocol, 'protocol', ['meta', 'classic', 'binary'] as const, 'meta'),
+    proxy: boolean(options.proxy, 'proxy', false),
+    auth: parseAuth(options.auth),
     servers: Object.freeze(parseServers(options.servers)),
     keyPrefix: keyPrefix(options.keyPrefix),
     hashLongKeys: boolean(options.hashLongKeys, 'hashLongKeys', false),
@@ -123,7 +144,27 @@ export function parseClientOptions(options: ClientOptions = {}): ClientConfig {
     keepAlive: options.keepAlive === false ? false : nonNegative(options.keepAlive, 'keepAlive', 30_000),
     tls: parseTls(options.tls),
   }
+  if (config.protocol === 'binary' && config.tls) {
+    throw new InvalidOptionError(
+      "protocol 'binary' goes through memjs, which has no TLS; use 'meta' or 'classic' with tls",
+    )
+  }
   return Object.freeze(config)
+}
+
+function parseAuth(input: ClientOptions['auth']): ClientConfig['auth'] {
+  if (input === undefined) return undefined
+  if (
+    typeof input !== 'object' ||
+    input === null ||
+    typeof input.username !== 'string' ||
+    typeof input.password !== 'string' ||
+    input.username === ''
+  ) {
+    throw new InvalidOptionError('auth must be { username: string, password: string }')
+  }
+  if (/\s/.test(input.username)) throw new InvalidOptionError('auth.username may not contain whitespace')
+  return Object.freeze({ username: input.username, password: input.password })
 }
 
 function parseTls(input: ClientOptions['tls']): TlsOptions | undefined {

@@ -1,6 +1,7 @@
 import type { Command } from './command.js'
 import { Connection, type ConnectionOptions } from './connection.js'
 import { ClientClosedError, type MemkitError, OverloadedError, ServerDownError } from './errors.js'
+import { VersionCommand } from './protocol/text-commands.js'
 import type { ServerConfig } from './servers.js'
 
 export interface NodeOptions {
@@ -15,8 +16,8 @@ export interface NodeOptions {
   deadTimeout: number
   /** Most commands in flight per connection before new ones are refused. */
   maxPending: number
-  /** Sends a cheap command on a fresh connection to see if a down server is back. */
-  probe: (connection: Connection, deadline: number) => Promise<unknown>
+  /** Checks whether a down server is back. Default: `version` on a fresh connection. */
+  probe?: () => Promise<unknown>
 }
 
 export interface NodeEvents {
@@ -69,19 +70,34 @@ export class ServerNode {
     return this.#connections.filter((c) => c?.usable).length
   }
 
+  /** Why commands for this server must fail at once, if they must. */
+  unavailable(): MemkitError | undefined {
+    if (this.#closed) return new ClientClosedError('the client is closed')
+    if (!this.#down) return undefined
+    return new ServerDownError(
+      `${this.label} is marked down after repeated failures (${this.#lastError?.message ?? 'unknown'}); retrying it in the background`,
+      this.label,
+      { cause: this.#lastError },
+    )
+  }
+
+  /** A reply arrived (for transports that manage their own connections). */
+  reportSuccess(): void {
+    if (this.#failures !== 0) this.#failures = 0
+  }
+
+  /** A connection failure or timeout (for transports that manage their own connections). */
+  reportFailure(error: MemkitError): void {
+    if (this.#closed) return
+    this.#lastError = error
+    this.#failures++
+    if (!this.#down && this.#failures >= this.#options.failureLimit) this.#markDown(error)
+  }
+
   send(command: Command): void {
-    if (this.#closed) {
-      command.fail(new ClientClosedError('the client is closed'))
-      return
-    }
-    if (this.#down) {
-      command.fail(
-        new ServerDownError(
-          `${this.label} is marked down after repeated failures (${this.#lastError?.message ?? 'unknown'}); retrying it in the background`,
-          this.label,
-          { cause: this.#lastError },
-        ),
-      )
+    const unavailable = this.unavailable()
+    if (unavailable) {
+      command.fail(unavailable)
       return
     }
     const connection = this.#pick()
@@ -133,10 +149,7 @@ export class ServerNode {
   readonly #onClose = (connection: Connection, error: MemkitError | undefined): void => {
     const slot = this.#connections.indexOf(connection)
     if (slot !== -1) this.#connections[slot] = undefined
-    if (error === undefined || this.#closed) return
-    this.#lastError = error
-    this.#failures++
-    if (!this.#down && this.#failures >= this.#options.failureLimit) this.#markDown(error)
+    if (error !== undefined) this.reportFailure(error)
   }
 
   #markDown(error: MemkitError): void {
@@ -156,33 +169,40 @@ export class ServerNode {
 
   async #probe(): Promise<void> {
     if (this.#closed || !this.#down) return
-    let connection: Connection | undefined
-    const probeEvents = { onReply: () => {}, onClose: () => {} }
     try {
-      connection = new Connection(
-        {
-          host: this.config.host,
-          port: this.config.port,
-          label: this.config.label,
-          connectTimeout: this.#options.connectTimeout,
-          keepAlive: this.#options.keepAlive,
-          tls: this.#options.tls,
-          handshake: this.#options.handshake,
-        },
-        probeEvents,
-      )
-      await this.#options.probe(connection, Date.now() + this.#options.connectTimeout)
+      await (this.#options.probe ? this.#options.probe() : this.#probeWithVersion())
     } catch (error) {
-      connection?.destroy()
       this.#lastError = error as MemkitError
       if (!this.#closed) this.#scheduleProbe()
       return
     }
-    connection.close()
     if (this.#closed) return
     this.#down = false
     this.#failures = 0
     this.#events.onUp(this)
+  }
+
+  async #probeWithVersion(): Promise<void> {
+    const connection = new Connection(
+      {
+        host: this.config.host,
+        port: this.config.port,
+        label: this.config.label,
+        connectTimeout: this.#options.connectTimeout,
+        keepAlive: this.#options.keepAlive,
+        tls: this.#options.tls,
+        handshake: this.#options.handshake,
+      },
+      { onReply: () => {}, onClose: () => {} },
+    )
+    const command = new VersionCommand()
+    command.deadline = Date.now() + this.#options.connectTimeout
+    connection.send(command)
+    try {
+      await command.promise
+    } finally {
+      connection.close()
+    }
   }
 
   /** How long the server has been down, in ms (0 when up). */

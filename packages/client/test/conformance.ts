@@ -9,8 +9,11 @@ import type { MemcachedClient } from '../src/index.js'
 export interface ConformanceTarget {
   /** A fresh client on the target; the suite closes it. */
   client(options?: Record<string, unknown>): Promise<MemcachedClient> | MemcachedClient
-  /** Features the transport lacks (tests for them are not registered, and the gap is documented). */
-  lacks?: Array<'getAndTouch' | 'remainingTtl'>
+  /**
+   * Features the transport lacks by design: instead of the feature's test, the suite checks
+   * that the transport refuses it with ERR_MEMKIT_NOT_SUPPORTED (the README documents each).
+   */
+  lacks?: Array<'remainingTtl' | 'conditionalDelete'>
 }
 
 /** Unique keys per test so tests never see each other's data. */
@@ -114,17 +117,29 @@ export function describeConformance(name: string, target: ConformanceTarget): vo
       },
     )
 
-    withClient('deleteIfUnchanged deletes only with the current token', async (client) => {
-      const k = key('cad')
-      await client.set(k, 'a')
-      const item = await client.gets(k)
-      await client.set(k, 'b')
-      assert.equal(await client.deleteIfUnchanged(k, item!.cas), false)
-      assert.equal(await client.get(k), 'b')
-      const fresh = await client.gets(k)
-      assert.equal(await client.deleteIfUnchanged(k, fresh!.cas), true)
-      assert.equal(await client.get(k), undefined)
-    })
+    if (lacks.has('conditionalDelete')) {
+      withClient(
+        'deleteIfUnchanged is refused with ERR_MEMKIT_NOT_SUPPORTED, and deletes nothing',
+        async (client) => {
+          const k = key('cad')
+          await client.set(k, 'a')
+          const item = await client.gets(k)
+          await assert.rejects(client.deleteIfUnchanged(k, item!.cas), { code: 'ERR_MEMKIT_NOT_SUPPORTED' })
+          assert.equal(await client.get(k), 'a')
+        },
+      )
+    } else
+      withClient('deleteIfUnchanged deletes only with the current token', async (client) => {
+        const k = key('cad')
+        await client.set(k, 'a')
+        const item = await client.gets(k)
+        await client.set(k, 'b')
+        assert.equal(await client.deleteIfUnchanged(k, item!.cas), false)
+        assert.equal(await client.get(k), 'b')
+        const fresh = await client.gets(k)
+        assert.equal(await client.deleteIfUnchanged(k, fresh!.cas), true)
+        assert.equal(await client.get(k), undefined)
+      })
 
     withClient('touch changes the TTL without rewriting; false when missing', async (client) => {
       const k = key('touch')
@@ -135,16 +150,14 @@ export function describeConformance(name: string, target: ConformanceTarget): vo
       assert.equal(await client.get(k), 'kept', 'the touch extended the TTL')
     })
 
-    if (!lacks.has('getAndTouch')) {
-      withClient('getAndTouch reads and extends in one step', async (client) => {
-        const k = key('gat')
-        assert.equal(await client.getAndTouch(k, 10), undefined)
-        await client.set(k, { a: 1 }, { ttl: 1 })
-        assert.deepEqual(await client.getAndTouch(k, 60), { a: 1 })
-        await sleep(2100)
-        assert.deepEqual(await client.get(k), { a: 1 })
-      })
-    }
+    withClient('getAndTouch reads and extends in one step', async (client) => {
+      const k = key('gat')
+      assert.equal(await client.getAndTouch(k, 10), undefined)
+      await client.set(k, { a: 1 }, { ttl: 1 })
+      assert.deepEqual(await client.getAndTouch(k, 60), { a: 1 })
+      await sleep(2100)
+      assert.deepEqual(await client.get(k), { a: 1 })
+    })
 
     withClient(
       'incr and decr with initial create the counter, then count; decr stops at 0',
@@ -188,7 +201,18 @@ export function describeConformance(name: string, target: ConformanceTarget): vo
       assert.equal(await client.get(k), 'next')
     })
 
-    if (!lacks.has('remainingTtl')) {
+    if (lacks.has('remainingTtl')) {
+      withClient(
+        'incrWithTtl is refused with ERR_MEMKIT_NOT_SUPPORTED; incr with initial still works',
+        async (client) => {
+          const k = key('window')
+          await assert.rejects(client.incrWithTtl(k, 1, { initial: 1, ttl: 60 }), {
+            code: 'ERR_MEMKIT_NOT_SUPPORTED',
+          })
+          assert.equal(await client.incr(k, 1, { initial: 1, ttl: 60 }), 1)
+        },
+      )
+    } else {
       withClient('incrWithTtl returns the count and the remaining TTL in one call', async (client) => {
         const k = key('window')
         const first = await client.incrWithTtl(k, 1, { initial: 1, ttl: 60 })

@@ -1,4 +1,5 @@
 export { onCleanup, stopAll } from './cleanup.js'
+export { generateTlsMaterial, type TlsMaterial, writeAuthFile, writeSaslConfig } from './credentials.js'
 export { type FakeServer, startScriptedServer, startSilentServer } from './fake-servers.js'
 export { freePort } from './free-port.js'
 export {
@@ -9,4 +10,5 @@ export {
 } from './memcached-server.js'
 export { registeredCount } from './process-registry.js'
 export { dumpKeys, rawCommand } from './raw-command.js'
+export { startTwemproxy, type TwemproxyOptions, TwemproxyServer } from './twemproxy.js'
 export { waitForPort } from './wait-for-port.js'

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { onCleanup } from './cleanup.js'
+import { writeAuthFile, writeSaslConfig } from './credentials.js'
 import { freePort } from './free-port.js'
 import { type SpawnedProcess, spawnServer } from './process-registry.js'
 import { waitForPort } from './wait-for-port.js'
@@ -15,6 +16,12 @@ export interface MemcachedOptions {
   args?: string[]
   /** The binary to run. Default `memcached` from PATH. */
   binary?: string
+  /** Serve TLS only (`-Z`) with this certificate and key (see generateTlsMaterial). */
+  tls?: { certFile: string; keyFile: string }
+  /** Require ASCII authentication (`-Y`) for these users. */
+  asciiAuth?: Array<{ username: string; password: string }>
+  /** Require SASL (`-S`, binary protocol only) for these users (PLAIN, via a sasldb). */
+  sasl?: Array<{ username: string; password: string }>
 }
 
 /** A real memcached process on a loopback port, with the fault helpers tests need. */
@@ -27,6 +34,7 @@ export class MemcachedServer {
     readonly port: number,
     private readonly argv: string[],
     private readonly binary: string,
+    private readonly env: Record<string, string>,
   ) {}
 
   /** `"127.0.0.1:<port>"`, the form `createClient({ servers })` takes. */
@@ -51,7 +59,11 @@ export class MemcachedServer {
     // A free port can be taken by someone else between asking and binding; try a few.
     for (let attempt = 0; attempt < 5; attempt++) {
       const port = await freePort()
-      const server = new MemcachedServer(port, buildArgs(port, options), options.binary ?? 'memcached')
+      const env: Record<string, string> = {}
+      const args = buildArgs(port, options)
+      if (options.sasl) env.SASL_CONF_PATH = writeSaslConfig(options.sasl).confDir
+      if (options.asciiAuth) args.push('-Y', writeAuthFile(options.asciiAuth))
+      const server = new MemcachedServer(port, args, options.binary ?? 'memcached', env)
       try {
         await server.#launch()
         return server
@@ -63,7 +75,7 @@ export class MemcachedServer {
   }
 
   async #launch(): Promise<void> {
-    const proc = spawnServer(this.binary, this.argv)
+    const proc = spawnServer(this.binary, this.argv, this.env)
     this.#process = proc
     this.#frozen = false
     try {
@@ -135,6 +147,9 @@ function buildArgs(port: number, options: MemcachedOptions): string[] {
   const args = ['-l', '127.0.0.1', '-p', String(port), '-U', '0', '-m', String(options.memoryMb ?? 64)]
   if (options.itemSize) args.push('-I', options.itemSize)
   if (options.maxConnections) args.push('-c', String(options.maxConnections))
+  if (options.tls)
+    args.push('-Z', '-o', `ssl_chain_cert=${options.tls.certFile},ssl_key=${options.tls.keyFile}`)
+  if (options.sasl) args.push('-S')
   // memcached refuses to run as root without -u.
   if (typeof process.getuid === 'function' && process.getuid() === 0) args.push('-u', 'root')
   args.push(...(options.args ?? []))

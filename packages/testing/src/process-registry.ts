@@ -43,9 +43,13 @@ export interface SpawnedProcess {
  * a tiny `sh` watchdog holds a pipe to us and SIGKILLs the server when that pipe closes,
  * which also covers this process being SIGKILLed itself.
  */
-export function spawnServer(command: string, args: string[]): SpawnedProcess {
+export function spawnServer(
+  command: string,
+  args: string[],
+  env: Record<string, string> = {},
+): SpawnedProcess {
   hookExit()
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
   let output = ''
   const collect = (chunk: Buffer) => {
     if (output.length < 64 * 1024) output += chunk.toString()

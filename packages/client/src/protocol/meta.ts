@@ -325,6 +325,8 @@ class MetaArithCommand extends MetaCommand<ArithResult | undefined> {
 export class MetaProtocol implements Protocol {
   readonly name = 'meta' as const
   readonly base64Keys = true
+  readonly conditionalDelete = true
+  readonly remainingTtl = true
 
   get(send: Dispatch, key: EncodedKey, decoder: ItemDecoder): Promise<unknown> {
     return send(new MetaGetCommand<unknown>('get', key, decoder, 'value', ''), true)

@@ -36,19 +36,24 @@ export type Dispatch = <T>(command: Command<T>, idempotent: boolean) => Promise<
 
 /**
  * A wire protocol. Every transport offers the same operations; where its commands cannot do
- * one in a single step, it composes several (and the README says so).
+ * one in a single step, it composes several (and the README says so). `Target` is how it
+ * reaches one server: a Dispatch for the text protocols, a memjs-backed target for binary.
  */
-export interface Protocol {
+export interface Protocol<Target = Dispatch> {
   readonly name: 'meta' | 'classic' | 'binary'
   /** Whether keys with non-ASCII characters travel base64-encoded (meta `b` flag). */
   readonly base64Keys: boolean
-  get(send: Dispatch, key: EncodedKey, decoder: ItemDecoder): Promise<unknown>
-  gets(send: Dispatch, key: EncodedKey, decoder: ItemDecoder): Promise<StoredItem | undefined>
-  getAndTouch(send: Dispatch, key: EncodedKey, exptime: number, decoder: ItemDecoder): Promise<unknown>
+  /** Whether deleteIfUnchanged is atomic on this transport (locks fall back to a release marker). */
+  readonly conditionalDelete: boolean
+  /** Whether a counter's remaining TTL can be read (incrWithTtl). */
+  readonly remainingTtl: boolean
+  get(send: Target, key: EncodedKey, decoder: ItemDecoder): Promise<unknown>
+  gets(send: Target, key: EncodedKey, decoder: ItemDecoder): Promise<StoredItem | undefined>
+  getAndTouch(send: Target, key: EncodedKey, exptime: number, decoder: ItemDecoder): Promise<unknown>
   /** Fetches keys that live on one server; hits are added to `into` under their caller-facing key. */
-  getMany(send: Dispatch, keys: EncodedKey[], decoder: ItemDecoder, into: Map<string, unknown>): Promise<void>
+  getMany(send: Target, keys: EncodedKey[], decoder: ItemDecoder, into: Map<string, unknown>): Promise<void>
   store(
-    send: Dispatch,
+    send: Target,
     mode: StoreMode,
     key: EncodedKey,
     data: Buffer,
@@ -56,12 +61,12 @@ export interface Protocol {
     exptime: number,
     cas?: string,
   ): Promise<boolean>
-  delete(send: Dispatch, key: EncodedKey): Promise<boolean>
+  delete(send: Target, key: EncodedKey): Promise<boolean>
   /** Deletes only while the item's CAS is still `cas` (compare-and-delete). */
-  deleteIfUnchanged(send: Dispatch, key: EncodedKey, cas: string): Promise<boolean>
-  touch(send: Dispatch, key: EncodedKey, exptime: number): Promise<boolean>
-  arith(send: Dispatch, request: ArithRequest): Promise<ArithResult | undefined>
-  version(send: Dispatch): Promise<string>
-  stats(send: Dispatch, group?: string): Promise<Record<string, string>>
-  flush(send: Dispatch): Promise<void>
+  deleteIfUnchanged(send: Target, key: EncodedKey, cas: string): Promise<boolean>
+  touch(send: Target, key: EncodedKey, exptime: number): Promise<boolean>
+  arith(send: Target, request: ArithRequest): Promise<ArithResult | undefined>
+  version(send: Target): Promise<string>
+  stats(send: Target, group?: string): Promise<Record<string, string>>
+  flush(send: Target): Promise<void>
 }

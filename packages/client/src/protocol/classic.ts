@@ -1,0 +1,309 @@
+import { Command, DONE, MORE } from '../command.js'
+import { NotSupportedError } from '../errors.js'
+import type { EncodedKey } from '../keys.js'
+import { decodeItem, type ItemDecoder } from './item-decoder.js'
+import type { ArithRequest, ArithResult, Dispatch, Protocol, StoredItem, StoreMode } from './protocol.js'
+import { FlushCommand, StatsCommand, VersionCommand } from './text-commands.js'
+
+// The classic text protocol: only the commands twemproxy and mcrouter forward (get, gets,
+// set, add, replace, append, prepend, cas, delete, incr, decr, touch, version). Nothing here
+// ever sends a meta or binary command, gat, or (behind a proxy) stats or flush_all: twemproxy
+// closes the connection on any of them, failing every request in flight.
+
+/** Largest number of keys in one classic multi-get line. */
+const MULTI_GET_BATCH = 100
+
+/** `get` / `gets` for one key: VALUE <key> <flags> <bytes> [<cas>], data, END. */
+class ClassicGetCommand<T> extends Command<T> {
+  readonly name: string
+  #flags = 0
+  #cas = ''
+  #value: unknown
+  #found = false
+
+  constructor(
+    private readonly key: EncodedKey,
+    private readonly decoder: ItemDecoder,
+    private readonly withCas: boolean,
+  ) {
+    super(`${withCas ? 'gets' : 'get'} ${key.wire}\r\n`)
+    this.name = withCas ? 'gets' : 'get'
+  }
+
+  override reset(): void {
+    this.#found = false
+    this.#value = undefined
+  }
+
+  onLine(line: string): number {
+    if (line === 'END') {
+      if (!this.#found) this.resolve(undefined as T)
+      else if (this.withCas) this.resolve({ value: this.#value, cas: this.#cas } as T)
+      else this.resolve(this.#value as T)
+      return DONE
+    }
+    if (line.startsWith('VALUE ')) {
+      const parts = line.split(' ')
+      if (parts[1] !== this.key.wire)
+        return this.protocolError(`a value for ${JSON.stringify(parts[1])} where ${this.key.key} was asked`)
+      const size = Number(parts[3])
+      this.#flags = Number(parts[2])
+      if (!Number.isInteger(size) || size < 0 || !Number.isInteger(this.#flags))
+        return this.protocolError(`bad ${line}`)
+      if (this.withCas) {
+        if (!/^\d+$/.test(parts[4] ?? '')) return this.protocolError(`no cas in ${line}`)
+        this.#cas = parts[4]!
+      }
+      return size
+    }
+    return this.errorLine(line)
+  }
+
+  override onData(data: Buffer): number {
+    const decoded = decodeItem(this.decoder, this.key.key, data, this.#flags)
+    if (decoded.ok) {
+      this.#found = true
+      this.#value = decoded.value
+    } else if (decoded.error) {
+      this.fail(decoded.error)
+    }
+    return MORE
+  }
+}
+
+/** `get k1 k2 ...`: every hit as a VALUE block, then END. */
+class ClassicMultiGetCommand extends Command<void> {
+  readonly name = 'getMany'
+  #current: EncodedKey | undefined
+  #flags = 0
+  readonly #byWire: Map<string, EncodedKey>
+
+  constructor(
+    keys: EncodedKey[],
+    private readonly decoder: ItemDecoder,
+    private readonly into: Map<string, unknown>,
+  ) {
+    super(`get ${keys.map((k) => k.wire).join(' ')}\r\n`)
+    this.#byWire = new Map(keys.map((k) => [k.wire, k]))
+  }
+
+  onLine(line: string): number {
+    if (line === 'END') {
+      this.resolve()
+      return DONE
+    }
+    if (line.startsWith('VALUE ')) {
+      const parts = line.split(' ')
+      const key = this.#byWire.get(parts[1]!)
+      const size = Number(parts[3])
+      if (!key || !Number.isInteger(size) || size < 0) return this.protocolError(`unexpected ${line}`)
+      this.#current = key
+      this.#flags = Number(parts[2])
+      return size
+    }
+    return this.errorLine(line)
+  }
+
+  override onData(data: Buffer): number {
+    const key = this.#current!
+    const decoded = decodeItem(this.decoder, key.key, data, this.#flags)
+    if (decoded.ok) this.into.set(key.key, decoded.value)
+    else if (decoded.error) this.fail(decoded.error)
+    return MORE
+  }
+}
+
+/** Commands answered by one status word. */
+class ClassicStatusCommand extends Command<boolean> {
+  constructor(
+    readonly name: string,
+    out: string | Array<string | Buffer>,
+    private readonly success: string,
+    private readonly failures: readonly string[],
+  ) {
+    super(out)
+  }
+
+  onLine(line: string): number {
+    if (line === this.success) {
+      this.resolve(true)
+      return DONE
+    }
+    if (this.failures.includes(line)) {
+      this.resolve(false)
+      return DONE
+    }
+    return this.errorLine(line)
+  }
+}
+
+/** incr / decr: the new value as decimal text, or NOT_FOUND. */
+class ClassicArithCommand extends Command<string | undefined> {
+  constructor(
+    readonly name: string,
+    key: EncodedKey,
+    delta: bigint,
+  ) {
+    super(`${name} ${key.wire} ${delta}\r\n`)
+  }
+
+  onLine(line: string): number {
+    if (line === 'NOT_FOUND') {
+      this.resolve(undefined)
+      return DONE
+    }
+    if (/^\d+$/.test(line)) {
+      this.resolve(line)
+      return DONE
+    }
+    return this.errorLine(line)
+  }
+}
+
+const STORE_REPLIES: Record<StoreMode, readonly string[]> = {
+  set: ['NOT_STORED'],
+  add: ['NOT_STORED'],
+  replace: ['NOT_STORED'],
+  append: ['NOT_STORED'],
+  prepend: ['NOT_STORED'],
+  cas: ['EXISTS', 'NOT_FOUND'],
+}
+
+export interface ClassicOptions {
+  /** The servers are proxies (twemproxy, mcrouter): never send stats or flush_all. */
+  proxy: boolean
+}
+
+export class ClassicProtocol implements Protocol {
+  readonly name = 'classic' as const
+  readonly base64Keys = false
+  readonly conditionalDelete = false
+  readonly remainingTtl = false
+
+  constructor(private readonly options: ClassicOptions) {}
+
+  get(send: Dispatch, key: EncodedKey, decoder: ItemDecoder): Promise<unknown> {
+    return send(new ClassicGetCommand<unknown>(key, decoder, false), true)
+  }
+
+  gets(send: Dispatch, key: EncodedKey, decoder: ItemDecoder): Promise<StoredItem | undefined> {
+    return send(new ClassicGetCommand<StoredItem | undefined>(key, decoder, true), true)
+  }
+
+  /** No `gat` through proxies: `touch` then `get`, pipelined in one round trip (not atomic). */
+  async getAndTouch(
+    send: Dispatch,
+    key: EncodedKey,
+    exptime: number,
+    decoder: ItemDecoder,
+  ): Promise<unknown> {
+    const [touched, value] = await Promise.all([this.touch(send, key, exptime), this.get(send, key, decoder)])
+    return touched ? value : undefined
+  }
+
+  async getMany(
+    send: Dispatch,
+    keys: EncodedKey[],
+    decoder: ItemDecoder,
+    into: Map<string, unknown>,
+  ): Promise<void> {
+    const batches: Array<Promise<void>> = []
+    for (let i = 0; i < keys.length; i += MULTI_GET_BATCH) {
+      batches.push(send(new ClassicMultiGetCommand(keys.slice(i, i + MULTI_GET_BATCH), decoder, into), true))
+    }
+    await Promise.all(batches)
+  }
+
+  store(
+    send: Dispatch,
+    mode: StoreMode,
+    key: EncodedKey,
+    data: Buffer,
+    flags: number,
+    exptime: number,
+    cas?: string,
+  ): Promise<boolean> {
+    const header =
+      mode === 'cas'
+        ? `cas ${key.wire} ${flags} ${exptime} ${data.length} ${cas}\r\n`
+        : `${mode} ${key.wire} ${mode === 'append' || mode === 'prepend' ? 0 : flags} ${exptime} ${data.length}\r\n`
+    return send(
+      new ClassicStatusCommand(mode, [header, data, '\r\n'], 'STORED', STORE_REPLIES[mode]),
+      mode === 'set' || mode === 'replace',
+    )
+  }
+
+  delete(send: Dispatch, key: EncodedKey): Promise<boolean> {
+    return send(new ClassicStatusCommand('delete', `delete ${key.wire}\r\n`, 'DELETED', ['NOT_FOUND']), true)
+  }
+
+  deleteIfUnchanged(): Promise<boolean> {
+    return Promise.reject(
+      new NotSupportedError(
+        "the classic protocol has no conditional delete (and twemproxy rejects the negative-exptime cas that could emulate it); use protocol 'meta' or 'binary'",
+      ),
+    )
+  }
+
+  touch(send: Dispatch, key: EncodedKey, exptime: number): Promise<boolean> {
+    return send(
+      new ClassicStatusCommand('touch', `touch ${key.wire} ${exptime}\r\n`, 'TOUCHED', ['NOT_FOUND']),
+      true,
+    )
+  }
+
+  /**
+   * Counter with an initial value, emulated: `incr`; on a miss `add` the initial value; if
+   * another client created it first (NOT_STORED), `incr` again. Every step is atomic on the
+   * server, so concurrent callers still count exactly; it costs two or three round trips on
+   * the first hit instead of one.
+   */
+  async arith(send: Dispatch, request: ArithRequest): Promise<ArithResult | undefined> {
+    if (request.withTtl) {
+      throw new NotSupportedError(
+        "the classic protocol cannot report a counter's remaining TTL; use protocol 'meta' (or track the window yourself)",
+      )
+    }
+    const name = request.decrement ? 'decr' : 'incr'
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const value = await send(new ClassicArithCommand(name, request.key, request.delta), false)
+      if (value !== undefined) return { value, ttl: Number.NaN }
+      if (request.initial === undefined) return undefined
+      const initial = Buffer.from(request.initial.toString(), 'latin1')
+      const header = `add ${request.key.wire} 0 ${request.exptime} ${initial.length}\r\n`
+      const added = await send(
+        new ClassicStatusCommand('add', [header, initial, '\r\n'], 'STORED', ['NOT_STORED']),
+        false,
+      )
+      if (added) return { value: request.initial.toString(), ttl: Number.NaN }
+    }
+    // Created and then deleted twice under us: report it like a miss rather than loop.
+    return undefined
+  }
+
+  version(send: Dispatch): Promise<string> {
+    return send(new VersionCommand(), true)
+  }
+
+  stats(send: Dispatch, group?: string): Promise<Record<string, string>> {
+    if (this.options.proxy) {
+      return Promise.reject(
+        new NotSupportedError(
+          'stats is not available through a proxy (twemproxy closes the connection on it)',
+        ),
+      )
+    }
+    return send(new StatsCommand(group), true)
+  }
+
+  flush(send: Dispatch): Promise<void> {
+    if (this.options.proxy) {
+      return Promise.reject(
+        new NotSupportedError(
+          'flush is not available through a proxy (twemproxy closes the connection on flush_all)',
+        ),
+      )
+    }
+    return send(new FlushCommand(), true)
+  }
+}
