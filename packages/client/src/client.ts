@@ -23,6 +23,7 @@ import { ClassicProtocol } from './protocol/classic.js'
 import type { ItemDecoder } from './protocol/item-decoder.js'
 import { MetaProtocol } from './protocol/meta.js'
 import type { Dispatch, Protocol, StoreMode } from './protocol/protocol.js'
+import { MetaNoopCommand, VersionCommand } from './protocol/text-commands.js'
 import { UndecodableError, ValueCodec } from './serializer.js'
 import { ServerNode } from './server-node.js'
 import { SingleFlight } from './single-flight.js'
@@ -125,6 +126,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
           keepAlive: config.keepAlive,
           tls: config.tls,
           handshake,
+          nudge: config.protocol === 'classic' ? () => new VersionCommand() : () => new MetaNoopCommand(),
           failureLimit: config.failureLimit,
           deadTimeout: config.deadTimeout,
           maxPending: config.maxPending,

@@ -18,7 +18,12 @@ export interface ConnectionOptions {
   tls: TlsOptions | undefined
   /** Commands sent before anything else on a new connection (ASCII auth). */
   handshake?: () => Command[]
+  /** A harmless command to send when a TLS connection stalls (see #onNudgeTimer). */
+  nudge?: () => Command
 }
+
+/** How long a TLS connection may stay silent with requests outstanding before it is nudged. */
+const NUDGE_AFTER = 25
 
 export interface ConnectionEvents {
   /** A reply arrived: the server is alive. */
@@ -54,9 +59,14 @@ export class Connection {
 
   #timer: NodeJS.Timeout | undefined
   #connectTimer: NodeJS.Timeout | undefined
+  #nudgeTimer: NodeJS.Timeout | undefined
+  #lastDataAt = 0
+  #nudging = false
   #closing = false
   #closed = false
   #connected = false
+  /** TCP is up (for TLS: the handshake may still fail). */
+  #tcpConnected = false
   #referenced = true
 
   constructor(options: ConnectionOptions, events: ConnectionEvents) {
@@ -74,13 +84,21 @@ export class Connection {
     socket.setNoDelay(true)
     if (options.keepAlive !== false) socket.setKeepAlive(true, options.keepAlive)
     socket.on(options.tls ? 'secureConnect' : 'connect', this.#onConnect)
+    socket.once('connect', () => {
+      this.#tcpConnected = true
+    })
     socket.on('data', this.#onData)
     socket.on('error', this.#onError)
     socket.on('close', this.#onSocketClose)
     this.#connectTimer = setTimeout(this.#onConnectTimeout, options.connectTimeout)
     this.#connectTimer.unref()
     this.#unref()
-    for (const command of options.handshake?.() ?? []) this.send(command)
+    for (const command of options.handshake?.() ?? []) {
+      // Nobody awaits a handshake: its failure reaches callers through the commands queued
+      // behind it (the connection fails them all), so its own rejection must not go unhandled.
+      command.promise.catch(() => {})
+      this.send(command)
+    }
   }
 
   get label(): string {
@@ -112,6 +130,10 @@ export class Connection {
     if (this.#queue.length === 1) {
       this.#ref()
       if (this.#timer === undefined) this.#armTimer(command.deadline)
+      if (this.#options.tls && this.#options.nudge && this.#nudgeTimer === undefined) {
+        this.#lastDataAt = Date.now()
+        this.#armNudge()
+      }
     }
     if (!this.#flushScheduled) {
       this.#flushScheduled = true
@@ -132,6 +154,7 @@ export class Connection {
     this.#closed = true
     clearTimeout(this.#timer)
     clearTimeout(this.#connectTimer)
+    clearTimeout(this.#nudgeTimer)
     this.#socket.destroy()
     // The server's health is updated before the commands fail, so a retry they trigger sees
     // a server that has just been marked down and fails fast instead of trying it again.
@@ -203,6 +226,34 @@ export class Connection {
     this.#armTimer(head.deadline)
   }
 
+  // memcached 1.6's TLS can leave part of a large pipelined burst decrypted in its TLS buffer
+  // without a socket event to make it read on: the server then waits for more bytes and the
+  // requests time out. Observed here in about 1 of 15 bursts of 500 small requests. Any further
+  // bytes wake it, so when a TLS connection has requests outstanding and has been silent for
+  // NUDGE_AFTER ms, one harmless command is sent.
+  #armNudge(): void {
+    this.#nudgeTimer = setTimeout(this.#onNudgeTimer, NUDGE_AFTER)
+    this.#nudgeTimer.unref()
+  }
+
+  readonly #onNudgeTimer = (): void => {
+    this.#nudgeTimer = undefined
+    if (this.#closed || this.#queue.length === 0) return
+    if (this.#connected && !this.#nudging && Date.now() - this.#lastDataAt >= NUDGE_AFTER) {
+      const nudge = this.#options.nudge!()
+      nudge.deadline = Date.now() + NUDGE_AFTER * 40
+      nudge.promise.then(
+        () => {
+          this.#nudging = false
+        },
+        () => {},
+      )
+      this.#nudging = true
+      this.send(nudge)
+    }
+    this.#armNudge()
+  }
+
   readonly #onConnect = (): void => {
     this.#connected = true
     clearTimeout(this.#connectTimer)
@@ -225,7 +276,15 @@ export class Connection {
     const code = (cause as NodeJS.ErrnoException).code ?? cause.message
     const error = this.#connected
       ? new ConnectionError(`connection to ${this.label} failed: ${code}`, this.label, { cause })
-      : new ConnectionError(`could not connect to ${this.label}: ${code}`, this.label, { cause })
+      : this.#options.tls && this.#tcpConnected
+        ? new ConnectionError(
+            `TLS handshake with ${this.label} failed: ${cause.message} (${code}); check tls.ca`,
+            this.label,
+            {
+              cause,
+            },
+          )
+        : new ConnectionError(`could not connect to ${this.label}: ${code}`, this.label, { cause })
     error.connecting = !this.#connected
     this.destroy(error)
   }
@@ -236,6 +295,7 @@ export class Connection {
       this.#closed = true
       clearTimeout(this.#timer)
       clearTimeout(this.#connectTimer)
+      clearTimeout(this.#nudgeTimer)
       this.#events.onClose(this, undefined)
       return
     }
@@ -279,6 +339,7 @@ export class Connection {
   }
 
   readonly #onData = (chunk: Buffer): void => {
+    if (this.#nudgeTimer !== undefined) this.#lastDataAt = Date.now()
     let buffer: Buffer
     if (this.#restLength > 0) {
       // Waiting for a large data block: collect chunks until it is complete, then join once.

@@ -125,7 +125,7 @@ export function parseClientOptions(options: ClientOptions = {}): ClientConfig {
   const config: ClientConfig = {
     protocol: oneOf(options.protocol, 'protocol', ['meta', 'classic', 'binary'] as const, 'meta'),
     proxy: boolean(options.proxy, 'proxy', false),
-    auth: parseAuth(options.auth),
+    auth: parseAuth(options.auth, options.protocol ?? 'meta'),
     servers: Object.freeze(parseServers(options.servers)),
     keyPrefix: keyPrefix(options.keyPrefix),
     hashLongKeys: boolean(options.hashLongKeys, 'hashLongKeys', false),
@@ -152,7 +152,7 @@ export function parseClientOptions(options: ClientOptions = {}): ClientConfig {
   return Object.freeze(config)
 }
 
-function parseAuth(input: ClientOptions['auth']): ClientConfig['auth'] {
+function parseAuth(input: ClientOptions['auth'], protocol: ClientConfig['protocol']): ClientConfig['auth'] {
   if (input === undefined) return undefined
   if (
     typeof input !== 'object' ||
@@ -164,6 +164,12 @@ function parseAuth(input: ClientOptions['auth']): ClientConfig['auth'] {
     throw new InvalidOptionError('auth must be { username: string, password: string }')
   }
   if (/\s/.test(input.username)) throw new InvalidOptionError('auth.username may not contain whitespace')
+  if (protocol !== 'binary' && /\s/.test(input.password)) {
+    // memcached -Y reads "username password" and splits at the space
+    throw new InvalidOptionError(
+      "memcached's ASCII authentication cannot carry a password containing whitespace",
+    )
+  }
   return Object.freeze({ username: input.username, password: input.password })
 }
 

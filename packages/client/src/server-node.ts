@@ -10,6 +10,7 @@ export interface NodeOptions {
   keepAlive: number | false
   tls: ConnectionOptions['tls']
   handshake: ConnectionOptions['handshake']
+  nudge: ConnectionOptions['nudge']
   /** Consecutive failures after which the server is marked down. */
   failureLimit: number
   /** How long (ms) a down server is left alone before it is probed again. */
@@ -134,6 +135,7 @@ export class ServerNode {
         keepAlive: this.#options.keepAlive,
         tls: this.#options.tls,
         handshake: this.#options.handshake,
+        nudge: this.#options.nudge,
       },
       {
         onReply: this.#onReply,

@@ -54,3 +54,18 @@ export class FlushCommand extends Command<void> {
     return this.errorLine(line)
   }
 }
+
+/** `mn` (meta no-op) → MN. Used to nudge a stalled TLS connection. */
+export class MetaNoopCommand extends Command<void> {
+  readonly name = 'noop'
+  constructor() {
+    super('mn\r\n')
+  }
+  onLine(line: string): number {
+    if (line === 'MN') {
+      this.resolve()
+      return DONE
+    }
+    return this.errorLine(line)
+  }
+}
