@@ -16,6 +16,7 @@ import {
 } from './errors.js'
 import { KeyCodec } from './keys.js'
 import { acquireLock, type Lock, type LockBackend, type LockOptions } from './lock.js'
+import type { MemkitClient } from './memkit-client.js'
 import { type ClientConfig, type ClientOptions, parseClientOptions } from './options.js'
 import { AsciiAuthCommand } from './protocol/ascii-auth.js'
 import { BinaryProtocol, BinaryTarget } from './protocol/binary.js'
@@ -61,7 +62,7 @@ export interface ClientEvents {
  * A pipelined memcached client. Create it with `createClient(options)`; share one instance
  * per process between all middleware.
  */
-export class MemcachedClient extends EventEmitter<ClientEvents> implements LockBackend {
+export class MemcachedClient extends EventEmitter<ClientEvents> implements LockBackend, MemkitClient {
   readonly config: ClientConfig
   readonly #protocol: Protocol<unknown>
   readonly #keys: KeyCodec
@@ -154,6 +155,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
         node,
         config.protocol === 'binary'
           ? new BinaryTarget(node, {
+              client: this,
               timeout: config.timeout,
               connectTimeout: config.connectTimeout,
               keepAlive: config.keepAlive,
@@ -572,7 +574,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
         command.onFailure = this.#retry
       }
       node.send(command)
-      if (commandChannel.hasSubscribers) observe(command, node.label)
+      if (commandChannel.hasSubscribers) observe(this, command, node.label)
       return command.promise
     }
   }
@@ -610,21 +612,33 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   }
 }
 
-function observe(command: Command, server: string): void {
+function observe(client: object, command: Command, server: string): void {
   const start = performance.now()
   command.promise.then(
     (result) => {
       const event: Record<string, unknown> = {
+        client,
         command: command.name,
         server,
         duration: performance.now() - start,
       }
       if (command.name === 'get' || command.name === 'gets' || command.name === 'getAndTouch')
         event.hit = result !== undefined
+      else if (command.keyCount > 0) {
+        event.keys = command.keyCount
+        event.hits = command.hitCount
+        event.hit = command.hitCount > 0
+      }
       commandChannel.publish(event)
     },
     (error) =>
-      commandChannel.publish({ command: command.name, server, duration: performance.now() - start, error }),
+      commandChannel.publish({
+        client,
+        command: command.name,
+        server,
+        duration: performance.now() - start,
+        error,
+      }),
   )
 }
 

@@ -50,6 +50,9 @@ export abstract class Command<T = unknown> {
   /** Lets the dispatcher retry or reroute a failed command instead of rejecting it. */
   onFailure: ((command: RetryTarget, error: MemkitError) => boolean) | undefined
   settled = false
+  /** For multi-key reads: keys asked and found (reported to diagnostics subscribers). */
+  keyCount = 0
+  hitCount = 0
   readonly promise: Promise<T>
   // Typed loosely so a Command<string> can travel as a Command<unknown>; `resolve(value: T)` keeps callers honest.
   #resolve!: (value: unknown) => void

@@ -7,6 +7,8 @@ import type { MemkitError } from './errors.js'
  * costs nothing but a boolean check.
  */
 export interface CommandEvent {
+  /** The client that sent it (the channel is shared by every client in the process). */
+  client: object
   /** `get`, `set`, `incr`, `getMany`, `touch`... */
   command: string
   /** `"host:port"` */

@@ -30,9 +30,11 @@ export {
   UnsafeIntegerError,
   ValueTooLargeError,
 } from './errors.js'
+export { createFallbackClient, FallbackClient, type FallbackOptions } from './fallback-client.js'
 export { Continuum, hashKey } from './ketama.js'
 export { MAX_KEY_LENGTH } from './keys.js'
 export { Lock, type LockOptions } from './lock.js'
+export type { MemkitClient } from './memkit-client.js'
 export type { ClientConfig, ClientOptions } from './options.js'
 export { type CompressionOptions, defaultSerializer, Flags, type Serializer } from './serializer.js'
 export { parseServers, type ServerConfig, type ServerSpec } from './servers.js'

@@ -100,7 +100,7 @@ describe('a frozen server (SIGSTOP)', () => {
     }
   })
 
-  test('under steady load, a freeze costs timeouts, not wrong answers, and memory stays bounded', async () => {
+  test('under steady load, a freeze costs timeouts, not wrong answers, and memory stays bounded', async (t) => {
     const server = await startMemcached()
     const client = createClient({
       servers: server.address,
@@ -114,11 +114,13 @@ describe('a frozen server (SIGSTOP)', () => {
       await Promise.all(keys.map((k) => client.set(k, { k })))
       let ok = 0
       let wrong = 0
+      let slowest = 0
       const errors = new Map<string, number>()
       let stop = false
       const worker = async (w: number) => {
         for (let i = w; !stop; i += 50) {
           const k = keys[i % keys.length]!
+          const started = performance.now()
           try {
             const v = (await client.get<{ k: string }>(k))!
             if (v.k === k) ok++
@@ -126,6 +128,7 @@ describe('a frozen server (SIGSTOP)', () => {
           } catch (error) {
             const code = (error as MemkitError).code
             errors.set(code, (errors.get(code) ?? 0) + 1)
+            slowest = Math.max(slowest, performance.now() - started)
             await sleep(1)
           }
         }
@@ -150,6 +153,10 @@ describe('a frozen server (SIGSTOP)', () => {
       assert.ok(
         heapFrozen - heapBefore < 64 * 1024 * 1024,
         `heap grew ${(heapFrozen - heapBefore) >> 20} MiB while frozen`,
+      )
+      assert.ok(slowest < 200 * 3, `slowest failure ${slowest} ms with a 200 ms timeout`)
+      t.diagnostic(
+        `freeze 1.2 s under load (timeout 200 ms): ${ok} ok, failures ${JSON.stringify(Object.fromEntries(errors))}, slowest failure ${slowest.toFixed(0)} ms, heap change ${((heapFrozen - heapBefore) / 1048576).toFixed(1)} MiB, wrong answers ${wrong}`,
       )
     } finally {
       server.resume()

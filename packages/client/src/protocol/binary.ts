@@ -1,3 +1,4 @@
+import { commandChannel } from '../diagnostics.js'
 import {
   AuthError,
   ConnectionError,
@@ -97,6 +98,8 @@ function nextSequence(): number {
 }
 
 export interface BinaryTargetOptions {
+  /** The owning client, named in diagnostics events. */
+  client: object
   timeout: number
   connectTimeout: number
   keepAlive: number | false
@@ -159,6 +162,7 @@ export class BinaryTarget {
     key.copy(buffer, 24 + extras.length)
     value.copy(buffer, 24 + extras.length + key.length)
 
+    const started = commandChannel.hasSubscribers ? performance.now() : 0
     return new Promise<MemjsResponse[]>((resolve, reject) => {
       const responses: MemjsResponse[] = []
       let settled = false
@@ -166,6 +170,18 @@ export class BinaryTarget {
         if (settled) return
         settled = true
         clearTimeout(timer)
+        if (started && !options.probe) {
+          const event: Record<string, unknown> = {
+            client: this.options.client,
+            command: name,
+            server: label,
+            duration: performance.now() - started,
+          }
+          if (error) event.error = error
+          else if (opcode === Opcode.GET || opcode === Opcode.GAT)
+            event.hit = responses[0]?.header.status === Status.OK
+          commandChannel.publish(event)
+        }
         delete server.responseCallbacks[seq]
         delete server.errorCallbacks[seq]
         if (error) {

@@ -85,6 +85,11 @@ class ClassicMultiGetCommand extends Command<void> {
   ) {
     super(`get ${keys.map((k) => k.wire).join(' ')}\r\n`)
     this.#byWire = new Map(keys.map((k) => [k.wire, k]))
+    this.keyCount = keys.length
+  }
+
+  override reset(): void {
+    this.hitCount = 0
   }
 
   onLine(line: string): number {
@@ -107,8 +112,10 @@ class ClassicMultiGetCommand extends Command<void> {
   override onData(data: Buffer): number {
     const key = this.#current!
     const decoded = decodeItem(this.decoder, key.key, data, this.#flags)
-    if (decoded.ok) this.into.set(key.key, decoded.value)
-    else if (decoded.error) this.fail(decoded.error)
+    if (decoded.ok) {
+      this.into.set(key.key, decoded.value)
+      this.hitCount++
+    } else if (decoded.error) this.fail(decoded.error)
     return MORE
   }
 }

@@ -210,11 +210,13 @@ class MetaMultiGetCommand extends Command<void> {
     let out = ''
     for (let i = 0; i < keys.length; i++) out += `mg ${keyToken(keys[i]!)} v f O${i} q\r\n`
     super(`${out}mn\r\n`)
+    this.keyCount = keys.length
   }
 
   override reset(): void {
     this.#index = -1
     this.#last = -1
+    this.hitCount = 0
   }
 
   onLine(line: string): number {
@@ -242,8 +244,10 @@ class MetaMultiGetCommand extends Command<void> {
   override onData(data: Buffer): number {
     const key = this.keys[this.#index]!
     const decoded = decodeItem(this.decoder, key.key, data, this.#flags)
-    if (decoded.ok) this.into.set(key.key, decoded.value)
-    else if (decoded.error) {
+    if (decoded.ok) {
+      this.into.set(key.key, decoded.value)
+      this.hitCount++
+    } else if (decoded.error) {
       // Keep reading to MN so the stream stays in step, then reject the batch.
       this.fail(decoded.error)
     }

@@ -1,0 +1,51 @@
+import type { ClientEvents, CounterOptions, SetOptions, UpdateOptions } from './client.js'
+import type { Lock, LockOptions } from './lock.js'
+import type { ServerStats } from './stats.js'
+
+/**
+ * What middleware needs from a client: implemented by `MemcachedClient` (createClient) and by
+ * the migration client (createFallbackClient). Type middleware options with this.
+ */
+export interface MemkitClient {
+  get<T = unknown>(key: string): Promise<T | undefined>
+  getMany<T = unknown>(keys: Iterable<string>): Promise<Map<string, T>>
+  gets<T = unknown>(key: string): Promise<{ value: T; cas: string } | undefined>
+  getAndTouch<T = unknown>(key: string, ttl: number): Promise<T | undefined>
+  set(key: string, value: unknown, options?: SetOptions): Promise<boolean>
+  add(key: string, value: unknown, options?: SetOptions): Promise<boolean>
+  replace(key: string, value: unknown, options?: SetOptions): Promise<boolean>
+  cas(key: string, value: unknown, cas: string, options?: SetOptions): Promise<boolean>
+  append(key: string, value: string | Buffer): Promise<boolean>
+  prepend(key: string, value: string | Buffer): Promise<boolean>
+  delete(key: string): Promise<boolean>
+  deleteIfUnchanged(key: string, cas: string): Promise<boolean>
+  touch(key: string, ttl: number): Promise<boolean>
+  incr(key: string, delta?: number | bigint, options?: CounterOptions): Promise<number | undefined>
+  decr(key: string, delta?: number | bigint, options?: CounterOptions): Promise<number | undefined>
+  incrBig(key: string, delta?: number | bigint, options?: CounterOptions): Promise<bigint | undefined>
+  decrBig(key: string, delta?: number | bigint, options?: CounterOptions): Promise<bigint | undefined>
+  incrWithTtl(
+    key: string,
+    delta?: number | bigint,
+    options?: CounterOptions,
+  ): Promise<{ value: number; ttl: number } | undefined>
+  decrWithTtl(
+    key: string,
+    delta?: number | bigint,
+    options?: CounterOptions,
+  ): Promise<{ value: number; ttl: number } | undefined>
+  update<T>(
+    key: string,
+    fn: (current: T | undefined) => T | undefined | Promise<T | undefined>,
+    options?: UpdateOptions,
+  ): Promise<T | undefined>
+  lock(name: string, options?: LockOptions): Promise<Lock>
+  remember<T>(key: string, ttl: number, loader: () => T | Promise<T>): Promise<T>
+  maxValueSize(key: string, flags?: number): number
+  serverFor(key: string): string
+  stats(): Promise<ServerStats[]>
+  flush(): Promise<void>
+  close(): Promise<void>
+  on<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): this
+  off<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): this
+}
