@@ -22,6 +22,7 @@ import { AsciiAuthCommand } from './protocol/ascii-auth.js'
 import { BinaryProtocol, BinaryTarget } from './protocol/binary.js'
 import { ClassicProtocol } from './protocol/classic.js'
 import type { ItemDecoder } from './protocol/item-decoder.js'
+import { MemoryProtocol, memoryStore } from './protocol/memory.js'
 import { MetaProtocol } from './protocol/meta.js'
 import type { Dispatch, Protocol, StoreMode } from './protocol/protocol.js'
 import { MetaNoopCommand, VersionCommand } from './protocol/text-commands.js'
@@ -153,15 +154,17 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
       nodes.push(node)
       this.#targets.set(
         node,
-        config.protocol === 'binary'
-          ? new BinaryTarget(node, {
-              client: this,
-              timeout: config.timeout,
-              connectTimeout: config.connectTimeout,
-              keepAlive: config.keepAlive,
-              auth: config.auth,
-            })
-          : this.#makeDispatch(node),
+        server.memory
+          ? memoryStore(server.memory.name, server.memory.maxBytes, config.maxItemSize)
+          : config.protocol === 'binary'
+            ? new BinaryTarget(node, {
+                client: this,
+                timeout: config.timeout,
+                connectTimeout: config.connectTimeout,
+                keepAlive: config.keepAlive,
+                auth: config.auth,
+              })
+            : this.#makeDispatch(node),
       )
     }
     this.#cluster = new Cluster(nodes, config.failover, config.proxy)
@@ -667,6 +670,7 @@ function toSafeNumber(result: { value: string } | undefined): number | undefined
 }
 
 function createProtocol(config: ClientConfig): Protocol<unknown> {
+  if (config.servers.some((server) => server.memory)) return new MemoryProtocol() as Protocol<unknown>
   switch (config.protocol) {
     case 'classic':
       return new ClassicProtocol({ proxy: config.proxy }) as Protocol<unknown>

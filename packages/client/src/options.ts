@@ -144,6 +144,10 @@ export function parseClientOptions(options: ClientOptions = {}): ClientConfig {
     keepAlive: options.keepAlive === false ? false : nonNegative(options.keepAlive, 'keepAlive', 30_000),
     tls: parseTls(options.tls),
   }
+  const memory = config.servers.filter((server) => server.memory).length
+  if (memory > 0 && memory !== config.servers.length) {
+    throw new InvalidOptionError('memory:// servers cannot be mixed with network servers')
+  }
   if (config.protocol === 'binary' && config.tls) {
     throw new InvalidOptionError(
       "protocol 'binary' goes through memjs, which has no TLS; use 'meta' or 'classic' with tls",

@@ -9,6 +9,8 @@ export interface ServerConfig {
   readonly weight: number
   /** `"host:port"` (IPv6 hosts in brackets): how the server is named in errors, stats and `serverFor`. */
   readonly label: string
+  /** For `memory://` servers: the in-process store's name and memory limit. */
+  readonly memory?: { readonly name: string; readonly maxBytes: number }
 }
 
 export const DEFAULT_PORT = 11211
@@ -60,12 +62,32 @@ function parseOne(spec: ServerSpec): ServerConfig {
 }
 
 function fromString(text: string): ServerConfig {
+  if (text.startsWith('memory://')) return memoryServer(text)
   const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text)
   if (bracketed) return make(bracketed[1]!, bracketed[2] ? Number(bracketed[2]) : DEFAULT_PORT, 1, text)
   const parts = text.split(':')
   if (parts.length === 1) return make(text, DEFAULT_PORT, 1, text)
   if (parts.length === 2 && /^\d+$/.test(parts[1]!)) return make(parts[0]!, Number(parts[1]), 1, text)
   throw new InvalidOptionError(`invalid server "${text}": expected "host", "host:port" or "[ipv6]:port"`)
+}
+
+/** `memory://[name][?mb=<MiB>]`: the embedded in-process backend (default name 'default', 64 MiB). */
+function memoryServer(text: string): ServerConfig {
+  const match = /^memory:\/\/([\w.-]*)(?:\?mb=(\d+))?$/.exec(text)
+  if (!match)
+    throw new InvalidOptionError(
+      `invalid server "${text}": expected "memory://" or "memory://<name>?mb=<MiB>"`,
+    )
+  const name = match[1] || 'default'
+  const megabytes = match[2] ? Number(match[2]) : 64
+  if (megabytes < 1) throw new InvalidOptionError(`invalid server "${text}": mb must be at least 1`)
+  return Object.freeze({
+    host: name,
+    port: 0,
+    weight: 1,
+    label: `memory://${name}`,
+    memory: Object.freeze({ name, maxBytes: megabytes * 1024 * 1024 }),
+  })
 }
 
 function make(host: string, port: number, weight: number, original: string): ServerConfig {

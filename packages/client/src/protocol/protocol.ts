@@ -40,7 +40,7 @@ export type Dispatch = <T>(command: Command<T>, idempotent: boolean) => Promise<
  * reaches one server: a Dispatch for the text protocols, a memjs-backed target for binary.
  */
 export interface Protocol<Target = Dispatch> {
-  readonly name: 'meta' | 'classic' | 'binary'
+  readonly name: 'meta' | 'classic' | 'binary' | 'memory'
   /** Whether keys with non-ASCII characters travel base64-encoded (meta `b` flag). */
   readonly base64Keys: boolean
   /** Whether deleteIfUnchanged is atomic on this transport (locks fall back to a release marker). */
