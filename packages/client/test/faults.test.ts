@@ -72,7 +72,7 @@ describe('a frozen server (SIGSTOP)', () => {
       // Freeze while the pipeline is busy: a first batch is answered in part...
       const busy = keys.map((k) => client.get(k).then((v) => [k, v] as const))
       await busy[0]
-      server.freeze()
+      await server.freeze()
       // ...and a second batch is written to a server that will answer it only after it timed out.
       const late = keys.map((k) => client.get(k).then((v) => [k, v] as const))
       const results = await Promise.allSettled([...busy, ...late])
@@ -136,7 +136,7 @@ describe('a frozen server (SIGSTOP)', () => {
       const heapBefore = process.memoryUsage().heapUsed
       const workers = Array.from({ length: 50 }, (_, w) => worker(w))
       await sleep(200)
-      server.freeze()
+      await server.freeze()
       await sleep(1200)
       const heapFrozen = process.memoryUsage().heapUsed
       server.resume()
@@ -169,7 +169,7 @@ describe('a frozen server (SIGSTOP)', () => {
     const client = createClient({ servers: server.address, timeout: 300, maxPending: 10 })
     try {
       await client.set('x', 1)
-      server.freeze()
+      await server.freeze()
       const held = Array.from({ length: 10 }, () => client.get('x').catch((e: MemkitError) => e.code))
       const [error, ms] = await elapsed(client.get('x'))
       assert.equal((error as MemkitError).code, 'ERR_MEMKIT_OVERLOADED')

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { onCleanup } from './cleanup.js'
 import { writeAuthFile, writeSaslConfig } from './credentials.js'
@@ -102,11 +103,22 @@ export class MemcachedServer {
     await proc.exited
   }
 
-  /** SIGSTOP: the server keeps its sockets open (the kernel still accepts connections) but never answers. */
-  freeze(): void {
+  /**
+   * SIGSTOP: the server keeps its sockets open (the kernel still accepts connections) but
+   * never answers. Resolves once the process is really stopped: a signal is delivered
+   * asynchronously, and a worker thread on another core can otherwise answer a request sent
+   * just after the call.
+   */
+  async freeze(): Promise<void> {
     if (!this.running) throw new Error('memcached is not running')
+    const pid = this.pid!
     this.#process?.child.kill('SIGSTOP')
     this.#frozen = true
+    for (let i = 0; i < 200; i++) {
+      if (processState(pid) === 'T') return
+      await sleep(5)
+    }
+    throw new Error(`memcached ${pid} did not stop after SIGSTOP`)
   }
 
   /** SIGCONT: a frozen server carries on, answering everything it had received. */
@@ -140,6 +152,16 @@ export class MemcachedServer {
   /** Output the process printed so far, for diagnosing a failed start. */
   output(): string {
     return this.#process?.output() ?? ''
+  }
+}
+
+/** The state letter in /proc/<pid>/stat (R, S, T for stopped...), or '' when unknown. */
+function processState(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+  } catch {
+    return ''
   }
 }
 

@@ -53,7 +53,7 @@ describe('memcached processes', () => {
     assert.equal(server.port, port)
     assert.equal(await rawCommand(server.address, 'get k\r\n'), 'END\r\n')
 
-    server.freeze()
+    await server.freeze()
     await assert.rejects(rawCommand(server.address, 'version\r\n', undefined, 300), /no complete reply/)
     server.resume()
     assert.match(await rawCommand(server.address, 'version\r\n'), /^VERSION/)
