@@ -131,7 +131,7 @@ for (const scenario of scenarios) {
   }
 }
 
-printComparison(rows, 'memjs')
+printComparison(rows, 'memjs', 'Client: memkit vs memjs, memcached, memcache-client')
 for (const adapter of adapters) await adapter.close()
 await stopAll()
 process.exit(0)

@@ -1,4 +1,6 @@
+import { appendFileSync } from 'node:fs'
 import { cpus } from 'node:os'
+import { basename } from 'node:path'
 
 export interface Row {
   scenario: string
@@ -8,8 +10,20 @@ export interface Row {
   extra?: string
 }
 
-/** Prints one table per scenario with each library's figure and its ratio to the baseline library. */
-export function printComparison(rows: Row[], baseline: string): void {
+/**
+ * Prints one table per scenario with each library's figure and its ratio to the baseline
+ * library. Under `npm run bench` (MEMKIT_BENCH_OUTPUT set) it also records the rows, which
+ * the runner turns into benchmarks/results/<date>.json and BENCHMARKS.md.
+ */
+export function printComparison(rows: Row[], baseline: string, title?: string): void {
+  const output = process.env.MEMKIT_BENCH_OUTPUT
+  if (output) {
+    const script = basename(process.argv[1] ?? 'unknown')
+    appendFileSync(
+      output,
+      `${JSON.stringify({ script, title: title ?? script, baseline, machine: machine(), rows })}\n`,
+    )
+  }
   const scenarios = [...new Set(rows.map((r) => r.scenario))]
   for (const scenario of scenarios) {
     const group = rows.filter((r) => r.scenario === scenario)
