@@ -232,6 +232,8 @@ export class HttpLimiter<Req extends object> {
   readonly config: HttpConfig<Req>
   readonly limiter: RateLimiter
   #warnedDoubleCount = false
+  readonly #draft8: boolean
+  readonly #countedName: string
 
   constructor(config: HttpConfig<Req>, breaker?: CircuitBreaker) {
     this.config = config
@@ -239,26 +241,56 @@ export class HttpLimiter<Req extends object> {
       {},
       { config: config.limiter, breaker, dynamicLimit: typeof config.limit === 'function' },
     )
+    this.#draft8 = config.headers.formats.includes('draft-8')
+    this.#countedName = config.limiter.prefix + config.limiter.name
   }
 
   /** Counts the request and decides; undefined when `skip` says so. Rejects on a user callback's error. */
-  async run(req: Req, ip: string | undefined): Promise<HttpDecision | undefined> {
+  run(req: Req, ip: string | undefined): Promise<HttpDecision | undefined> {
+    // Written without async/await so the common case (no skip, sync options) costs no extra ticks.
+    try {
+      const skip = this.config.skip
+      if (skip === undefined) return this.#keyed(req, ip)
+      const skipped = skip(req)
+      if (isThenable(skipped)) return skipped.then((yes) => (yes ? undefined : this.#keyed(req, ip)))
+      return skipped ? Promise.resolve(undefined) : this.#keyed(req, ip)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  #keyed(req: Req, ip: string | undefined): Promise<HttpDecision | undefined> {
     const config = this.config
-    if (config.skip !== undefined && (await config.skip(req))) return undefined
-    const rawKey =
-      config.keyGenerator === undefined ? ipKey(ip ?? '', config.ipv6Subnet) : await config.keyGenerator(req)
+    const generated =
+      config.keyGenerator === undefined ? ipKey(ip ?? '', config.ipv6Subnet) : config.keyGenerator(req)
+    if (isThenable(generated)) return generated.then((key) => this.#count(req, key))
+    return this.#count(req, generated)
+  }
+
+  #count(req: Req, rawKey: string | number): Promise<HttpDecision> {
     if (typeof rawKey !== 'string' && typeof rawKey !== 'number') {
       throw new InvalidArgumentError(
         `rate-limit keyGenerator must return a string or a number; got ${typeof rawKey}`,
       )
     }
     const key = String(rawKey)
-    const limit = typeof config.limit === 'number' ? config.limit : await config.limit(req)
-    const cost = typeof config.cost === 'number' ? config.cost : await config.cost(req)
+    const config = this.config
+    const limit = typeof config.limit === 'number' ? config.limit : config.limit(req)
+    const cost = typeof config.cost === 'number' ? config.cost : config.cost(req)
+    if (isThenable(limit) || isThenable(cost)) {
+      return Promise.all([limit, cost]).then(([l, c]) => this.#consume(req, key, l, c))
+    }
+    return this.#consume(req, key, limit, cost)
+  }
+
+  #consume(req: Req, key: string, limit: number, cost: number): Promise<HttpDecision> {
     this.#checkDoubleCount(req)
-    const result = await this.limiter.consume(key, { limit, cost })
+    return this.limiter.consume(key, { limit, cost }).then((result) => this.#decide(req, result, limit))
+  }
+
+  #decide(req: Req, result: RateLimitResult, limit: number): HttpDecision {
+    const config = this.config
     const info = toInfo(result)
-    const now = Date.now()
     let headers: HeaderField[]
     if (result.source === 'fail-open') headers = []
     else if (result.source === 'fail-closed') {
@@ -266,13 +298,14 @@ export class HttpLimiter<Req extends object> {
         ? [{ name: 'Retry-After', value: String(result.retryAfter), append: false }]
         : []
     } else {
-      const name =
-        config.policyName === undefined
+      const name = this.#draft8
+        ? config.policyName === undefined
           ? defaultPolicyName(limit, config.limiter.windowMs)
           : typeof config.policyName === 'string'
             ? config.policyName
             : config.policyName(req, info)
-      headers = rateLimitHeaders(config.headers, result, now, name)
+        : ''
+      headers = rateLimitHeaders(config.headers, result, Date.now(), name)
     }
     if (result.limitReached && config.onLimitReached !== undefined)
       this.#notify(config.onLimitReached, req, info)
@@ -341,21 +374,25 @@ export class HttpLimiter<Req extends object> {
   }
 
   #checkDoubleCount(req: Req): void {
-    const target = req as Record<symbol, Set<string> | undefined>
-    let names = target[counters]
-    if (names === undefined) {
-      names = new Set()
-      target[counters] = names
+    // The names of the limiters that counted this request: a string for the usual one, a Set
+    // only when several limiters apply.
+    const target = req as Record<symbol, string | Set<string> | undefined>
+    const name = this.#countedName
+    const seen = target[counters]
+    if (seen === undefined) {
+      target[counters] = name
+      return
     }
-    const name = this.config.limiter.prefix + this.config.limiter.name
-    if (names.has(name) && !this.#warnedDoubleCount) {
+    const twice = typeof seen === 'string' ? seen === name : seen.has(name)
+    if (twice && !this.#warnedDoubleCount) {
       this.#warnedDoubleCount = true
       process.emitWarning(
         `the rate limiter '${this.config.limiter.name}' counted one request twice: it is mounted twice, or two limiters share a name (give each its own \`name\`)`,
         { code: 'MEMKIT_RATE_LIMIT_DOUBLE_COUNT' },
       )
     }
-    names.add(name)
+    if (typeof seen === 'string') target[counters] = new Set([seen, name])
+    else seen.add(name)
   }
 
   #notify(hook: (req: Req, info: RateLimitInfo) => unknown, req: Req, info: RateLimitInfo): void {
@@ -377,6 +414,12 @@ export class HttpLimiter<Req extends object> {
         code: 'MEMKIT_RATE_LIMIT_CALLBACK',
       })
   }
+}
+
+function isThenable<T>(value: T | Promise<T>): value is Promise<T> {
+  return (
+    typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function'
+  )
 }
 
 export function toInfo(result: RateLimitResult): RateLimitInfo {

@@ -30,3 +30,34 @@ export function partitionKey(key: string): string {
   const hex = createHash('sha256').update(key).digest('hex').slice(0, 12)
   return Buffer.from(hex).toString('base64')
 }
+
+/**
+ * `hashKey` for one limiter, remembering the last `cacheSize` keys: a busy client's key is
+ * hashed once, not on every request.
+ */
+export class KeyHasher {
+  readonly #prefix: string
+  readonly #namespace: string
+  readonly #windowMs: number
+  readonly #cacheSize: number
+  readonly #cache = new Map<string, HashedKey>()
+
+  constructor(prefix: string, namespace: string, windowMs: number, cacheSize = 4096) {
+    this.#prefix = prefix
+    this.#namespace = namespace
+    this.#windowMs = windowMs
+    this.#cacheSize = cacheSize
+  }
+
+  hash(key: string): HashedKey {
+    const cached = this.#cache.get(key)
+    if (cached !== undefined) return cached
+    const hashed = hashKey(this.#prefix, this.#namespace, key, this.#windowMs)
+    // Long keys are not worth remembering (and must not pin memory).
+    if (key.length <= 256) {
+      if (this.#cache.size >= this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value as string)
+      this.#cache.set(key, hashed)
+    }
+    return hashed
+  }
+}

@@ -2,7 +2,7 @@ import { createClient, InvalidArgumentError, type MemcachedClient } from '@memki
 import { CircuitBreaker } from './breaker.js'
 import { countRequest } from './count.js'
 import { type CounterStore, MemcachedCounterStore, MemoryCounterStore } from './counter-store.js'
-import { hashKey } from './key.js'
+import { KeyHasher } from './key.js'
 import { MetricsRecorder, type Outcome, type RateLimitMetrics } from './metrics.js'
 import { type LimiterConfig, type LimiterOptions, parseLimiterOptions } from './options.js'
 import { type Decision, decideFixed, decideSliding, type Window, windowAt } from './window.js'
@@ -75,6 +75,7 @@ export class RateLimiter {
   #failing = false
 
   readonly #dynamicLimit: boolean
+  readonly #hasher: KeyHasher
 
   constructor(
     options: LimiterOptions,
@@ -82,6 +83,7 @@ export class RateLimiter {
   ) {
     this.config = internal?.config ?? parseLimiterOptions(options)
     this.#dynamicLimit = internal?.dynamicLimit ?? false
+    this.#hasher = new KeyHasher(this.config.prefix, this.config.name, this.config.windowMs)
     const config = this.config
     this.#ownsClient = config.client === undefined
     this.client = config.client ?? createClient({ servers: config.servers })
@@ -114,7 +116,7 @@ export class RateLimiter {
       return Promise.reject(new InvalidArgumentError(`rate-limit key must be a string; got ${typeof key}`))
     }
     const now = Date.now()
-    const hashed = hashKey(config.prefix, config.name, key, config.windowMs)
+    const hashed = this.#hasher.hash(key)
     const window = windowAt(now, config.windowMs, hashed.phase)
 
     if (config.preBlock && cost > 0 && this.#preBlocks.size > 0) {
@@ -193,7 +195,7 @@ export class RateLimiter {
   /** The key's state without counting anything (`limit` defaults to the limiter's). */
   async peek(key: string, limit: number = this.config.limit): Promise<RateLimitResult> {
     const now = Date.now()
-    const hashed = hashKey(this.config.prefix, this.config.name, key, this.config.windowMs)
+    const hashed = this.#hasher.hash(key)
     const window = windowAt(now, this.config.windowMs, hashed.phase)
     const [current, previous] = await Promise.all([
       this.#store.read(`${hashed.base}:${window.index}`),
@@ -209,7 +211,7 @@ export class RateLimiter {
   /** Forgets a key's counts (this window and the previous one) in memcached and in memory. */
   async reset(key: string): Promise<void> {
     const now = Date.now()
-    const hashed = hashKey(this.config.prefix, this.config.name, key, this.config.windowMs)
+    const hashed = this.#hasher.hash(key)
     const window = windowAt(now, this.config.windowMs, hashed.phase)
     this.#preBlocks.delete(hashed.base)
     this.#reached.delete(hashed.base)
@@ -220,7 +222,7 @@ export class RateLimiter {
 
   /** The memcached key holding `key`'s counter for the window at `now` (for tests and tooling). */
   storageKey(key: string, now: number = Date.now()): string {
-    const hashed = hashKey(this.config.prefix, this.config.name, key, this.config.windowMs)
+    const hashed = this.#hasher.hash(key)
     return `${hashed.base}:${windowAt(now, this.config.windowMs, hashed.phase).index}`
   }
 

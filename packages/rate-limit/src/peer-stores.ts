@@ -4,7 +4,7 @@
 import { InvalidOptionError, type MemcachedClient } from '@memkit/client'
 import { countRequest } from './count.js'
 import { MemcachedCounterStore } from './counter-store.js'
-import { hashKey } from './key.js'
+import { KeyHasher } from './key.js'
 import { type Algorithm, isKeySafe, oneOf, text } from './options.js'
 import { decideSliding, type Window, windowAt } from './window.js'
 
@@ -85,10 +85,12 @@ export class ExpressRateLimitStore {
   readonly prefix: string
   readonly #parsed: Parsed
   #windowMs = 60_000
+  #hasher: KeyHasher
 
   constructor(options: PeerStoreOptions) {
     this.#parsed = parse(options, 'erl:')
     this.prefix = this.#parsed.prefix
+    this.#hasher = new KeyHasher(this.prefix, `erl:${this.#windowMs}`, this.#windowMs)
   }
 
   /** Called by express-rate-limit with its options. */
@@ -97,6 +99,7 @@ export class ExpressRateLimitStore {
       throw new InvalidOptionError('express-rate-limit passed no valid windowMs to the store')
     }
     this.#windowMs = options.windowMs
+    this.#hasher = new KeyHasher(this.prefix, `erl:${this.#windowMs}`, this.#windowMs)
   }
 
   async increment(key: string): Promise<ClientRateLimitInfo> {
@@ -136,7 +139,7 @@ export class ExpressRateLimitStore {
   }
 
   #locate(key: string, now: number) {
-    const hashed = hashKey(this.#parsed.prefix, `erl:${this.#windowMs}`, key, this.#windowMs)
+    const hashed = this.#hasher.hash(key)
     return { base: hashed.base, window: windowAt(now, this.#windowMs, hashed.phase) }
   }
 }
@@ -168,6 +171,8 @@ export function createFastifyRateLimitStore(options: PeerStoreOptions): FastifyR
 
   class MemkitFastifyRateLimitStore implements FastifyRateLimitStoreInstance {
     readonly #namespace: string
+    // One hasher per window length: @fastify/rate-limit may pass a different timeWindow per route.
+    readonly #hashers = new Map<number, KeyHasher>()
 
     constructor(params?: Record<string, unknown>, namespace = 'frl') {
       if (params?.continueExceeding === true || params?.exponentialBackoff === true) {
@@ -180,7 +185,7 @@ export function createFastifyRateLimitStore(options: PeerStoreOptions): FastifyR
 
     incr(key: string, callback: Callback, timeWindow: number, _max: number): void {
       const now = Date.now()
-      const hashed = hashKey(parsed.prefix, `${this.#namespace}:${timeWindow}`, String(key), timeWindow)
+      const hashed = this.#hash(String(key), timeWindow)
       const window = windowAt(now, timeWindow, hashed.phase)
       countRequest(parsed.counters, parsed.algorithm, timeWindow, hashed.base, window, 1, NO_LIMIT, now).then(
         ({ decision }) => callback(null, { current: decision.used, ttl: Math.max(0, window.end - now) }),
@@ -190,7 +195,7 @@ export function createFastifyRateLimitStore(options: PeerStoreOptions): FastifyR
 
     read(key: string, callback: Callback, timeWindow: number): void {
       const now = Date.now()
-      const hashed = hashKey(parsed.prefix, `${this.#namespace}:${timeWindow}`, String(key), timeWindow)
+      const hashed = this.#hash(String(key), timeWindow)
       const window = windowAt(now, timeWindow, hashed.phase)
       readTotal(parsed, hashed.base, window, timeWindow, now).then(
         (current) =>
@@ -200,6 +205,16 @@ export function createFastifyRateLimitStore(options: PeerStoreOptions): FastifyR
           ),
         (error: unknown) => callback(error instanceof Error ? error : new Error(String(error))),
       )
+    }
+
+    #hash(key: string, timeWindow: number) {
+      let hasher = this.#hashers.get(timeWindow)
+      if (hasher === undefined) {
+        if (this.#hashers.size >= 64) this.#hashers.clear()
+        hasher = new KeyHasher(parsed.prefix, `${this.#namespace}:${timeWindow}`, timeWindow)
+        this.#hashers.set(timeWindow, hasher)
+      }
+      return hasher.hash(key)
     }
 
     child(routeOptions: {

@@ -122,6 +122,19 @@ const scenarios: Scenario[] = [
     },
   },
   {
+    name: 'draft-8 with a policyName function',
+    options: () => ({
+      limit: 3,
+      headers: 'draft-8',
+      policyName: (req) => `plan-${String(req.headers['x-plan'])}`,
+    }),
+    steps: [{ headers: { 'x-plan': 'gold' } }],
+    check(replies) {
+      assert.match(replies[0]!.headers.ratelimit!, /^"plan-gold"; r=2; t=\d+$/)
+      assert.match(replies[0]!.headers['ratelimit-policy']!, /^"plan-gold"; q=3; w=3600; pk=:/)
+    },
+  },
+  {
     name: 'legacy and draft-7 together',
     options: () => ({ limit: 5, headers: ['legacy', 'draft-7'] }),
     steps: repeat(1),

@@ -43,6 +43,7 @@ export type SharedOptions = Omit<
   message?: string | object | ((req: { headers: Record<string, unknown> }) => string | object)
   onLimitReached?: (req: { headers: Record<string, unknown> }) => void
   onBlocked?: (req: { headers: Record<string, unknown> }) => void
+  policyName?: string | ((req: { headers: Record<string, unknown> }) => string)
 }
 
 /** `status` replies with this status code (for the skip options). */
