@@ -314,6 +314,15 @@ const scenarios: Scenario[] = [
     },
   },
   {
+    name: 'preBlock: over-limit requests answered from memory, with the same headers',
+    options: () => ({ limit: 1, preBlock: true, headers: ['legacy', 'draft-7'] }),
+    steps: repeat(4),
+    check(replies) {
+      assert.deepEqual(statuses(replies), [200, 429, 429, 429])
+      assert.deepEqual(replies[3]!.headers, replies[1]!.headers)
+    },
+  },
+  {
     name: "memcached down, onStoreError 'allow' (default): requests pass without rate-limit headers",
     deadStore: true,
     options: () => ({ limit: 1 }),
