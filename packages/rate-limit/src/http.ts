@@ -408,11 +408,15 @@ export class HttpLimiter<Req extends object> {
   #reportHook(error: unknown): void {
     const failure = error instanceof Error ? error : new Error(String(error))
     const onError = this.config.limiter.onError
-    if (onError !== undefined) onError(failure)
-    else
-      process.emitWarning(`a rate-limit callback failed: ${failure.message}`, {
-        code: 'MEMKIT_RATE_LIMIT_CALLBACK',
-      })
+    try {
+      if (onError !== undefined) onError(failure)
+      else
+        process.emitWarning(`a rate-limit callback failed: ${failure.message}`, {
+          code: 'MEMKIT_RATE_LIMIT_CALLBACK',
+        })
+    } catch {
+      // The error reporter itself failed; there is nowhere left to report to.
+    }
   }
 }
 
