@@ -175,6 +175,9 @@ export class FallbackClient extends EventEmitter<ClientEvents> implements Memkit
   async close(): Promise<void> {
     await Promise.all([this.#primary, ...this.#fallbacks].map((client) => client.close()))
   }
+  get closed(): boolean {
+    return this.#primary.closed
+  }
 
   async #fromOld<R>(read: () => Promise<R>): Promise<R | undefined> {
     try {

@@ -46,6 +46,8 @@ export interface MemkitClient {
   stats(): Promise<ServerStats[]>
   flush(): Promise<void>
   close(): Promise<void>
+  /** True once close() was called. */
+  readonly closed: boolean
   on<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): this
   off<E extends keyof ClientEvents>(event: E, listener: (...args: ClientEvents[E]) => void): this
 }

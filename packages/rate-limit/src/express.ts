@@ -1,0 +1,111 @@
+import type { NextFunction, Request, Response } from 'express'
+import type { HeaderField } from './headers.js'
+import { HttpLimiter, type HttpRateLimitOptions, parseHttpOptions, type RateLimitInfo } from './http.js'
+import type { RateLimiter } from './limiter.js'
+import type { RateLimitMetrics } from './metrics.js'
+import { optionalFunction, text } from './options.js'
+
+export type { RateLimitInfo } from './http.js'
+export type { RateLimitMetrics } from './metrics.js'
+
+export interface ExpressRateLimitOptions extends HttpRateLimitOptions<Request> {
+  /**
+   * Sends the blocked response instead of the default JSON body. Status and headers are already
+   * set when it runs. Not called when memcached failed under `onStoreError: 'deny'` (503).
+   */
+  handler?: (req: Request, res: Response, next: NextFunction, info: RateLimitInfo) => unknown
+  /** Whether a finished request counts as successful, for the skip options. Default: status < 400. */
+  requestWasSuccessful?: (req: Request, res: Response) => boolean | Promise<boolean>
+  /** Where the request's RateLimitInfo is put on `req`. Default `'rateLimit'`. */
+  requestPropertyName?: string
+}
+
+/** The middleware, plus what a status page or an admin route needs. */
+export interface RateLimitMiddleware {
+  (req: Request, res: Response, next: NextFunction): void
+  /** Allowed/blocked counts per minute for the last 15 minutes, totals, breaker state. */
+  metrics(): RateLimitMetrics
+  /** Forgets a key's counts (the key as keyGenerator returns it, e.g. an IP). */
+  resetKey(key: string): Promise<void>
+  /** The framework-free limiter underneath. */
+  readonly limiter: RateLimiter
+  /** Closes the memcached client if the middleware opened it (`servers`). */
+  close(): Promise<void>
+}
+
+const ADAPTER_OPTIONS = ['handler', 'requestWasSuccessful', 'requestPropertyName'] as const
+const JSON_TYPE = 'application/json; charset=utf-8'
+
+/**
+ * Express middleware: `app.use(rateLimit({ client, limit: 100, windowMs: '1 minute' }))`, or
+ * per route: `app.post('/login', rateLimit({ client, limit: 5, windowMs: '15 minutes' }), handler)`.
+ */
+export function rateLimit(options: ExpressRateLimitOptions): RateLimitMiddleware {
+  const http = new HttpLimiter<Request>(parseHttpOptions(options, ADAPTER_OPTIONS))
+  const handler = optionalFunction<ExpressRateLimitOptions['handler']>(options.handler, 'handler')
+  const wasSuccessful =
+    optionalFunction<ExpressRateLimitOptions['requestWasSuccessful']>(
+      options.requestWasSuccessful,
+      'requestWasSuccessful',
+    ) ?? ((_req: Request, res: Response) => res.statusCode < 400)
+  const property =
+    options.requestPropertyName === undefined
+      ? 'rateLimit'
+      : text(options.requestPropertyName, 'requestPropertyName')
+
+  const middleware = (req: Request, res: Response, next: NextFunction): void => {
+    let passed = false
+    const pass = (error?: unknown) => {
+      passed = true
+      next(error)
+    }
+    http
+      .run(req, req.ip ?? req.socket?.remoteAddress)
+      .then((decision) => {
+        if (decision === undefined) return pass()
+        ;(req as unknown as Record<string, unknown>)[property] = decision.info
+        if (!res.headersSent) setHeaders(res, decision.headers)
+        const { result, info } = decision
+        if (result.allowed) {
+          http.watch(res, result, () => wasSuccessful(req, res))
+          return pass()
+        }
+        if (handler !== undefined && result.source !== 'fail-closed') {
+          res.status(http.config.statusCode)
+          return handler(req, res, pass, info)
+        }
+        return http.blockedResponse(req, decision).then(({ statusCode, body }) => {
+          if (res.headersSent) return
+          res.statusCode = statusCode
+          // Written directly (not res.json/res.send) so Express adds no ETag and the bytes are
+          // exactly the Fastify plugin's.
+          res.setHeader('Content-Type', JSON_TYPE)
+          res.setHeader('Content-Length', Buffer.byteLength(body))
+          res.end(body)
+        })
+      })
+      .catch((error: unknown) => {
+        // A failing callback (keyGenerator, limit, handler...) goes to Express's error handling,
+        // unless the request already moved on.
+        if (!passed) pass(error)
+        else process.emitWarning(`rate limit: ${String(error)}`, { code: 'MEMKIT_RATE_LIMIT_CALLBACK' })
+      })
+  }
+
+  return Object.assign(middleware, {
+    metrics: () => http.limiter.metrics(),
+    resetKey: (key: string) => http.limiter.reset(key),
+    limiter: http.limiter,
+    close: () => http.limiter.close(),
+  })
+}
+
+function setHeaders(res: Response, headers: readonly HeaderField[]): void {
+  for (const { name, value, append } of headers) {
+    const existing = append ? res.getHeader(name) : undefined
+    if (existing === undefined) res.setHeader(name, value)
+    else res.setHeader(name, `${Array.isArray(existing) ? existing.join(', ') : String(existing)}, ${value}`)
+  }
+}
+
+export default rateLimit

@@ -1,0 +1,240 @@
+import { createClient, InvalidOptionError, type MemkitClient } from '@memkit/client'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import type { CircuitBreaker } from './breaker.js'
+import type { HeaderField } from './headers.js'
+import { HttpLimiter, type HttpRateLimitOptions, parseHttpOptions, type RateLimitInfo } from './http.js'
+import type { RateLimitMetrics } from './metrics.js'
+import { oneOf, optionalFunction } from './options.js'
+
+export type { RateLimitInfo } from './http.js'
+export type { RateLimitMetrics } from './metrics.js'
+
+export type RateLimitHook = 'onRequest' | 'preParsing' | 'preValidation' | 'preHandler'
+
+/** Options per route (`config.rateLimit`) or for `fastify.rateLimitHook()`: override the plugin's. */
+export interface FastifyRateLimitRouteOptions
+  extends Omit<HttpRateLimitOptions<FastifyRequest>, 'client' | 'servers'> {
+  /** Alias of `limit`, as @fastify/rate-limit names it. */
+  max?: number | ((req: FastifyRequest) => number | Promise<number>)
+  /** Alias of `windowMs`, as @fastify/rate-limit names it (milliseconds or a string such as `'1 minute'`). */
+  timeWindow?: number | string
+  /** The lifecycle hook the limiter runs in. Default `'onRequest'`. */
+  hook?: RateLimitHook
+  /**
+   * Sends the blocked response instead of the default JSON body (status and headers are set);
+   * may return the payload instead of sending it. Not called for the 503 of `onStoreError: 'deny'`.
+   */
+  handler?: (request: FastifyRequest, reply: FastifyReply, info: RateLimitInfo) => unknown
+  /** Whether a finished request counts as successful, for the skip options. Default: status < 400. */
+  requestWasSuccessful?: (request: FastifyRequest, reply: FastifyReply) => boolean | Promise<boolean>
+}
+
+export interface FastifyRateLimitOptions extends FastifyRateLimitRouteOptions {
+  client?: MemkitClient
+  servers?: HttpRateLimitOptions<FastifyRequest>['servers']
+  /** Limit every route (`true`), or only routes with `config.rateLimit` (`false`). Default `true`. */
+  global?: boolean
+}
+
+type Hook = (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Per-route rate limit: options overriding the plugin's, or `false` to exempt the route. */
+    rateLimit?: FastifyRateLimitRouteOptions | false
+  }
+  interface FastifyInstance {
+    /** Snapshots of every memkit rate limiter registered on this instance (global and per route). */
+    rateLimitMetrics(): RateLimitMetrics[]
+    /** A hook limiting with the plugin's options overridden by `options`, e.g. for setNotFoundHandler. */
+    rateLimitHook(
+      options?: FastifyRateLimitRouteOptions,
+    ): (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>
+  }
+  interface FastifyRequest {
+    /** Set by @memkit/rate-limit on limited requests. */
+    rateLimit: RateLimitInfo | null
+  }
+}
+
+const ADAPTER_OPTIONS = ['max', 'timeWindow', 'hook', 'handler', 'requestWasSuccessful', 'global'] as const
+const HOOKS = ['onRequest', 'preParsing', 'preValidation', 'preHandler'] as const
+const JSON_TYPE = 'application/json; charset=utf-8'
+const kRegistry = Symbol('memkit.rateLimit.registry')
+
+/** @fastify/rate-limit's names (`max`, `timeWindow`) folded into the canonical ones. */
+function canonical(
+  options: FastifyRateLimitRouteOptions,
+  where: string,
+): HttpRateLimitOptions<FastifyRequest> {
+  const { max, timeWindow, hook: _hook, handler: _handler, requestWasSuccessful: _rws, ...rest } = options
+  const out = { ...rest } as HttpRateLimitOptions<FastifyRequest> & { global?: unknown }
+  delete out.global
+  if (max !== undefined) {
+    if (rest.limit !== undefined)
+      throw new InvalidOptionError(`${where}: give \`limit\` or \`max\`, not both`)
+    out.limit = max
+  }
+  if (timeWindow !== undefined) {
+    if (rest.windowMs !== undefined) {
+      throw new InvalidOptionError(`${where}: give \`windowMs\` or \`timeWindow\`, not both`)
+    }
+    if (typeof timeWindow === 'function') {
+      throw new InvalidOptionError(
+        `${where}: \`timeWindow\` must be fixed (milliseconds or a string): windows are part of the counter keys`,
+      )
+    }
+    out.windowMs = timeWindow
+  }
+  return out
+}
+
+interface AdapterParts {
+  hook: RateLimitHook
+  handler: FastifyRateLimitRouteOptions['handler']
+  wasSuccessful: NonNullable<FastifyRateLimitRouteOptions['requestWasSuccessful']>
+}
+
+function adapterParts(options: FastifyRateLimitRouteOptions, fallback?: AdapterParts): AdapterParts {
+  return {
+    hook: oneOf(options.hook, 'hook', HOOKS, fallback?.hook ?? 'onRequest'),
+    handler: optionalFunction<AdapterParts['handler']>(options.handler, 'handler') ?? fallback?.handler,
+    wasSuccessful:
+      optionalFunction<AdapterParts['wasSuccessful']>(options.requestWasSuccessful, 'requestWasSuccessful') ??
+      fallback?.wasSuccessful ??
+      ((_request: FastifyRequest, reply: FastifyReply) => reply.statusCode < 400),
+  }
+}
+
+function makeHook(http: HttpLimiter<FastifyRequest>, parts: AdapterParts): Hook {
+  const { handler, wasSuccessful } = parts
+  return async function memkitRateLimit(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+    const decision = await http.run(request, request.ip)
+    if (decision === undefined) return undefined
+    request.rateLimit = decision.info
+    setHeaders(reply, decision.headers)
+    const { result, info } = decision
+    if (result.allowed) {
+      http.watch(reply.raw, result, () => wasSuccessful(request, reply))
+      return undefined
+    }
+    if (handler !== undefined && result.source !== 'fail-closed') {
+      reply.code(http.config.statusCode)
+      const payload = await handler(request, reply, info)
+      if (!reply.sent) await reply.send(payload)
+      return undefined
+    }
+    const { statusCode, body } = await http.blockedResponse(request, decision)
+    reply.code(statusCode).header('content-type', JSON_TYPE)
+    await reply.send(body)
+    return undefined
+  }
+}
+
+function setHeaders(reply: FastifyReply, headers: readonly HeaderField[]): void {
+  for (const { name, value, append } of headers) {
+    const existing = append ? reply.getHeader(name) : undefined
+    reply.header(
+      name,
+      existing === undefined
+        ? value
+        : `${Array.isArray(existing) ? existing.join(', ') : String(existing)}, ${value}`,
+    )
+  }
+}
+
+/** Adds `hook` to a route's own hooks of that kind. */
+function attach(routeOptions: Record<string, unknown>, name: RateLimitHook, hook: Hook): void {
+  // preParsing hooks receive the payload stream and may replace it: pass it through untouched.
+  const fn =
+    name === 'preParsing'
+      ? async (request: FastifyRequest, reply: FastifyReply, _payload: unknown) => {
+          await hook(request, reply)
+          return undefined
+        }
+      : hook
+  const existing = routeOptions[name]
+  if (Array.isArray(existing)) routeOptions[name] = [...existing, fn]
+  else if (typeof existing === 'function') routeOptions[name] = [existing, fn]
+  else routeOptions[name] = [fn]
+}
+
+const plugin: FastifyPluginAsync<FastifyRateLimitOptions> = async (fastify, options) => {
+  if (typeof options !== 'object' || options === null)
+    throw new InvalidOptionError('options must be an object')
+  const { client: givenClient, servers, global: globalOption, ...routeLevel } = options
+  if (givenClient !== undefined && servers !== undefined) {
+    throw new InvalidOptionError('give either `client` or `servers`, not both')
+  }
+  const global = globalOption === undefined ? true : globalOption
+  if (typeof global !== 'boolean') throw new InvalidOptionError('`global` must be true or false')
+  // One client for the global and every per-route limiter; closed with Fastify if it is ours.
+  const client = givenClient ?? (servers !== undefined ? createClient({ servers }) : undefined)
+  if (givenClient === undefined && client !== undefined) fastify.addHook('onClose', () => client.close())
+
+  const baseOptions = canonical(routeLevel, 'rate limit options')
+  const baseParts = adapterParts(routeLevel)
+  const globalHttp = new HttpLimiter<FastifyRequest>(
+    parseHttpOptions({ ...baseOptions, client }, ADAPTER_OPTIONS),
+  )
+  const breaker: CircuitBreaker | undefined = globalHttp.limiter.breaker
+  const globalHook = makeHook(globalHttp, baseParts)
+
+  const instance = fastify as FastifyInstance & { [kRegistry]?: HttpLimiter<FastifyRequest>[] }
+  let registry = instance[kRegistry]
+  if (registry === undefined) {
+    registry = []
+    const limiters = registry
+    fastify.decorate(kRegistry, limiters)
+    fastify.decorate('rateLimitMetrics', () => limiters.map((http) => http.limiter.metrics()))
+  }
+  registry.push(globalHttp)
+  const limiters = registry
+
+  const routeLimiter = (overrides: FastifyRateLimitRouteOptions, namespace: string) => {
+    // Route values (including `max` / `timeWindow`) replace the plugin's.
+    const merged = { ...baseOptions, ...canonical(overrides, `config.rateLimit of ${namespace}`) }
+    const http = new HttpLimiter<FastifyRequest>(
+      parseHttpOptions({ ...merged, client }, ADAPTER_OPTIONS, namespace),
+      overrides.breaker === undefined ? breaker : undefined,
+    )
+    limiters.push(http)
+    return { http, parts: adapterParts(overrides, baseParts) }
+  }
+
+  if (!fastify.hasDecorator('rateLimitHook')) {
+    fastify.decorate('rateLimitHook', (overrides: FastifyRateLimitRouteOptions = {}) => {
+      if (Object.keys(overrides).length === 0) return globalHook
+      const { http, parts } = routeLimiter(overrides, 'hook:')
+      return makeHook(http, parts)
+    })
+  }
+  if (!fastify.hasRequestDecorator('rateLimit')) fastify.decorateRequest('rateLimit', null)
+
+  fastify.addHook('onRoute', (routeOptions) => {
+    const config = routeOptions.config?.rateLimit
+    if (config === false) return
+    const route = routeOptions as unknown as Record<string, unknown>
+    if (config === undefined || config === null) {
+      if (global) attach(route, baseParts.hook, globalHook)
+      return
+    }
+    if (typeof config !== 'object') {
+      throw new InvalidOptionError(
+        `config.rateLimit of ${routeOptions.url} must be an options object or false; got ${typeof config}`,
+      )
+    }
+    const method = Array.isArray(routeOptions.method) ? routeOptions.method.join(',') : routeOptions.method
+    const { http, parts } = routeLimiter(config, `${method}:${routeOptions.url}:`)
+    attach(route, parts.hook, makeHook(http, parts))
+  })
+}
+
+/**
+ * Fastify plugin: `await app.register(fastifyRateLimit, { client, limit: 100, windowMs: '1 minute' })`.
+ * Routes declared after it are limited; `config: { rateLimit: {...} }` overrides per route (with
+ * its own counters), `config: { rateLimit: false }` exempts one.
+ */
+export const fastifyRateLimit = fp(plugin, { fastify: '5.x', name: '@memkit/rate-limit' })
+export default fastifyRateLimit

@@ -1,0 +1,386 @@
+import { createClient, InvalidArgumentError, type MemkitClient } from '@memkit/client'
+import { CircuitBreaker } from './breaker.js'
+import { countRequest } from './count.js'
+import { type CounterStore, MemcachedCounterStore, MemoryCounterStore } from './counter-store.js'
+import { KeyHasher } from './key.js'
+import { MetricsRecorder, type Outcome, type RateLimitMetrics } from './metrics.js'
+import { type LimiterConfig, type LimiterOptions, parseLimiterOptions } from './options.js'
+import { type Decision, decideFixed, decideSliding, type Window, windowAt } from './window.js'
+
+export type RateLimitSource = Outcome
+
+export interface RateLimitResult {
+  /** Whether the request may proceed. */
+  readonly allowed: boolean
+  readonly limit: number
+  /** Units counted in the window, this request included (sliding: weighted, rounded up). */
+  readonly used: number
+  readonly remaining: number
+  /** Epoch ms when the window resets (a blocked sliding request: when this cost fits again). */
+  readonly resetTime: number
+  /** Whole seconds until `resetTime`, at least 1: the value of `Retry-After`. */
+  readonly retryAfter: number
+  /** This request took the key over its limit: the first blocked request of the key's window (seen by this process). */
+  readonly limitReached: boolean
+  /**
+   * Who decided: `'store'` (memcached), `'pre-block'` (in memory, key known to be over its
+   * limit), `'local'` (in-process fallback), `'fail-open'` / `'fail-closed'` (memcached failed).
+   */
+  readonly source: RateLimitSource
+  /** The key as given (before hashing). */
+  readonly key: string
+  readonly cost: number
+  /** The memcached failure behind a fallback decision. */
+  readonly error?: Error
+}
+
+export interface ConsumeOptions {
+  /** Units this request takes. Default `1`. */
+  cost?: number
+  /** The limit for this request. Default: the limiter's `limit`. */
+  limit?: number
+}
+
+/** Where an allowed request was counted, so `undo` takes it back from that window only. */
+interface Counted {
+  store: CounterStore
+  storageKey: string
+  base: string
+}
+
+const counted = new WeakMap<RateLimitResult, Counted>()
+
+interface PreBlock {
+  until: number
+  limit: number
+  used: number
+}
+
+/**
+ * The framework-free limiter: `consume(key)` counts one request (or `cost` units) against
+ * `key` in ONE memcached round trip and says whether it is allowed. The Express middleware,
+ * the Fastify plugin and the stores for express-rate-limit / @fastify/rate-limit are built on it.
+ */
+export class RateLimiter {
+  readonly config: LimiterConfig
+  readonly client: MemkitClient
+  readonly #ownsClient: boolean
+  readonly #store: MemcachedCounterStore
+  readonly #local: MemoryCounterStore
+  readonly #breaker: CircuitBreaker | undefined
+  readonly #metrics = new MetricsRecorder()
+  readonly #preBlocks = new Map<string, PreBlock>()
+  // Window index in which this process last reported each key as reaching its limit.
+  readonly #reached = new Map<string, number>()
+  #failing = false
+
+  readonly #dynamicLimit: boolean
+  readonly #hasher: KeyHasher
+
+  constructor(
+    options: LimiterOptions,
+    internal?: { config?: LimiterConfig; breaker?: CircuitBreaker | undefined; dynamicLimit?: boolean },
+  ) {
+    this.config = internal?.config ?? parseLimiterOptions(options)
+    this.#dynamicLimit = internal?.dynamicLimit ?? false
+    this.#hasher = new KeyHasher(this.config.prefix, this.config.name, this.config.windowMs)
+    const config = this.config
+    this.#ownsClient = config.client === undefined
+    this.client = config.client ?? createClient({ servers: config.servers })
+    this.#store = new MemcachedCounterStore(this.client)
+    this.#local = new MemoryCounterStore(config.maxLocalKeys)
+    this.#breaker =
+      internal?.breaker ??
+      (config.breaker ? new CircuitBreaker(config.breaker.threshold, config.breaker.cooldownMs) : undefined)
+  }
+
+  /** The circuit breaker, for limiters that should share one (per-route limiters of one plugin). */
+  get breaker(): CircuitBreaker | undefined {
+    return this.#breaker
+  }
+
+  /** Counts a request against `key` and decides. Rejects only for invalid arguments, never for memcached failures. */
+  consume(key: string, options?: ConsumeOptions): Promise<RateLimitResult> {
+    const config = this.config
+    const cost = options?.cost ?? 1
+    const limit = options?.limit ?? config.limit
+    if (!Number.isSafeInteger(cost) || cost < 0) {
+      return Promise.reject(new InvalidArgumentError(`rate-limit cost must be an integer >= 0; got ${cost}`))
+    }
+    if (!Number.isSafeInteger(limit) || limit < 0) {
+      return Promise.reject(
+        new InvalidArgumentError(`rate-limit limit must be an integer >= 0; got ${limit}`),
+      )
+    }
+    if (typeof key !== 'string') {
+      return Promise.reject(new InvalidArgumentError(`rate-limit key must be a string; got ${typeof key}`))
+    }
+    const now = Date.now()
+    const hashed = this.#hasher.hash(key)
+    const window = windowAt(now, config.windowMs, hashed.phase)
+
+    if (config.preBlock && cost > 0 && this.#preBlocks.size > 0) {
+      const block = this.#preBlocks.get(hashed.base)
+      if (block !== undefined) {
+        if (block.until > now && limit <= block.limit) {
+          const result = this.#result(
+            { allowed: false, used: block.used, remaining: 0, resetTime: block.until, crossed: false },
+            limit,
+            cost,
+            key,
+            'pre-block',
+            now,
+          )
+          return Promise.resolve(result)
+        }
+        if (block.until <= now) this.#preBlocks.delete(hashed.base)
+      }
+    }
+
+    const breaker = this.#breaker
+    if (breaker !== undefined && !breaker.allow(now)) {
+      return Promise.resolve(this.#fallback(key, hashed.base, window, cost, limit, now, undefined))
+    }
+    return countRequest(
+      this.#store,
+      config.algorithm,
+      config.windowMs,
+      hashed.base,
+      window,
+      cost,
+      limit,
+      now,
+    ).then(
+      ({ decision, storageKey }) => {
+        if (breaker !== undefined) breaker.success()
+        this.#failing = false
+        return this.#settle(
+          decision,
+          limit,
+          cost,
+          key,
+          hashed.base,
+          window,
+          'store',
+          now,
+          this.#store,
+          storageKey,
+        )
+      },
+      (error: unknown) => {
+        const failure = error instanceof Error ? error : new Error(String(error))
+        const opened = breaker?.failure(Date.now()) ?? false
+        this.#report(failure, opened)
+        return this.#fallback(key, hashed.base, window, cost, limit, now, failure)
+      },
+    )
+  }
+
+  /**
+   * Takes a counted request back (for skipFailedRequests / skipSuccessfulRequests), from the
+   * window it was counted in: never below zero, never from a later window. Never rejects.
+   */
+  async undo(result: RateLimitResult): Promise<void> {
+    const where = counted.get(result)
+    if (where === undefined || result.cost === 0) return
+    counted.delete(result)
+    this.#preBlocks.delete(where.base)
+    try {
+      await where.store.subtract(where.storageKey, result.cost)
+    } catch (error) {
+      this.#report(error instanceof Error ? error : new Error(String(error)), false)
+    }
+  }
+
+  /** The key's state without counting anything (`limit` defaults to the limiter's). */
+  async peek(key: string, limit: number = this.config.limit): Promise<RateLimitResult> {
+    const now = Date.now()
+    const hashed = this.#hasher.hash(key)
+    const window = windowAt(now, this.config.windowMs, hashed.phase)
+    const [current, previous] = await Promise.all([
+      this.#store.read(`${hashed.base}:${window.index}`),
+      this.config.algorithm === 'sliding' ? this.#store.read(`${hashed.base}:${window.index - 1}`) : 0,
+    ])
+    const decision =
+      this.config.algorithm === 'sliding'
+        ? decideSliding(current, previous, 0, limit, window, this.config.windowMs, now)
+        : decideFixed(current, 0, limit, window)
+    return this.#result(decision, limit, 0, key, 'store', now)
+  }
+
+  /** Forgets a key's counts (this window and the previous one) in memcached and in memory. */
+  async reset(key: string): Promise<void> {
+    const now = Date.now()
+    const hashed = this.#hasher.hash(key)
+    const window = windowAt(now, this.config.windowMs, hashed.phase)
+    this.#preBlocks.delete(hashed.base)
+    this.#reached.delete(hashed.base)
+    const keys = [`${hashed.base}:${window.index}`, `${hashed.base}:${window.index - 1}`]
+    for (const storageKey of keys) this.#local.remove(storageKey)
+    await Promise.all(keys.map((storageKey) => this.#store.remove(storageKey)))
+  }
+
+  /** The memcached key holding `key`'s counter for the window at `now` (for tests and tooling). */
+  storageKey(key: string, now: number = Date.now()): string {
+    const hashed = this.#hasher.hash(key)
+    return `${hashed.base}:${windowAt(now, this.config.windowMs, hashed.phase).index}`
+  }
+
+  /** Allowed/blocked counts per minute for the last 15 minutes, totals and the breaker's state. */
+  metrics(): RateLimitMetrics {
+    const now = Date.now()
+    return {
+      name: this.config.name,
+      algorithm: this.config.algorithm,
+      windowMs: this.config.windowMs,
+      limit: this.#dynamicLimit ? null : this.config.limit,
+      since: this.#metrics.since,
+      totals: { ...this.#metrics.totals },
+      perMinute: this.#metrics.minutes(now),
+      breaker: this.#breaker?.snapshot() ?? {
+        state: 'closed',
+        consecutiveFailures: 0,
+        openUntil: undefined,
+        opened: 0,
+      },
+    }
+  }
+
+  /** Closes the client if the limiter opened it (`servers`); a shared `client` is left open. */
+  async close(): Promise<void> {
+    if (this.#ownsClient) await this.client.close()
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  #fallback(
+    key: string,
+    base: string,
+    window: Window,
+    cost: number,
+    limit: number,
+    now: number,
+    error: Error | undefined,
+  ): RateLimitResult | Promise<RateLimitResult> {
+    const policy = this.config.onStoreError
+    if (policy === 'local') {
+      const share = Math.max(1, Math.floor(limit / this.config.instances))
+      return countRequest(
+        this.#local,
+        this.config.algorithm,
+        this.config.windowMs,
+        base,
+        window,
+        cost,
+        share,
+        now,
+      ).then(({ decision, storageKey }) =>
+        this.#settle(decision, share, cost, key, base, window, 'local', now, this.#local, storageKey, error),
+      )
+    }
+    const breaker = this.#breaker
+    const retryAt =
+      breaker !== undefined && breaker.state === 'open'
+        ? breaker.openUntil
+        : now + (breaker?.cooldownMs ?? 1000)
+    const decision: Decision =
+      policy === 'allow'
+        ? { allowed: true, used: 0, remaining: limit, resetTime: window.end, crossed: false }
+        : { allowed: false, used: 0, remaining: 0, resetTime: retryAt, crossed: false }
+    return this.#result(
+      decision,
+      limit,
+      cost,
+      key,
+      policy === 'allow' ? 'fail-open' : 'fail-closed',
+      now,
+      error,
+    )
+  }
+
+  #settle(
+    decision: Decision,
+    limit: number,
+    cost: number,
+    key: string,
+    base: string,
+    window: Window,
+    source: RateLimitSource,
+    now: number,
+    store: CounterStore,
+    storageKey: string,
+    error?: Error,
+  ): RateLimitResult {
+    let reached = false
+    if (decision.crossed) {
+      // Once per key and window: a crossing seen again after an undo is not a new one.
+      reached = this.#reached.get(base) !== window.index
+      if (reached) {
+        this.#reached.delete(base)
+        if (this.#reached.size >= this.config.maxLocalKeys) {
+          const oldest = this.#reached.keys().next()
+          if (!oldest.done) this.#reached.delete(oldest.value)
+        }
+        this.#reached.set(base, window.index)
+      }
+    }
+    if (!decision.allowed && this.config.preBlock && source === 'store') {
+      this.#preBlocks.delete(base)
+      if (this.#preBlocks.size >= this.config.maxLocalKeys) {
+        const oldest = this.#preBlocks.keys().next()
+        if (!oldest.done) this.#preBlocks.delete(oldest.value)
+      }
+      this.#preBlocks.set(base, { until: decision.resetTime, limit, used: decision.used })
+    }
+    const result = this.#result(decision, limit, cost, key, source, now, error, reached)
+    if (decision.allowed) counted.set(result, { store, storageKey, base })
+    return result
+  }
+
+  #result(
+    decision: Decision,
+    limit: number,
+    cost: number,
+    key: string,
+    source: RateLimitSource,
+    now: number,
+    error?: Error,
+    limitReached = false,
+  ): RateLimitResult {
+    this.#metrics.record(now, decision.allowed, source, error !== undefined)
+    const result: RateLimitResult = {
+      allowed: decision.allowed,
+      limit,
+      used: decision.used,
+      remaining: decision.remaining,
+      resetTime: decision.resetTime,
+      retryAfter: Math.max(1, Math.ceil((decision.resetTime - now) / 1000)),
+      limitReached,
+      source,
+      key,
+      cost,
+    }
+    if (error !== undefined) (result as { error?: Error }).error = error
+    return result
+  }
+
+  #report(error: Error, opened: boolean): void {
+    const onError = this.config.onError
+    if (onError !== undefined) {
+      try {
+        onError(error)
+      } catch {
+        // A logging callback must not turn a handled outage into a failed request.
+      }
+      return
+    }
+    // Without a handler: one warning when an outage starts and one when the breaker opens.
+    if (!this.#failing || opened) {
+      this.#failing = true
+      process.emitWarning(
+        `memcached failed (${error.message}); requests are handled per onStoreError: '${this.config.onStoreError}'${opened ? `; not trying memcached for ${this.#breaker?.cooldownMs} ms` : ''}`,
+        { code: 'MEMKIT_RATE_LIMIT_STORE_ERROR' },
+      )
+    }
+  }
+}

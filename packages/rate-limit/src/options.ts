@@ -1,0 +1,204 @@
+import { type ClientOptions, InvalidOptionError, type MemkitClient } from '@memkit/client'
+import type { BreakerOptions } from './breaker.js'
+import { parseDuration } from './duration.js'
+
+export type Algorithm = 'fixed' | 'sliding'
+export type StoreErrorPolicy = 'allow' | 'deny' | 'local'
+
+/** Options of the framework-free `RateLimiter`. */
+export interface LimiterOptions {
+  /** The shared memkit client. Give this or `servers`. */
+  client?: MemkitClient
+  /** Servers to open a client of the limiter's own (closed by `close()`), when no `client` is given. */
+  servers?: ClientOptions['servers']
+  /** Window length: milliseconds or a string such as `'1 minute'`, `'15s'`, `'1.5 seconds'`. Default `60000`. */
+  windowMs?: number | string
+  /** Requests (cost units) allowed per window and key. Default `100`. `consume` may pass its own. */
+  limit?: number
+  /** `'fixed'` windows, or `'sliding'` (previous window weighted by its overlap + the current one). Default `'fixed'`. */
+  algorithm?: Algorithm
+  /** Prefix of every memcached key this limiter writes. Default `'rl:'`. */
+  prefix?: string
+  /**
+   * Counter namespace: limiters with the same name, window and algorithm share counters (across
+   * processes too); different names count separately. Default: derived from the algorithm,
+   * window and limit.
+   */
+  name?: string
+  /** What to do when memcached fails or times out. Default `'allow'`. */
+  onStoreError?: StoreErrorPolicy
+  /** Processes sharing this limit, for `onStoreError: 'local'` (each allows `floor(limit / instances)`, at least 1). Default `1`. */
+  instances?: number
+  /** Circuit breaker around memcached, or `false` to try memcached on every request. Default `{ threshold: 5, cooldownMs: 5000 }`. */
+  breaker?: BreakerOptions | false
+  /** Refuse a key in memory, without a memcached round trip, once it is over its limit, until its reset. Default `false`. */
+  preBlock?: boolean
+  /** Most keys held in memory by the local fallback and the pre-block table. Default `10000`. */
+  maxLocalKeys?: number
+  /** Called with every memcached failure (the request is then handled per `onStoreError`). Default: one process warning per outage. */
+  onError?: (error: Error) => void
+}
+
+export interface LimiterConfig {
+  readonly client: MemkitClient | undefined
+  readonly servers: ClientOptions['servers'] | undefined
+  readonly windowMs: number
+  readonly limit: number
+  readonly algorithm: Algorithm
+  readonly prefix: string
+  readonly name: string
+  readonly onStoreError: StoreErrorPolicy
+  readonly instances: number
+  readonly breaker: { readonly threshold: number; readonly cooldownMs: number } | false
+  readonly preBlock: boolean
+  readonly maxLocalKeys: number
+  readonly onError: ((error: Error) => void) | undefined
+}
+
+const LIMITER_KEYS = [
+  'client',
+  'servers',
+  'windowMs',
+  'limit',
+  'algorithm',
+  'prefix',
+  'name',
+  'onStoreError',
+  'instances',
+  'breaker',
+  'preBlock',
+  'maxLocalKeys',
+  'onError',
+] as const
+
+export const LIMITER_OPTION_NAMES: ReadonlySet<string> = new Set(LIMITER_KEYS)
+
+/** Validates the core options once into a frozen config. `known` lists every accepted option name. */
+export function parseLimiterOptions(
+  options: LimiterOptions,
+  known: ReadonlySet<string> = LIMITER_OPTION_NAMES,
+): LimiterConfig {
+  if (typeof options !== 'object' || options === null)
+    throw new InvalidOptionError('options must be an object')
+  for (const name of Object.keys(options)) {
+    if (!known.has(name)) throw new InvalidOptionError(`unknown rate-limit option \`${name}\``)
+  }
+  const { client, servers } = options
+  if (client !== undefined && servers !== undefined) {
+    throw new InvalidOptionError('give either `client` or `servers`, not both')
+  }
+  if (client === undefined && servers === undefined) {
+    throw new InvalidOptionError(
+      'a memcached `client` (createClient from @memkit/client) or `servers` is required',
+    )
+  }
+  if (client !== undefined && (typeof client !== 'object' || typeof client.incrWithTtl !== 'function')) {
+    throw new InvalidOptionError('`client` must be a client made by createClient() from @memkit/client')
+  }
+  const windowMs = options.windowMs === undefined ? 60_000 : parseDuration(options.windowMs, 'windowMs')
+  const limit = options.limit === undefined ? 100 : count(options.limit, 'limit')
+  const algorithm = oneOf(options.algorithm, 'algorithm', ['fixed', 'sliding'] as const, 'fixed')
+  const prefix = keyText(options.prefix, 'prefix', 'rl:')
+  const name = options.name === undefined ? `${algorithm}:${windowMs}:${limit}` : text(options.name, 'name')
+  const breaker = parseBreaker(options.breaker)
+  const onError = options.onError
+  if (onError !== undefined && typeof onError !== 'function') {
+    throw new InvalidOptionError('`onError` must be a function')
+  }
+  return Object.freeze({
+    client,
+    servers,
+    windowMs,
+    limit,
+    algorithm,
+    prefix,
+    name,
+    onStoreError: oneOf(options.onStoreError, 'onStoreError', ['allow', 'deny', 'local'] as const, 'allow'),
+    instances: integer(options.instances, 'instances', 1, 1, 1_000_000),
+    breaker,
+    preBlock: boolean(options.preBlock, 'preBlock', false),
+    maxLocalKeys: integer(options.maxLocalKeys, 'maxLocalKeys', 10_000, 1, 100_000_000),
+    onError,
+  })
+}
+
+function parseBreaker(value: unknown): LimiterConfig['breaker'] {
+  if (value === false) return false
+  if (value === undefined) return Object.freeze({ threshold: 5, cooldownMs: 5000 })
+  if (typeof value !== 'object' || value === null) {
+    throw new InvalidOptionError('`breaker` must be false or { threshold, cooldownMs }')
+  }
+  const { threshold, cooldownMs, ...rest } = value as BreakerOptions
+  const unknown = Object.keys(rest)
+  if (unknown.length > 0) throw new InvalidOptionError(`unknown \`breaker\` option \`${unknown[0]}\``)
+  return Object.freeze({
+    threshold: integer(threshold, 'breaker.threshold', 5, 1, 1_000_000),
+    cooldownMs: cooldownMs === undefined ? 5000 : parseDuration(cooldownMs, 'breaker.cooldownMs'),
+  })
+}
+
+// ---- validators shared with the HTTP options -------------------------------------------
+
+export function count(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidOptionError(`\`${name}\` must be an integer >= 0; got ${String(value)}`)
+  }
+  return value
+}
+
+export function integer(value: unknown, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidOptionError(`\`${name}\` must be an integer from ${min} to ${max}; got ${String(value)}`)
+  }
+  return value
+}
+
+export function boolean(value: unknown, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') throw new InvalidOptionError(`\`${name}\` must be true or false`)
+  return value
+}
+
+export function text(value: unknown, name: string): string {
+  if (typeof value !== 'string') throw new InvalidOptionError(`\`${name}\` must be a string`)
+  return value
+}
+
+function keyText(value: unknown, name: string, fallback: string): string {
+  if (value === undefined) return fallback
+  const result = text(value, name)
+  // The prefix is written into memcached keys as it is; the rest of the key is a hash.
+  if (!isKeySafe(result)) {
+    throw new InvalidOptionError(
+      `\`${name}\` must be at most 100 characters without whitespace or control characters`,
+    )
+  }
+  return result
+}
+
+/** At most 100 characters, none of them whitespace or control characters (memcached keys). */
+export function isKeySafe(value: string): boolean {
+  if (value.length > 100) return false
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i)
+    if (code <= 0x20 || code === 0x7f || code === 0x85 || code === 0xa0 || /\s/.test(value[i]!)) return false
+  }
+  return true
+}
+
+export function oneOf<T extends string>(value: unknown, name: string, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback
+  if (!allowed.includes(value as T)) {
+    throw new InvalidOptionError(
+      `\`${name}\` must be one of ${allowed.map((a) => `'${a}'`).join(', ')}; got ${String(value)}`,
+    )
+  }
+  return value as T
+}
+
+export function optionalFunction<T>(value: unknown, name: string): T | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'function') throw new InvalidOptionError(`\`${name}\` must be a function`)
+  return value as T
+}

@@ -1,0 +1,434 @@
+import assert from 'node:assert/strict'
+import { connect, createServer, type Socket } from 'node:net'
+import { after, afterEach, before, describe, mock, test } from 'node:test'
+import type { MemcachedClient } from '@memkit/client'
+import { dumpKeys, type MemcachedServer, rawCommand, startMemcached, stopAll } from '@memkit/testing'
+import { ipKeyGenerator } from 'express-rate-limit'
+import { parseDuration } from '../src/duration.js'
+import { ipKey } from '../src/ip.js'
+import { hashKey } from '../src/key.js'
+import { RateLimiter } from '../src/limiter.js'
+import { windowAt } from '../src/window.js'
+import { clientFor, countCommands, sleep, ttlOf as storedTtl, uniquePrefix } from './helpers.js'
+
+let mc: MemcachedServer
+let client: MemcachedClient
+before(async () => {
+  mc = await startMemcached()
+  client = clientFor(mc.address)
+})
+after(async () => {
+  await client.close()
+  await stopAll()
+})
+afterEach(() => mock.timers.reset())
+
+function limiter(options: ConstructorParameters<typeof RateLimiter>[0] = {}): RateLimiter {
+  return new RateLimiter({ client, prefix: uniquePrefix('core'), windowMs: '1 hour', ...options })
+}
+
+async function ttlOf(key: string): Promise<number> {
+  const ttl = await storedTtl(mc.address, key)
+  assert.ok(ttl !== undefined, `no item under ${key}`)
+  return ttl
+}
+
+/** Pins Date.now() to `offset` ms into the window of `key` that contains the real now. */
+function pinClock(
+  l: RateLimiter,
+  key: string,
+  offset: number,
+): { start: number; end: number; set(ms: number): void } {
+  const { phase } = hashKey(l.config.prefix, l.config.name, key, l.config.windowMs)
+  const window = windowAt(Date.now(), l.config.windowMs, phase)
+  mock.timers.enable({ apis: ['Date'], now: window.start + offset })
+  return {
+    start: window.start,
+    end: window.end,
+    set: (ms: number) => mock.timers.setTime(window.start + ms),
+  }
+}
+
+describe('counting', () => {
+  test('one memcached command per request, the first of a window included, and no second key', async () => {
+    const l = limiter({ limit: 3 })
+    const commands = countCommands()
+    const results = []
+    for (let i = 0; i < 5; i++) results.push(await l.consume('client-a'))
+    commands.stop()
+    assert.equal(commands.count(), 5)
+    assert.deepEqual(
+      commands.events.map((e) => e.command),
+      ['incr', 'incr', 'incr', 'incr', 'incr'],
+    )
+    assert.deepEqual(
+      results.map((r) => [r.allowed, r.used, r.remaining]),
+      [
+        [true, 1, 2],
+        [true, 2, 1],
+        [true, 3, 0],
+        [false, 4, 0],
+        [false, 5, 0],
+      ],
+    )
+    // Exactly one item for this key: the counter itself, no separate expiry key.
+    const keys = (await dumpKeys(mc.address)).filter((k) => k.startsWith(l.config.prefix))
+    assert.deepEqual(keys, [l.storageKey('client-a')])
+  })
+
+  test('the sliding window sends its two commands in one write: one round trip', async () => {
+    // A byte-counting TCP relay in front of the real memcached shows how the client writes.
+    const chunks: string[] = []
+    const sockets = new Set<Socket>()
+    const relay = createServer((downstream) => {
+      const upstream = connect({ host: mc.host, port: mc.port })
+      sockets.add(downstream).add(upstream)
+      downstream.on('data', (chunk) => {
+        chunks.push(chunk.toString('latin1'))
+        upstream.write(chunk)
+      })
+      upstream.pipe(downstream)
+      downstream.on('error', () => upstream.destroy())
+      upstream.on('error', () => downstream.destroy())
+    })
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve))
+    const port = (relay.address() as { port: number }).port
+    const relayed = clientFor(`127.0.0.1:${port}`)
+    try {
+      const l = new RateLimiter({
+        client: relayed,
+        prefix: uniquePrefix('slide'),
+        windowMs: '1 hour',
+        algorithm: 'sliding',
+      })
+      await l.consume('warm-up') // the connection is opened on first use
+      chunks.length = 0
+      const commands = countCommands()
+      for (let i = 0; i < 4; i++) await l.consume('client-b')
+      commands.stop()
+      assert.equal(chunks.length, 4, 'one write per request')
+      for (const chunk of chunks) assert.equal(chunk.match(/^ma /gm)?.length, 2, chunk)
+      assert.equal(commands.count(), 8)
+    } finally {
+      await relayed.close()
+      for (const socket of sockets) socket.destroy()
+      await new Promise<void>((resolve) => relay.close(() => resolve()))
+    }
+  })
+
+  test('the reset time sits on the key’s window grid and stays right after the counter is evicted', async () => {
+    const l = limiter({ limit: 5, windowMs: '1 minute' })
+    const first = await l.consume('evicted')
+    const { phase } = hashKey(l.config.prefix, l.config.name, 'evicted', 60_000)
+    assert.equal(first.resetTime, windowAt(Date.now(), 60_000, phase).end)
+    await l.consume('evicted')
+    await client.delete(l.storageKey('evicted'))
+    const after = await l.consume('evicted')
+    // A lost counter starts over at 1 with the same reset: no double count, no stale expiry.
+    assert.equal(after.used, 1)
+    assert.equal(after.resetTime, first.resetTime)
+    assert.ok(after.retryAfter >= 1 && after.retryAfter <= 60)
+  })
+
+  test('different keys get different window phases, so resets are spread out', async () => {
+    const l = limiter({ windowMs: '1 hour' })
+    const resets = new Set<number>()
+    for (let i = 0; i < 20; i++) resets.add((await l.consume(`spread-${i}`)).resetTime)
+    assert.ok(resets.size >= 18, `only ${resets.size} distinct reset times`)
+  })
+
+  test('cost per request, and cost 0 counts nothing', async () => {
+    const l = limiter({ limit: 10 })
+    const used = []
+    for (let i = 0; i < 4; i++) used.push(await l.consume('costly', { cost: 3 }))
+    assert.deepEqual(
+      used.map((r) => [r.used, r.allowed]),
+      [
+        [3, true],
+        [6, true],
+        [9, true],
+        [12, false],
+      ],
+    )
+    const free = await l.consume('free', { cost: 0 })
+    assert.deepEqual([free.used, free.allowed, free.remaining], [0, true, 10])
+    await assert.rejects(l.consume('x', { cost: 1.5 }), { code: 'ERR_MEMKIT_INVALID_ARGUMENT' })
+    await assert.rejects(l.consume('x', { limit: -1 }), { code: 'ERR_MEMKIT_INVALID_ARGUMENT' })
+  })
+
+  test('limit 0 refuses everything', async () => {
+    const l = limiter({ limit: 0 })
+    const result = await l.consume('nobody')
+    assert.equal(result.allowed, false)
+    assert.equal(result.remaining, 0)
+  })
+
+  test('limitReached is set on the one request that takes a key over its limit', async () => {
+    const l = limiter({ limit: 2 })
+    const flags = []
+    for (let i = 0; i < 5; i++) flags.push((await l.consume('reach')).limitReached)
+    assert.deepEqual(flags, [false, false, true, false, false])
+  })
+
+  test('a counter holding something else is started over instead of failing', async () => {
+    const l = limiter({ limit: 3 })
+    const key = l.storageKey('corrupt')
+    await rawCommand(mc.address, `set ${key} 0 60 7\r\ngarbage\r\n`)
+    const result = await l.consume('corrupt')
+    assert.equal(result.source, 'store')
+    assert.equal(result.used, 1)
+    assert.equal((await l.consume('corrupt')).used, 2)
+  })
+
+  test('keys are hashed: any client-supplied text becomes a short, inert memcached key', async () => {
+    const l = limiter({ limit: 3 })
+    const nasty = ['has spaces', 'line\r\nflush_all\r\nset x 0 0 1', 'ü€😀', 'x'.repeat(10_000), '']
+    for (const key of nasty) {
+      assert.equal((await l.consume(key)).used, 1)
+      assert.equal((await l.consume(key)).used, 2)
+    }
+    const keys = (await dumpKeys(mc.address)).filter((k) => k.startsWith(l.config.prefix))
+    assert.equal(keys.length, nasty.length)
+    for (const key of keys) {
+      assert.match(key, new RegExp(`^${l.config.prefix}[A-Za-z0-9_-]{22}:-?\\d+$`))
+    }
+    assert.ok(!(await dumpKeys(mc.address)).some((k) => k.includes('flush_all')))
+  })
+})
+
+describe('windows', () => {
+  test("window lengths from strings: '1 minute', '1.5 s', '500ms', '2h', '1 day'", () => {
+    assert.equal(parseDuration('1 minute', 'w'), 60_000)
+    assert.equal(parseDuration('1.5 s', 'w'), 1500)
+    assert.equal(parseDuration('1.5seconds', 'w'), 1500)
+    assert.equal(parseDuration('500ms', 'w'), 500)
+    assert.equal(parseDuration('2h', 'w'), 7_200_000)
+    assert.equal(parseDuration('1 day', 'w'), 86_400_000)
+    assert.equal(parseDuration('31 days', 'w'), 31 * 86_400_000)
+    assert.equal(parseDuration('250', 'w'), 250)
+    assert.equal(parseDuration(1500, 'w'), 1500)
+    for (const bad of [
+      '',
+      'soon',
+      '1 fortnight',
+      '-1s',
+      '0',
+      0,
+      -5,
+      Number.NaN,
+      '11 years',
+      '3650 weeks',
+      null,
+      {},
+    ]) {
+      assert.throws(() => parseDuration(bad, 'windowMs'), { code: 'ERR_MEMKIT_INVALID_OPTION' }, String(bad))
+    }
+  })
+
+  test('a 0.5 s window expires (it is not "never")', async () => {
+    const l = limiter({ limit: 1, windowMs: 500 })
+    const first = await l.consume('half')
+    let second = await l.consume('half')
+    if (second.resetTime !== first.resetTime) second = await l.consume('half') // crossed a boundary
+    assert.equal(second.allowed, false)
+    assert.ok(second.resetTime - Date.now() <= 500)
+    assert.equal(second.retryAfter, 1, 'Retry-After is at least one whole second')
+    await sleep(second.resetTime - Date.now() + 20)
+    const later = await l.consume('half')
+    assert.equal(later.allowed, true)
+    assert.equal(later.used, 1)
+  })
+
+  test('a 1.5 s window works and its counter gets a whole-second TTL that outlives it', async () => {
+    const l = limiter({ limit: 2, windowMs: '1.5s' })
+    const first = await l.consume('one-and-a-half')
+    const ttl = await ttlOf(l.storageKey('one-and-a-half'))
+    assert.ok(ttl >= 1 && ttl <= 3, `ttl ${ttl}`)
+    assert.ok(first.resetTime - Date.now() <= 1500)
+    await sleep(first.resetTime - Date.now() + 20)
+    assert.equal((await l.consume('one-and-a-half')).used, 1)
+  })
+
+  test('a 31-day window is not "already expired": the counter lives and keeps counting', async () => {
+    const fixed = limiter({ limit: 5, windowMs: '31 days' })
+    await fixed.consume('month')
+    const second = await fixed.consume('month')
+    assert.equal(second.used, 2)
+    assert.ok(second.resetTime > Date.now())
+    const ttl = await ttlOf(fixed.storageKey('month'))
+    assert.ok(Math.abs(ttl - (second.resetTime - Date.now()) / 1000) <= 3, `ttl ${ttl}`)
+    // A sliding counter must outlive the next window too: a TTL over 30 days, which memcached
+    // would read as a date in 1970 unless it is sent as an absolute time.
+    const sliding = limiter({ limit: 5, windowMs: '31 days', algorithm: 'sliding' })
+    await sliding.consume('month')
+    assert.equal((await sliding.consume('month')).used, 2)
+    const slidingTtl = await ttlOf(sliding.storageKey('month'))
+    assert.ok(slidingTtl > 31 * 86_400 && slidingTtl <= 62 * 86_400 + 2, `ttl ${slidingTtl}`)
+  })
+
+  test('sliding window: the previous window counts by its remaining overlap', async () => {
+    const l = limiter({ limit: 10, windowMs: '10s', algorithm: 'sliding' })
+    const clock = pinClock(l, 'slide', 1000)
+    for (let i = 0; i < 8; i++) assert.equal((await l.consume('slide')).allowed, true)
+    // 25% into the next window the previous 8 weigh 6: four more fit.
+    clock.set(10_000 + 2500)
+    const results = []
+    for (let i = 0; i < 5; i++) results.push(await l.consume('slide'))
+    assert.deepEqual(
+      results.map((r) => r.allowed),
+      [true, true, true, true, false],
+    )
+    const blocked = results[4]!
+    // 5 counted now + 8 × 0.75: one more fits once the weight drops to 0.5, at 50% of the window.
+    assert.equal(blocked.resetTime, clock.start + 10_000 + 5000)
+    assert.equal(results[3]!.remaining, 0)
+    clock.set(10_000 + 5001)
+    assert.equal((await l.consume('slide')).allowed, true)
+  })
+
+  test('undo takes a request back from its own window only, and never below zero', async () => {
+    const l = limiter({ limit: 5, windowMs: '10s' })
+    const clock = pinClock(l, 'undo', 1000)
+    const a = await l.consume('undo')
+    const b = await l.consume('undo')
+    await l.undo(b)
+    await l.undo(b) // a second undo of the same request does nothing
+    assert.equal((await l.peek('undo')).used, 1)
+    // The next window: a late undo of `a` must not touch it.
+    clock.set(10_000 + 1000)
+    await l.consume('undo')
+    await l.undo(a)
+    assert.equal((await l.peek('undo')).used, 1)
+    // And memcached's decrement stops at zero.
+    clock.set(1000)
+    assert.equal((await l.peek('undo')).used, 0)
+    await client.decr(l.storageKey('undo'), 5)
+    assert.equal((await l.peek('undo')).used, 0)
+  })
+
+  test('reset forgets a key', async () => {
+    const l = limiter({ limit: 1 })
+    await l.consume('forget')
+    assert.equal((await l.consume('forget')).allowed, false)
+    await l.reset('forget')
+    assert.equal((await l.consume('forget')).allowed, true)
+  })
+})
+
+describe('pre-block and metrics', () => {
+  test('pre-block refuses a key that is over its limit without asking memcached', async () => {
+    const l = limiter({ limit: 2, preBlock: true })
+    for (let i = 0; i < 3; i++) await l.consume('hot')
+    const commands = countCommands()
+    const blocked = [await l.consume('hot'), await l.consume('hot')]
+    const other = await l.consume('cold')
+    commands.stop()
+    assert.deepEqual(
+      blocked.map((r) => [r.allowed, r.source, r.remaining]),
+      [
+        [false, 'pre-block', 0],
+        [false, 'pre-block', 0],
+      ],
+    )
+    assert.equal(blocked[0]!.resetTime, (await l.peek('hot')).resetTime)
+    assert.equal(other.source, 'store')
+    assert.equal(commands.count(), 1, 'only the other key reached memcached')
+    // A larger limit for the same key is not pre-blocked by a smaller one.
+    assert.equal((await l.consume('hot', { limit: 100 })).source, 'store')
+    assert.equal(l.metrics().totals.preBlocked, 2)
+  })
+
+  test('metrics: allowed and blocked per minute for the last 15 minutes, with totals', async () => {
+    const l = limiter({ limit: 2 })
+    for (let i = 0; i < 5; i++) await l.consume('metrics')
+    const snapshot = l.metrics()
+    assert.equal(snapshot.perMinute.length, 15)
+    const minutes = snapshot.perMinute.map((m) => m.minute)
+    assert.deepEqual(
+      minutes,
+      [...minutes].sort((x, y) => x - y),
+    )
+    assert.equal(minutes[14], Math.floor(Date.now() / 60_000) * 60_000)
+    const sum = snapshot.perMinute.reduce((acc, m) => [acc[0]! + m.allowed, acc[1]! + m.blocked], [0, 0])
+    assert.deepEqual(sum, [2, 3])
+    assert.deepEqual(
+      [snapshot.totals.allowed, snapshot.totals.blocked, snapshot.totals.storeErrors],
+      [2, 3, 0],
+    )
+    assert.equal(snapshot.limit, 2)
+    assert.equal(snapshot.breaker.state, 'closed')
+  })
+
+  test('metrics keep 15 minutes: older minutes roll off', async () => {
+    const l = limiter({ limit: 100 })
+    mock.timers.enable({ apis: ['Date'], now: Math.floor(Date.now() / 60_000) * 60_000 })
+    await l.consume('old')
+    mock.timers.tick(20 * 60_000)
+    await l.consume('new')
+    const snapshot = l.metrics()
+    assert.equal(
+      snapshot.perMinute.reduce((n, m) => n + m.allowed, 0),
+      1,
+    )
+    assert.equal(snapshot.totals.allowed, 2)
+  })
+})
+
+describe('options and keys', () => {
+  test('invalid options throw ERR_MEMKIT_INVALID_OPTION at construction', () => {
+    const bad: Record<string, unknown>[] = [
+      {},
+      { client, servers: mc.address },
+      { client: {} },
+      { client, limit: -1 },
+      { client, limit: 1.5 },
+      { client, windowMs: 0 },
+      { client, windowMs: 'a while' },
+      { client, algorithm: 'token-bucket' },
+      { client, onStoreError: 'ignore' },
+      { client, instances: 0 },
+      { client, breaker: { threshold: 0 } },
+      { client, breaker: { cooldown: 5 } },
+      { client, prefix: 'has space' },
+      { client, preBlock: 'yes' },
+      { client, lmit: 5 },
+    ]
+    for (const options of bad) {
+      assert.throws(
+        () => new RateLimiter(options),
+        { code: 'ERR_MEMKIT_INVALID_OPTION' },
+        JSON.stringify(Object.keys(options)),
+      )
+    }
+  })
+
+  test('IPv6 clients are grouped by subnet exactly as express-rate-limit groups them', () => {
+    const addresses = [
+      '1.2.3.4',
+      '::1',
+      '::',
+      '::ffff:127.0.0.1',
+      '::ffff:7f00:1',
+      '::127.0.0.1',
+      '::7f00:1',
+      '2001:db8:abcd:12ff:1:2:3:4',
+      '2001:0db8:0000:0000:0000:0000:0000:0001',
+      'ABCD:EF01:2345:6789:ABCD:EF01:2345:6789',
+      'fe80::1%eth0',
+      '1:0:0:1:0:0:0:1',
+      '1:0:0:0:1:0:0:1',
+      '64:ff9b::1.2.3.4',
+      '2001:db8:0:1:1:1:1:1',
+      '2a00:1450:4001:82a::200e',
+    ]
+    for (const ip of addresses) {
+      for (const subnet of [1, 32, 48, 56, 60, 64, 127, 128]) {
+        assert.equal(ipKey(ip, subnet), ipKeyGenerator(ip, subnet), `${ip}/${subnet}`)
+      }
+    }
+    assert.equal(ipKey('2001:db8:abcd:12ff::1', 56), ipKey('2001:db8:abcd:1234::2', 56))
+    assert.notEqual(ipKey('2001:db8:abcd:12ff::1', 64), ipKey('2001:db8:abcd:1234::2', 64))
+    assert.equal(ipKey('2001:0DB8::0001', false), '2001:db8::1')
+    assert.equal(ipKey('not an ip', 56), 'not an ip')
+  })
+})
