@@ -4,8 +4,10 @@ export interface KeyState {
   gen: number
   /** When the session was first saved (ms); what `maxLifetime` counts from. */
   createdAt: number
-  /** The stored cookie without its expiry fields, to tell a cookie change from a plain refresh. */
-  cookieSig: string
+  /** The stored cookie as JSON, to tell a cookie change from a plain refresh (see sameCookie). */
+  cookieJson: string
+  /** Its signature (the cookie without expiry fields), computed when first needed. */
+  cookieSig?: string
   /** When this process last extended the entry's expiry (write or touch), for `touchAfter`. */
   refreshedAt: number
 }

@@ -47,7 +47,8 @@ interface LoadState {
   gen: number
   createdAt: number
   dataJson: string
-  cookieSig: string
+  cookieJson: string
+  cookieSig?: string
 }
 
 type RefreshOutcome = 'touched' | 'skipped' | 'missing' | 'expired'
@@ -76,7 +77,10 @@ export class MemcachedStore extends EventEmitter<StoreEvents> {
   readonly #ownsClient: boolean
   readonly #genKey: string
   readonly #recent = new RecentSessions(RECENT_LIMIT)
+  /** HMACs of recent session ids: a request hashes its id on get and again on set/touch. */
+  readonly #hashes = new Map<string, string>()
   #gen: number | undefined
+  #keyStart = { gen: Number.NaN, text: '' }
   #detach: (() => void) | undefined
 
   constructor(options: MemcachedStoreOptions = {}) {
@@ -231,24 +235,21 @@ export class MemcachedStore extends EventEmitter<StoreEvents> {
     if (maxLifetime !== undefined && now >= decoded.createdAt + maxLifetime) return null
     const record = this.#toRecord(decoded, key, now)
     if (!record) return null
-    const { data, cookieSig } = record
+    const data = record
+    const cookieJson = decoded.cookieJson
     const previous = this.#recent.get(hash)
     const sameEntry = previous && previous.gen === gen && previous.createdAt === decoded.createdAt
     this.#recent.set(hash, {
       gen,
       createdAt: decoded.createdAt,
-      cookieSig,
+      cookieJson,
       refreshedAt: Math.max(decoded.writtenAt, sameEntry ? previous.refreshedAt : 0),
     })
-    loads.set(data, { hash, gen, createdAt: decoded.createdAt, dataJson: decoded.dataJson, cookieSig })
+    loads.set(data, { hash, gen, createdAt: decoded.createdAt, dataJson: decoded.dataJson, cookieJson })
     return data
   }
 
-  #toRecord(
-    decoded: StoredSession,
-    key: string,
-    now: number,
-  ): { data: SessionRecord; cookieSig: string } | undefined {
+  #toRecord(decoded: StoredSession, key: string, now: number): SessionRecord | undefined {
     let data: unknown
     let cookie: unknown
     try {
@@ -268,10 +269,9 @@ export class MemcachedStore extends EventEmitter<StoreEvents> {
       )
       return undefined
     }
-    const cookieSig = cookieSignature(cookie)
     const record = data as SessionRecord
     record.cookie = reviveCookie(cookie, now)
-    return { data: record, cookieSig }
+    return record
   }
 
   async #set(sid: string, session: object): Promise<void> {
@@ -279,16 +279,15 @@ export class MemcachedStore extends EventEmitter<StoreEvents> {
     const input = asSession(session)
     const now = Date.now()
     const { cookieJson, dataJson } = serialize(input)
-    const cookieSig = cookieSignature(JSON.parse(cookieJson))
     let load = loads.get(input)
     if (load && load.hash !== hash) load = undefined
     const state = this.#recent.get(hash)
-    if (this.#unchanged(input, load, state, dataJson, cookieSig)) {
+    if (this.#unchanged(input, load, state, dataJson, cookieJson)) {
       // Same data as loaded: refresh the expiry, do not rewrite (a concurrent write survives).
       const outcome = await this.#refresh(hash, input, load ?? state, now)
       if (outcome !== 'missing') return
     }
-    await this.#write(hash, input, cookieJson, dataJson, cookieSig, load ?? state, now)
+    await this.#write(hash, input, cookieJson, dataJson, load ?? state, now)
   }
 
   #unchanged(
@@ -296,13 +295,13 @@ export class MemcachedStore extends EventEmitter<StoreEvents> {
     load: LoadState | undefined,
     state: KeyState | undefined,
     dataJson: string,
-    cookieSig: string,
+    cookieJson: string,
   ): boolean {
-    if (load) return load.dataJson === dataJson && load.cookieSig === cookieSig
+    if (load) return load.dataJson === dataJson && sameCookie(load, cookieJson)
     // @fastify/session makes its own session object from ours, but it knows whether it changed.
     const isModified = (session as { isModified?: unknown }).isModified
     if (state && typeof isModified === 'function') {
-      return isModified.call(session) === false && state.cookieSig === cookieSig
+      return isModified.call(session) === false && sameCookie(state, cookieJson)
     }
     return false
   }
@@ -358,7 +357,6 @@ export class MemcachedStore extends EventEmitter<StoreEvents> {
     session: SessionInput,
     cookieJson: string,
     dataJson: string,
-    cookieSig: string,
     known: { gen: number; createdAt: number } | undefined,
     now: number,
   ): Promise<void> {
@@ -397,8 +395,8 @@ export class MemcachedStore extends EventEmitter<StoreEvents> {
         ? await this.client.cas(key, value, item.cas, { ttl })
         : await this.client.add(key, value, { ttl })
       if (stored) {
-        this.#recent.set(hash, { gen, createdAt, cookieSig, refreshedAt: now })
-        loads.set(session, { hash, gen, createdAt, dataJson, cookieSig })
+        this.#recent.set(hash, { gen, createdAt, cookieJson, refreshedAt: now })
+        loads.set(session, { hash, gen, createdAt, dataJson, cookieJson })
         return
       }
       if (!item) {
@@ -436,11 +434,19 @@ export class MemcachedStore extends EventEmitter<StoreEvents> {
     if (typeof sid !== 'string' || sid.length === 0) {
       throw new SessionArgumentError(`session id must be a non-empty string; got ${typeof sid}`)
     }
-    return createHmac('sha256', this.config.secret).update(sid, 'utf8').digest('base64url')
+    let hash = this.#hashes.get(sid)
+    if (hash === undefined) {
+      hash = createHmac('sha256', this.config.secret).update(sid, 'utf8').digest('base64url')
+      if (this.#hashes.size >= RECENT_LIMIT) this.#hashes.delete(this.#hashes.keys().next().value as string)
+      this.#hashes.set(sid, hash)
+    }
+    return hash
   }
 
   #key(gen: number, hash: string): string {
-    return `${this.config.prefix}${gen.toString(36)}:${hash}`
+    if (this.#keyStart.gen !== gen)
+      this.#keyStart = { gen, text: `${this.config.prefix}${gen.toString(36)}:` }
+    return this.#keyStart.text + hash
   }
 
   /** Reads (creating it when missing) the generation in one command: `ma` with delta 0. */
@@ -588,8 +594,23 @@ function serialize(session: SessionInput): { cookieJson: string; dataJson: strin
   }
 }
 
-/** The cookie without the fields a refresh changes: equal signatures mean only the expiry moved. */
-function cookieSignature(cookie: unknown): string {
+/**
+ * Whether a cookie about to be saved is the stored one apart from its expiry (a refresh moves
+ * `expires`; @fastify/session also `originalExpires`). Then a touch is enough.
+ */
+function sameCookie(stored: { cookieJson: string; cookieSig?: string }, cookieJson: string): boolean {
+  if (stored.cookieJson === cookieJson) return true
+  stored.cookieSig ??= cookieSignature(stored.cookieJson)
+  return stored.cookieSig === cookieSignature(cookieJson)
+}
+
+function cookieSignature(cookieJson: string): string {
+  let cookie: unknown
+  try {
+    cookie = JSON.parse(cookieJson)
+  } catch {
+    return cookieJson
+  }
   if (typeof cookie !== 'object' || cookie === null) return 'null'
   const { expires: _expires, originalExpires: _originalExpires, ...rest } = cookie as Record<string, unknown>
   return JSON.stringify(rest)
