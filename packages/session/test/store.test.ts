@@ -154,6 +154,21 @@ test('TTL: cookie.expires rounded up, else cookie.maxAge, else ttl; expired mean
   await assert.rejects(bad.store.set('nan', { user: 1 }), { code: 'ERR_MEMKIT_SESSION_VALUE' })
 })
 
+test('a generation key overwritten with a non-number starts a new generation and reports it', async () => {
+  const { store, prefix } = newStore()
+  const errors: Error[] = []
+  store.on('error', (e) => errors.push(e))
+  await store.set('before', { cookie: { maxAge: 60_000 }, n: 1 })
+  await client.set(`${prefix}gen`, 'not a number')
+  const fresh = new MemcachedStore({ client, prefix, secret: SECRET })
+  fresh.on('error', (e) => errors.push(e))
+  assert.equal(await fresh.get('before'), null, 'the old generation is gone')
+  assert.equal((errors[0] as { code?: string }).code, 'ERR_MEMKIT_SESSION_CORRUPT')
+  await fresh.set('after', { cookie: { maxAge: 60_000 }, n: 2 })
+  assert.equal((await fresh.get('after'))?.n, 2)
+  assert.equal((await store.get('after'))?.n, 2, 'the other store follows the new generation')
+})
+
 test('all() and length() refuse with ERR_MEMKIT_SESSION_NOT_SUPPORTED', async () => {
   const { store } = newStore()
   await assert.rejects(store.all(), { code: 'ERR_MEMKIT_SESSION_NOT_SUPPORTED', message: /cannot list/ })
