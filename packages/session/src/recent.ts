@@ -10,6 +10,8 @@ export interface KeyState {
   cookieSig?: string
   /** When this process last extended the entry's expiry (write or touch), for `touchAfter`. */
   refreshedAt: number
+  /** CAS token from the last read, while no write by this process has made it stale. */
+  cas?: string
 }
 
 /**

@@ -49,6 +49,15 @@ interface LoadState {
   dataJson: string
   cookieJson: string
   cookieSig?: string
+  /** CAS token of the entry as loaded: a save can compare-and-swap at once (one round trip). */
+  cas?: string
+}
+
+/** What a save or touch knows about the entry it is about to replace. */
+interface Known {
+  gen: number
+  createdAt: number
+  cas?: string
 }
 
 type RefreshOutcome = 'touched' | 'skipped' | 'missing' | 'expired'
@@ -208,9 +217,9 @@ export class MemcachedStore extends EventEmitter<StoreEvents> {
   async #get(sid: string): Promise<SessionRecord | null> {
     const hash = this.#hash(sid)
     let gen: number
-    let value: unknown
+    let item: { value: unknown; cas: string } | undefined
     try {
-      ;({ gen, value } = await this.#withGen((g) => this.client.get(this.#key(g, hash))))
+      ;({ gen, value: item } = await this.#withGen((g) => this.client.gets(this.#key(g, hash))))
     } catch (error) {
       if (!(error instanceof DecodeError)) throw error
       this.#report(
@@ -222,9 +231,9 @@ export class MemcachedStore extends EventEmitter<StoreEvents> {
       )
       return null
     }
-    if (value === undefined) return null
+    if (item === undefined) return null
     const key = this.#key(gen, hash)
-    const decoded = decodeStored(value, key, this.config.keyRing)
+    const decoded = decodeStored(item.value, key, this.config.keyRing)
     if (decoded.kind === 'tombstone') return null
     if (decoded.kind === 'corrupt') {
       this.#report(new SessionCorruptError(`session ${key} ${decoded.reason}; starting a fresh session`, key))
@@ -244,8 +253,16 @@ export class MemcachedStore extends EventEmitter<StoreEvents> {
       createdAt: decoded.createdAt,
       cookieJson,
       refreshedAt: Math.max(decoded.writtenAt, sameEntry ? previous.refreshedAt : 0),
+      cas: item.cas,
     })
-    loads.set(data, { hash, gen, createdAt: decoded.createdAt, dataJson: decoded.dataJson, cookieJson })
+    loads.set(data, {
+      hash,
+      gen,
+      createdAt: decoded.createdAt,
+      dataJson: decoded.dataJson,
+      cookieJson,
+      cas: item.cas,
+    })
     return data
   }
 
@@ -318,15 +335,20 @@ export class MemcachedStore extends EventEmitter<StoreEvents> {
   async #refresh(
     hash: string,
     session: SessionInput,
-    known: { gen: number; createdAt: number } | undefined,
+    known: Known | undefined,
     now: number,
   ): Promise<RefreshOutcome> {
     let gen = known?.gen
     let createdAt = known?.createdAt
     if (gen === undefined || (createdAt === undefined && this.config.maxLifetimeMs !== undefined)) {
       // Nothing known in this process: read what maxLifetime needs (rare: after eviction from RECENT_LIMIT).
-      const { gen: current, value } = await this.#withGen((g) => this.client.get(this.#key(g, hash)))
-      gen = current
+      let value: unknown
+      try {
+        ;({ gen, value } = await this.#withGen((g) => this.client.get(this.#key(g, hash))))
+      } catch (error) {
+        if (error instanceof DecodeError) return 'missing'
+        throw error
+      }
       if (value === undefined) return 'missing'
       const decoded = decodeStored(value, this.#key(gen, hash), this.config.keyRing)
       if (decoded.kind === 'session') createdAt = decoded.createdAt
@@ -357,9 +379,43 @@ export class MemcachedStore extends EventEmitter<StoreEvents> {
     session: SessionInput,
     cookieJson: string,
     dataJson: string,
-    known: { gen: number; createdAt: number } | undefined,
+    known: Known | undefined,
     now: number,
   ): Promise<void> {
+    const ring = this.config.keyRing
+    const maxLifetime = this.config.maxLifetimeMs
+    const saved = (gen: number, createdAt: number) => {
+      this.#recent.set(hash, { gen, createdAt, cookieJson, refreshedAt: now })
+      loads.set(session, { hash, gen, createdAt, dataJson, cookieJson })
+    }
+
+    // Fast paths, one round trip each when nothing raced this request.
+    if (known?.cas !== undefined) {
+      // Compare-and-swap against the entry as loaded: fails if anything (a save, a destroy's
+      // tombstone, an expiry) touched it since, and then the loop below sorts it out.
+      const cas = known.cas
+      known.cas = undefined
+      const key = this.#key(known.gen, hash)
+      const ttl = sessionTtl(session, this.config.ttl, now, known.createdAt, maxLifetime)
+      if (ttl > 0) {
+        const value = encodeSession(ring, key, known.createdAt, now, cookieJson, dataJson)
+        if (await this.client.cas(key, value, cas, { ttl })) return saved(known.gen, known.createdAt)
+      } else if (await this.client.deleteIfUnchanged(key, cas)) {
+        this.#recent.delete(hash)
+        return
+      }
+    } else if (known === undefined) {
+      // A new session: `add` never overwrites anything, so it is safe without a read.
+      const ttl = sessionTtl(session, this.config.ttl, now, now, maxLifetime)
+      if (ttl > 0) {
+        const { gen, value: added } = await this.#withGen((g) => {
+          const key = this.#key(g, hash)
+          return this.client.add(key, encodeSession(ring, key, now, now, cookieJson, dataJson), { ttl })
+        })
+        if (added) return saved(gen, now)
+      }
+    }
+
     let missedAndRefused = false
     for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
       let gen: number
@@ -379,26 +435,22 @@ export class MemcachedStore extends EventEmitter<StoreEvents> {
       if (item && isTombstone(item.value)) return
       let createdAt = known?.createdAt
       if (createdAt === undefined && item) {
-        const prior = decodeStored(item.value, key, this.config.keyRing)
+        const prior = decodeStored(item.value, key, ring)
         if (prior.kind === 'session') createdAt = prior.createdAt
       }
       createdAt ??= now
-      const ttl = sessionTtl(session, this.config.ttl, now, createdAt, this.config.maxLifetimeMs)
+      const ttl = sessionTtl(session, this.config.ttl, now, createdAt, maxLifetime)
       if (ttl <= 0) {
         // Already expired: deleted, not stored.
         if (item && !(await this.client.deleteIfUnchanged(key, item.cas))) continue
         this.#recent.delete(hash)
         return
       }
-      const value = encodeSession(this.config.keyRing, key, createdAt, now, cookieJson, dataJson)
+      const value = encodeSession(ring, key, createdAt, now, cookieJson, dataJson)
       const stored = item
         ? await this.client.cas(key, value, item.cas, { ttl })
         : await this.client.add(key, value, { ttl })
-      if (stored) {
-        this.#recent.set(hash, { gen, createdAt, cookieJson, refreshedAt: now })
-        loads.set(session, { hash, gen, createdAt, dataJson, cookieJson })
-        return
-      }
+      if (stored) return saved(gen, createdAt)
       if (!item) {
         // add refused but gets saw nothing twice: something the client reads as a miss sits there.
         if (missedAndRefused) await this.client.delete(key)
@@ -613,6 +665,9 @@ function cookieSignature(cookieJson: string): string {
   }
   if (typeof cookie !== 'object' || cookie === null) return 'null'
   const { expires: _expires, originalExpires: _originalExpires, ...rest } = cookie as Record<string, unknown>
+  // express-session's Cookie recomputes originalMaxAge from two Date.now() calls, so it drifts by
+  // a millisecond now and then: compare it in whole seconds.
+  if (typeof rest.originalMaxAge === 'number') rest.originalMaxAge = Math.round(rest.originalMaxAge / 1000)
   return JSON.stringify(rest)
 }
 

@@ -192,7 +192,7 @@ forBoth('touchAfter: ten reads inside the interval cause at most one touch and n
   })
   assert.ok((counts.touch ?? 0) <= 1, `touches: ${counts.touch}`)
   assert.equal(writes(counts), 0)
-  assert.equal(counts.get, 10, 'one read per request')
+  assert.equal(counts.gets, 10, 'one read per request')
 })
 
 forBoth('without touchAfter every unmodified request costs one touch, never a full set', async (fw) => {

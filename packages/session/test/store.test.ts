@@ -7,7 +7,7 @@ import { createClient, InvalidOptionError, type MemcachedClient } from '@memkit/
 import { type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
 import expressSession from 'express-session'
 import { MemcachedStore, type SessionRecord } from '../src/index.js'
-import { uniquePrefix } from './harness.js'
+import { countCommands, uniquePrefix } from './harness.js'
 import { rawGet, storageKey } from './raw.js'
 
 const SECRET = 'store secret for tests'
@@ -317,4 +317,41 @@ test('the store is an EventEmitter that express-session can listen to', () => {
   // express-session subscribes to connect/disconnect to know when to skip sessions.
   assert.equal(store.listenerCount('disconnect'), 1)
   assert.equal(store.listenerCount('connect'), 1)
+})
+
+test('an unchanged save is a touch, even when express-session made originalMaxAge drift a millisecond', async () => {
+  const { store } = newStore()
+  attachedToExpress(store)
+  await store.set('sid-3', {
+    cookie: { originalMaxAge: 60_000, expires: new Date(Date.now() + 60_000) },
+    n: 1,
+  })
+  const load = async () => {
+    const req: { sessionID: string; session?: unknown } = { sessionID: 'sid-3' }
+    return store.createSession(req, (await store.get('sid-3'))!)
+  }
+  const commands = async (run: () => Promise<void>) => (await countCommands(mc.address, run)).counts
+  // Stored once through express-session's own Cookie (path, httpOnly...), as the middleware does.
+  await store.set('sid-3', await load())
+
+  const same = await load()
+  same.cookie.originalMaxAge = 59_999 // what Cookie's maxAge setter sometimes leaves behind
+  same.touch()
+  const a = await commands(() => store.set('sid-3', same))
+  assert.equal(a.touch, 1)
+  assert.equal((a.cas ?? 0) + (a.add ?? 0) + (a.gets ?? 0), 0, 'no rewrite')
+
+  const longer = await load()
+  longer.cookie.maxAge = 3_600_000 // "remember me": a real cookie change
+  longer.cookie.originalMaxAge = 3_600_000
+  const b = await commands(() => store.set('sid-3', longer))
+  assert.equal(b.cas, 1, 'a changed cookie is saved')
+  assert.equal((await store.get('sid-3'))?.cookie.originalMaxAge, 3_600_000)
+
+  const modified = await load()
+  modified.n = 2
+  const c = await commands(() => store.set('sid-3', modified))
+  assert.equal(c.cas, 1, 'one compare-and-swap with the token from the read')
+  assert.equal(c.gets ?? 0, 0, 'no second read')
+  assert.equal((await store.get('sid-3'))?.n, 2)
 })
