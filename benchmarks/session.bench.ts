@@ -1,6 +1,7 @@
-// npm run bench:session — session stores under HTTP load, in one run, ratios printed.
+// npm run build && npm run bench:session -w benchmarks — session stores under HTTP load, in one run, ratios printed.
 //   Express + express-session: the memkit store vs connect-memcached vs connect-memjs, on a route
-//   that only reads the session and one that modifies it (baseline: connect-memcached).
+//   that only reads the session and one that modifies it (baseline: connect-memcached), with
+//   express-session's MemoryStore as the ceiling (what Express itself allows on this machine).
 //   Fastify + @fastify/session: the memkit store vs @fastify/session's default in-memory store
 //   (baseline: in-memory).
 // Every store talks to the same local memcached. Each app runs in its own child process and
@@ -30,6 +31,8 @@ const TARGETS: Target[] = [
   { id: 'express:memkit-lazy', framework: 'express', library: 'memkit (touchAfter 60)' },
   { id: 'express:connect-memcached', framework: 'express', library: 'connect-memcached' },
   { id: 'express:connect-memjs', framework: 'express', library: 'connect-memjs' },
+  // No memcached at all: the most any store could reach on this machine.
+  { id: 'express:memory', framework: 'express', library: 'MemoryStore (ceiling)' },
   { id: 'fastify:memkit', framework: 'fastify', library: 'memkit' },
   { id: 'fastify:memkit-lazy', framework: 'fastify', library: 'memkit (touchAfter 60)' },
   { id: 'fastify:memory', framework: 'fastify', library: 'in-memory' },
@@ -136,6 +139,8 @@ function load(url: string, cookies: string[], connections: number, durationMs: n
 
 async function serve({ id, address }: { id: string; address: string }): Promise<void> {
   const port = id.startsWith('express') ? await expressApp(id, address) : await fastifyApp(id, address)
+  // Never outlive the benchmark (it may have crashed).
+  process.on('disconnect', () => process.exit(0))
   process.on('message', () => {
     const { user, system } = process.cpuUsage()
     process.send!(user + system)
@@ -158,9 +163,11 @@ async function expressApp(id: string, address: string): Promise<number> {
   } else if (id === 'express:connect-memcached') {
     const ConnectMemcached = require('connect-memcached')(session)
     store = new ConnectMemcached({ hosts: [address], prefix: 'cm:' })
-  } else {
+  } else if (id === 'express:connect-memjs') {
     const ConnectMemjs = require('connect-memjs')(session)
     store = new ConnectMemjs({ servers: [address], prefix: 'cj:' })
+  } else {
+    store = new session.MemoryStore()
   }
   const app = express()
   app.use(
