@@ -242,9 +242,8 @@ export class MemcachedStore extends EventEmitter<StoreEvents> {
     const now = Date.now()
     const maxLifetime = this.config.maxLifetimeMs
     if (maxLifetime !== undefined && now >= decoded.createdAt + maxLifetime) return null
-    const record = this.#toRecord(decoded, key, now)
-    if (!record) return null
-    const data = record
+    const data = this.#toRecord(decoded, key, now)
+    if (!data) return null
     const cookieJson = decoded.cookieJson
     const previous = this.#recent.get(hash)
     const sameEntry = previous && previous.gen === gen && previous.createdAt === decoded.createdAt
@@ -340,8 +339,11 @@ export class MemcachedStore extends EventEmitter<StoreEvents> {
   ): Promise<RefreshOutcome> {
     let gen = known?.gen
     let createdAt = known?.createdAt
-    if (gen === undefined || (createdAt === undefined && this.config.maxLifetimeMs !== undefined)) {
-      // Nothing known in this process: read what maxLifetime needs (rare: after eviction from RECENT_LIMIT).
+    if (gen === undefined && this.config.maxLifetimeMs === undefined) {
+      gen = this.#gen ?? (await this.#readGen())
+    } else if (gen === undefined) {
+      // Not loaded by this process (direct use, or evicted from RECENT_LIMIT): maxLifetime needs
+      // the creation time, so read it.
       let value: unknown
       try {
         ;({ gen, value } = await this.#withGen((g) => this.client.get(this.#key(g, hash))))

@@ -169,6 +169,15 @@ test('a generation key overwritten with a non-number starts a new generation and
   assert.equal((await store.get('after'))?.n, 2, 'the other store follows the new generation')
 })
 
+test('a touch from a process that never loaded the session still respects maxLifetime', async () => {
+  const { store, prefix } = newStore({ maxLifetime: 3 })
+  await store.set('lifetime', { cookie: { maxAge: 60_000 } })
+  const elsewhere = new MemcachedStore({ client, prefix, secret: SECRET, maxLifetime: 3 })
+  await elsewhere.touch('lifetime', { cookie: { maxAge: 60_000 } })
+  const item = await rawGet(mc.address, await storageKey(mc.address, prefix, 'lifetime', SECRET))
+  assert.ok(item && item.ttl <= 3, `TTL capped by the lifetime, got ${item?.ttl}`)
+})
+
 test('all() and length() refuse with ERR_MEMKIT_SESSION_NOT_SUPPORTED', async () => {
   const { store } = newStore()
   await assert.rejects(store.all(), { code: 'ERR_MEMKIT_SESSION_NOT_SUPPORTED', message: /cannot list/ })
