@@ -3,6 +3,7 @@ import type { ClientEvents, CounterOptions, MemcachedClient, SetOptions, UpdateO
 import { InvalidOptionError, ServerFailureError } from './errors.js'
 import type { Lock, LockOptions } from './lock.js'
 import type { MemkitClient } from './memkit-client.js'
+import type { ClientConfig } from './options.js'
 import type { ServerStats } from './stats.js'
 
 export interface FallbackOptions {
@@ -35,6 +36,10 @@ export class FallbackClient extends EventEmitter<ClientEvents> implements Memkit
     this.#ignoreErrors = options.ignoreErrors ?? true
     this.#primary.on('server:down', (event) => this.emit('server:down', event))
     this.#primary.on('server:up', (event) => this.emit('server:up', event))
+  }
+
+  get config(): ClientConfig {
+    return this.#primary.config
   }
 
   /** The wrapped clients, new first (metrics collectors use it to attribute events). */

@@ -1,5 +1,6 @@
 import type { ClientEvents, CounterOptions, SetOptions, UpdateOptions } from './client.js'
 import type { Lock, LockOptions } from './lock.js'
+import type { ClientConfig } from './options.js'
 import type { ServerStats } from './stats.js'
 
 /**
@@ -7,6 +8,8 @@ import type { ServerStats } from './stats.js'
  * the migration client (createFallbackClient). Type middleware options with this.
  */
 export interface MemkitClient {
+  /** The validated options (for a fallback client: the new pool's). */
+  readonly config: ClientConfig
   get<T = unknown>(key: string): Promise<T | undefined>
   getMany<T = unknown>(keys: Iterable<string>): Promise<Map<string, T>>
   gets<T = unknown>(key: string): Promise<{ value: T; cas: string } | undefined>

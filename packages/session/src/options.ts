@@ -1,0 +1,171 @@
+import { type ClientOptions, InvalidOptionError, type MemkitClient, type ServerSpec } from '@memkit/client'
+import { type EncryptionKey, type KeyRing, parseKeyRing } from './encryption.js'
+import type { SessionInput } from './types.js'
+
+export interface MemcachedStoreOptions {
+  /** A shared `@memkit/client` instance (recommended: one per process, shared by all middleware). */
+  client?: MemkitClient
+  /**
+   * Servers for a client the store creates and owns (closed by `store.close()`), when no `client`
+   * is given. Default: the `MEMCACHED_SERVERS` environment variable, else `127.0.0.1:11211`.
+   */
+  servers?: ServerSpec | readonly ServerSpec[]
+  /** Further options for that owned client (`timeout`, `connections`, `tls`...). Not with `client`. */
+  clientOptions?: Omit<ClientOptions, 'servers'>
+  /** Start of every memcached key the store writes. Default `'sess:'`. */
+  prefix?: string
+  /**
+   * HMAC-SHA-256 key that turns session ids into memcached keys. Default: a fixed public key
+   * (the ids are still hashed, so no id appears in the cache). Changing it orphans every session.
+   */
+  secret?: string | Buffer
+  /**
+   * Seconds to keep a session whose cookie has no expiry (a browser-session cookie), or a function
+   * of the session returning them. Default `86400` (one day).
+   */
+  ttl?: number | ((session: SessionInput) => number)
+  /**
+   * Lazy touch: seconds during which a session refreshed (written or touched) by this process is
+   * not touched again. Default `0` (every touch reaches memcached).
+   */
+  touchAfter?: number
+  /** Absolute lifetime in seconds from the session's first save; touches cannot extend it. Default: none. */
+  maxLifetime?: number
+  /**
+   * Seconds a destroyed session leaves a tombstone behind, so that a request still in flight
+   * cannot save it back to life. `0` deletes without a tombstone. Default `300`.
+   */
+  tombstoneTtl?: number
+  /** AES-256-GCM encryption at rest; the first key encrypts, every key in the ring decrypts. Default: off. */
+  encryption?: { keys: readonly EncryptionKey[] }
+  /**
+   * When memcached is down or frozen: `'error'` fails the request (503, ERR_MEMKIT_SESSION_UNAVAILABLE);
+   * `'new-session'` carries on with a fresh, unsaved session. Default `'error'`.
+   */
+  onUnavailable?: 'error' | 'new-session'
+  /**
+   * Emit 'disconnect' when every memcached server is marked down and 'connect' when one is back.
+   * express-session then serves requests without `req.session` while disconnected. Default `false`.
+   */
+  emitDisconnect?: boolean
+}
+
+export interface StoreConfig {
+  readonly prefix: string
+  readonly secret: Buffer
+  readonly ttl: number | ((session: SessionInput) => number)
+  readonly touchAfterMs: number
+  readonly maxLifetimeMs: number | undefined
+  readonly tombstoneTtl: number
+  readonly keyRing: KeyRing | undefined
+  readonly onUnavailable: 'error' | 'new-session'
+  readonly emitDisconnect: boolean
+}
+
+const KNOWN = new Set([
+  'client',
+  'servers',
+  'clientOptions',
+  'prefix',
+  'secret',
+  'ttl',
+  'touchAfter',
+  'maxLifetime',
+  'tombstoneTtl',
+  'encryption',
+  'onUnavailable',
+  'emitDisconnect',
+])
+
+/** Public and fixed: without a `secret`, the HMAC degrades to a plain SHA-256 of the id. */
+const DEFAULT_SECRET = Buffer.from('@memkit/session default key: set `secret` to make keys unguessable')
+
+// A key is prefix + generation (base 36, <= 11 chars) + ':' + 43-char hash; keep it under 250.
+const MAX_PREFIX_BYTES = 150
+
+/** Validates every store option once, at construction, into a frozen config. */
+export function parseStoreOptions(options: MemcachedStoreOptions): StoreConfig {
+  if (typeof options !== 'object' || options === null)
+    throw new InvalidOptionError('options must be an object')
+  for (const name of Object.keys(options)) {
+    if (!KNOWN.has(name)) throw new InvalidOptionError(`unknown MemcachedStore option \`${name}\``)
+  }
+  if (options.client !== undefined) {
+    const client = options.client as Partial<MemkitClient> | null
+    if (typeof client !== 'object' || client === null || typeof client.gets !== 'function') {
+      throw new InvalidOptionError('`client` must be a @memkit/client instance (createClient(...))')
+    }
+    if (options.servers !== undefined || options.clientOptions !== undefined) {
+      throw new InvalidOptionError('pass either `client` or `servers`/`clientOptions`, not both')
+    }
+  }
+  return Object.freeze({
+    prefix: parsePrefix(options.prefix),
+    secret: parseSecret(options.secret),
+    ttl: parseTtl(options.ttl),
+    touchAfterMs: seconds(options.touchAfter, 'touchAfter', 0) * 1000,
+    maxLifetimeMs:
+      options.maxLifetime === undefined ? undefined : positive(options.maxLifetime, 'maxLifetime') * 1000,
+    tombstoneTtl: seconds(options.tombstoneTtl, 'tombstoneTtl', 300),
+    keyRing: options.encryption === undefined ? undefined : parseKeyRing(options.encryption),
+    onUnavailable: oneOf(options.onUnavailable, 'onUnavailable', ['error', 'new-session'] as const, 'error'),
+    emitDisconnect: boolean(options.emitDisconnect, 'emitDisconnect', false),
+  })
+}
+
+function parsePrefix(value: unknown): string {
+  if (value === undefined) return 'sess:'
+  if (typeof value !== 'string') throw new InvalidOptionError('`prefix` must be a string')
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+  if (/[\s\u0000-\u001f\u007f]/.test(value)) {
+    throw new InvalidOptionError('`prefix` must not contain whitespace or control characters')
+  }
+  if (Buffer.byteLength(value) > MAX_PREFIX_BYTES) {
+    throw new InvalidOptionError(`\`prefix\` must be at most ${MAX_PREFIX_BYTES} bytes`)
+  }
+  return value
+}
+
+function parseSecret(value: unknown): Buffer {
+  if (value === undefined) return DEFAULT_SECRET
+  if (typeof value === 'string' && value.length > 0) return Buffer.from(value, 'utf8')
+  if (Buffer.isBuffer(value) && value.length > 0) return Buffer.from(value)
+  throw new InvalidOptionError('`secret` must be a non-empty string or Buffer')
+}
+
+function parseTtl(value: unknown): StoreConfig['ttl'] {
+  if (value === undefined) return 86_400
+  if (typeof value === 'function') return value as (session: SessionInput) => number
+  return positive(value, 'ttl')
+}
+
+function positive(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new InvalidOptionError(`\`${name}\` must be a positive number of seconds; got ${String(value)}`)
+  }
+  return value
+}
+
+function seconds(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new InvalidOptionError(`\`${name}\` must be a number of seconds >= 0; got ${String(value)}`)
+  }
+  return value
+}
+
+function boolean(value: unknown, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') throw new InvalidOptionError(`\`${name}\` must be true or false`)
+  return value
+}
+
+function oneOf<T extends string>(value: unknown, name: string, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback
+  if (!allowed.includes(value as T)) {
+    throw new InvalidOptionError(
+      `\`${name}\` must be one of ${allowed.map((a) => `'${a}'`).join(', ')}; got ${String(value)}`,
+    )
+  }
+  return value as T
+}

@@ -1,0 +1,239 @@
+// memcached down (killed), frozen (SIGSTOP) or silent, through both frameworks: a typed error
+// within the client's timeout, or a fresh session with onUnavailable: 'new-session'.
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { after, afterEach, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { createClient, type MemcachedClient } from '@memkit/client'
+import {
+  type MemcachedServer,
+  startMemcached,
+  startMemcachedCluster,
+  startSilentServer,
+  stopAll,
+} from '@memkit/testing'
+import { MemcachedStore, type MemcachedStoreOptions, type SessionError } from '../src/index.js'
+import { type App, type Framework, forBoth, makeApp, uniquePrefix } from './harness.js'
+import { storageKey } from './raw.js'
+
+const TIMEOUT = 300
+/** Generous bound for "within the client's timeout" (the CPU is shared). */
+const BOUND = 3 * TIMEOUT
+
+const cleanups: Array<() => Promise<void> | void> = []
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!()
+})
+after(stopAll)
+
+async function setup(
+  framework: Framework,
+  storeOptions: MemcachedStoreOptions = {},
+  clientOptions: Record<string, unknown> = {},
+): Promise<{ mc: MemcachedServer; client: MemcachedClient; store: MemcachedStore; app: App }> {
+  const mc = await startMemcached()
+  const client = createClient({ servers: mc.address, timeout: TIMEOUT, ...clientOptions })
+  const store = new MemcachedStore({ client, prefix: uniquePrefix(), ...storeOptions })
+  const app = await makeApp(framework, store, { maxAge: 60_000 })
+  cleanups.push(
+    () => mc.stop(),
+    () => client.close(),
+    () => app.close(),
+    () => mc.resume(),
+  )
+  return { mc, client, store, app }
+}
+
+/**
+ * A new visitor's session is saved at the end of the request. @fastify/session saves before the
+ * response goes out, so it fails with 503; express-session writes the response head first and
+ * passes the save error to next() afterwards, so the client sees 200 and Express gets the error.
+ */
+async function newVisitorCannotSave(fw: Framework, app: App): Promise<void> {
+  const { result, ms } = await timed(async () => {
+    const reply = await app.request('/write?key=b&value=2')
+    const late = await app.nextLateError()
+    return { reply, late }
+  })
+  if (fw === 'fastify') assert.equal(result.reply.status, 503)
+  else {
+    assert.equal(result.reply.status, 200)
+    assert.equal((result.late as SessionError).code, 'ERR_MEMKIT_SESSION_UNAVAILABLE')
+  }
+  assert.ok(ms < BOUND, `save failed in ${ms.toFixed(0)} ms`)
+}
+
+async function timed<T>(run: () => Promise<T>): Promise<{ result: T; ms: number }> {
+  const start = performance.now()
+  const result = await run()
+  return { result, ms: performance.now() - start }
+}
+
+for (const fault of ['killed', 'frozen'] as const) {
+  const breakServer = async (mc: MemcachedServer) => {
+    if (fault === 'killed') return mc.kill()
+    await mc.freeze()
+    // SIGSTOP lands asynchronously; let it take hold before the next command.
+    await sleep(50)
+  }
+
+  forBoth(
+    `memcached ${fault}: the request fails with 503 ERR_MEMKIT_SESSION_UNAVAILABLE within the timeout`,
+    async (fw) => {
+      const { mc, app } = await setup(fw)
+      const user = app.agent()
+      assert.equal((await user.get('/write?key=a&value=1')).status, 200)
+      await breakServer(mc)
+      const { result, ms } = await timed(() => user.get('/read'))
+      assert.equal(result.status, 503)
+      assert.equal(result.body.code, 'ERR_MEMKIT_SESSION_UNAVAILABLE')
+      assert.ok(ms < BOUND, `answered in ${ms.toFixed(0)} ms`)
+      await newVisitorCannotSave(fw, app)
+    },
+  )
+
+  forBoth(
+    `memcached ${fault}, onUnavailable 'new-session': the request goes on with a fresh session`,
+    async (fw) => {
+      const { mc, store, app } = await setup(fw, { onUnavailable: 'new-session' })
+      const errors: SessionError[] = []
+      store.on('error', (e) => errors.push(e))
+      const user = app.agent()
+      await user.get('/write?key=a&value=1')
+      await breakServer(mc)
+      const { result, ms } = await timed(() => user.get('/write?key=b&value=2'))
+      assert.equal(result.status, 200)
+      assert.deepEqual(result.body.data, { b: '2' }, 'a fresh session, not the stored one')
+      assert.ok(ms < 2 * BOUND, `read and save failed fast: ${ms.toFixed(0)} ms`)
+      assert.ok(errors.length >= 1)
+      assert.ok(errors.every((e) => e.code === 'ERR_MEMKIT_SESSION_UNAVAILABLE'))
+      // Logging out is never faked: it still fails loudly.
+      assert.equal((await app.request('/logout', user.cookie)).status, 503)
+    },
+  )
+}
+
+forBoth(
+  'a silent server (accepts, never answers): the callback gets a typed error within the timeout',
+  async (fw) => {
+    const silent = await startSilentServer()
+    const client = createClient({ servers: silent.address, timeout: TIMEOUT })
+    const store = new MemcachedStore({ client })
+    const app = await makeApp(fw, store, { maxAge: 60_000 })
+    cleanups.push(
+      () => silent.close(),
+      () => client.close(),
+      () => app.close(),
+    )
+    const direct = await timed(
+      () => new Promise<Error | null>((resolve) => store.get('some-session-id', (error) => resolve(error))),
+    )
+    assert.equal((direct.result as SessionError).code, 'ERR_MEMKIT_SESSION_UNAVAILABLE')
+    assert.equal(((direct.result as Error).cause as { code?: string }).code, 'ERR_MEMKIT_TIMEOUT')
+    assert.equal((direct.result as SessionError).statusCode, 503)
+    assert.ok(direct.ms < BOUND, `${direct.ms.toFixed(0)} ms`)
+    await newVisitorCannotSave(fw, app)
+  },
+)
+
+forBoth('memcached restarted empty: sessions are gone, the app carries on', async (fw) => {
+  const { mc, app } = await setup(fw, {}, { deadTimeout: 100, failureLimit: 1 })
+  const user = app.agent()
+  await user.get('/write?key=a&value=1')
+  await mc.restart()
+  // The first request after the restart may still see the old connection fail.
+  let reply = await user.get('/read')
+  for (let i = 0; i < 20 && reply.status !== 200; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    reply = await user.get('/read')
+  }
+  assert.equal(reply.status, 200)
+  assert.deepEqual(reply.body.data, {})
+  await user.get('/write?key=b&value=2')
+  assert.deepEqual((await user.get('/read')).body.data, { b: '2' })
+})
+
+forBoth("emitDisconnect: 'disconnect' when every server is down, 'connect' when one is back", async (fw) => {
+  const { mc, store, app } = await setup(fw, { emitDisconnect: true }, { failureLimit: 1, deadTimeout: 100 })
+  const user = app.agent()
+  await user.get('/write?key=a&value=1')
+  const disconnected = once(store, 'disconnect')
+  await mc.kill()
+  // The client marks the server down on the connection reset or on the first failed command.
+  const first = await user.get('/read')
+  assert.ok([200, 503].includes(first.status))
+  await disconnected
+  const during = await user.get('/read')
+  if (fw === 'express') {
+    // express-session skips sessions while its store is disconnected.
+    assert.equal(during.status, 200)
+    assert.equal(during.body.data, null, 'no req.session')
+  } else {
+    // @fastify/session ignores the events: onUnavailable applies.
+    assert.equal(during.status, 503)
+  }
+  const connected = once(store, 'connect')
+  await mc.restart()
+  await connected
+  const back = await user.get('/write?key=c&value=3')
+  assert.equal(back.status, 200)
+  assert.deepEqual(back.body.data, { c: '3' }, 'sessions again (memcached came back empty)')
+})
+
+test('a server that fails mid-flight never hands one request a reply meant for another', async () => {
+  // Two sessions read concurrently while the server is frozen and then resumed: each gets its own.
+  const mc = await startMemcached()
+  const client = createClient({ servers: mc.address, timeout: TIMEOUT })
+  cleanups.push(
+    () => mc.stop(),
+    () => client.close(),
+  )
+  const store = new MemcachedStore({ client, prefix: uniquePrefix() })
+  await store.set('alice', { cookie: { maxAge: 60_000 }, name: 'alice' })
+  await store.set('bob', { cookie: { maxAge: 60_000 }, name: 'bob' })
+  await mc.freeze()
+  await sleep(50)
+  const frozen = await Promise.allSettled([store.get('alice'), store.get('bob')])
+  assert.ok(frozen.every((r) => r.status === 'rejected'))
+  mc.resume()
+  let alice = await store.get('alice').catch(() => undefined)
+  for (let i = 0; i < 20 && alice === undefined; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    alice = await store.get('alice').catch(() => undefined)
+  }
+  const [a, b] = await Promise.all([store.get('alice'), store.get('bob')])
+  assert.equal(a?.name, 'alice')
+  assert.equal(b?.name, 'bob')
+})
+
+forBoth(
+  'two servers, the one holding the generation key dies: sessions on the other keep working',
+  async (fw) => {
+    const servers = await startMemcachedCluster(2)
+    const client = createClient({ servers: servers.map((s) => s.address), timeout: TIMEOUT })
+    const prefix = uniquePrefix()
+    const store = new MemcachedStore({ client, prefix, secret: 'cluster secret' })
+    const app = await makeApp(fw, store, { maxAge: 60_000 })
+    cleanups.push(
+      () => app.close(),
+      () => client.close(),
+      ...servers.map((s) => () => s.stop()),
+    )
+    const genServer = client.serverFor(`${prefix}gen`)
+    const users = []
+    for (let i = 0; i < 12; i++) {
+      const user = app.agent()
+      await user.get(`/write?key=n&value=${i}`)
+      const key = await storageKey(genServer, prefix, app.sidOf(user.cookie!), 'cluster secret')
+      users.push({ user, i, home: client.serverFor(key) })
+    }
+    const survivors = users.filter((u) => u.home !== genServer)
+    assert.ok(survivors.length > 0 && survivors.length < users.length, 'sessions on both servers')
+    await servers.find((s) => s.address === genServer)!.kill()
+    for (const { user, i, home } of users) {
+      const reply = await user.get('/read')
+      if (home === genServer) assert.equal(reply.status, 503, `user ${i} lived on the dead server`)
+      else assert.deepEqual(reply.body.data, { n: String(i) }, `user ${i} lives on the survivor`)
+    }
+  },
+)

@@ -1,0 +1,467 @@
+// The store's behaviour through express-session and @fastify/session, each test run on both
+// frameworks against a real memcached.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { after, before } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { createClient, type MemcachedClient } from '@memkit/client'
+import { dumpKeys, type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
+import { MemcachedStore, type MemcachedStoreOptions, type SessionError } from '../src/index.js'
+import {
+  type App,
+  type AppOptions,
+  countCommands,
+  type Framework,
+  forBoth,
+  makeApp,
+  uniquePrefix,
+} from './harness.js'
+import { rawGet, rawSet, storageKey } from './raw.js'
+
+const SECRET = 'store secret for tests'
+const DAY_MS = 86_400_000
+const WRITES = ['set', 'cas', 'add']
+
+let mc: MemcachedServer
+let client: MemcachedClient
+const apps: App[] = []
+before(async () => {
+  mc = await startMemcached()
+  client = createClient({ servers: mc.address })
+})
+after(async () => {
+  for (const app of apps) await app.close()
+  await client.close()
+  await stopAll()
+})
+
+/** A store on its own prefix and an app on it. */
+async function setup(
+  framework: Framework,
+  storeOptions: MemcachedStoreOptions = {},
+  appOptions: AppOptions = { maxAge: 60_000 },
+): Promise<{ store: MemcachedStore; app: App; prefix: string }> {
+  const prefix = uniquePrefix()
+  const store = new MemcachedStore({ client, prefix, secret: SECRET, ...storeOptions })
+  const app = await makeApp(framework, store, appOptions)
+  apps.push(app)
+  return { store, app, prefix }
+}
+
+async function keyOf(app: App, prefix: string, cookie: string | undefined): Promise<string> {
+  assert.ok(cookie, 'the response set a session cookie')
+  return storageKey(mc.address, prefix, app.sidOf(cookie), SECRET)
+}
+
+function writes(counts: Record<string, number>): number {
+  return WRITES.reduce((sum, name) => sum + (counts[name] ?? 0), 0)
+}
+
+// ---- expiry ------------------------------------------------------------------------------
+
+forBoth(
+  '31-day and 365-day sessions survive a set (memcached reads exptimes over 30 days as dates)',
+  async (fw) => {
+    for (const days of [31, 365]) {
+      const { app, prefix } = await setup(fw, {}, { maxAge: days * DAY_MS })
+      const user = app.agent()
+      assert.equal((await user.get('/write?key=plan&value=long')).status, 200)
+      const read = await user.get('/read')
+      assert.deepEqual(read.body.data, { plan: 'long' }, `${days}-day session read back`)
+      const item = await rawGet(mc.address, await keyOf(app, prefix, user.cookie))
+      assert.ok(item, `${days}-day session is in memcached`)
+      assert.ok(Math.abs(item.ttl - days * 86_400) <= 5, `${days}-day session has TTL ${item.ttl}`)
+    }
+  },
+)
+
+forBoth('a 500 ms session is gone from memcached after 2 s', async (fw) => {
+  const { store, app, prefix } = await setup(fw, {}, { maxAge: 500 })
+  const user = app.agent()
+  await user.get('/write?key=a&value=1')
+  const key = await keyOf(app, prefix, user.cookie)
+  const item = await rawGet(mc.address, key)
+  assert.ok(item && item.ttl >= 0 && item.ttl <= 1, `TTL rounded up to 1 s, got ${item?.ttl}`)
+  await sleep(2000)
+  assert.equal(await rawGet(mc.address, key), undefined, 'expired in memcached')
+  assert.equal(await store.get(app.sidOf(user.cookie!)), null)
+  const later = await app.request('/read', user.cookie)
+  assert.equal(later.status, 200)
+  assert.deepEqual(later.body.data, {}, 'a fresh session')
+})
+
+forBoth(
+  'a browser-session cookie takes the ttl option: a number, or a function of the session',
+  async (fw) => {
+    const fixed = await setup(fw, { ttl: 120 }, {})
+    const a = fixed.app.agent()
+    await a.get('/write?key=x&value=1')
+    const itemA = await rawGet(mc.address, await keyOf(fixed.app, fixed.prefix, a.cookie))
+    assert.ok(itemA && itemA.ttl > 110 && itemA.ttl <= 120, `ttl 120, got ${itemA?.ttl}`)
+
+    const seen: unknown[] = []
+    const computed = await setup(
+      fw,
+      {
+        ttl: (session) => {
+          seen.push(session.role)
+          return session.role === 'admin' ? 60 : 600
+        },
+      },
+      {},
+    )
+    const b = computed.app.agent()
+    await b.get('/write?key=role&value=admin')
+    const itemB = await rawGet(mc.address, await keyOf(computed.app, computed.prefix, b.cookie))
+    assert.ok(itemB && itemB.ttl > 50 && itemB.ttl <= 60, `ttl from the function, got ${itemB?.ttl}`)
+    assert.ok(seen.includes('admin'), 'the function saw the session')
+  },
+)
+
+forBoth('a session saved with an expiry in the past is deleted, not stored', async (fw) => {
+  const { app, prefix } = await setup(fw)
+  const user = app.agent()
+  await user.get('/write?key=a&value=1')
+  const cookie = user.cookie
+  const key = await keyOf(app, prefix, cookie)
+  assert.ok(await rawGet(mc.address, key))
+  assert.equal((await app.request('/expire', cookie)).status, 200)
+  assert.equal(await rawGet(mc.address, key), undefined, 'the entry was deleted')
+  assert.deepEqual((await app.request('/read', cookie)).body.data, {})
+})
+
+forBoth('an active session kept alive by touches alone outlives its original maxAge', async (fw) => {
+  const { app } = await setup(fw, {}, { maxAge: 2000 })
+  const user = app.agent()
+  await user.get('/write?key=a&value=1')
+  const { counts } = await countCommands(mc.address, async () => {
+    for (let i = 0; i < 6; i++) {
+      await sleep(500)
+      const read = await user.get('/read')
+      assert.deepEqual(read.body.data, { a: '1' }, `read ${i + 1}, ${(i + 1) * 500} ms after the write`)
+    }
+  })
+  assert.equal(writes(counts), 0, 'refreshed by touch only')
+  assert.ok((counts.touch ?? 0) >= 6)
+})
+
+forBoth('maxLifetime ends a session however active it is', async (fw) => {
+  const { app, prefix } = await setup(fw, { maxLifetime: 2 }, { maxAge: 60_000 })
+  const user = app.agent()
+  await user.get('/write?key=a&value=1')
+  const key = await keyOf(app, prefix, user.cookie)
+  assert.ok((await rawGet(mc.address, key))!.ttl <= 2, 'the TTL is capped by the lifetime')
+  await sleep(1000)
+  assert.deepEqual((await user.get('/read')).body.data, { a: '1' })
+  assert.ok((await rawGet(mc.address, key))!.ttl <= 1, 'a touch does not extend past the lifetime')
+  await sleep(1500)
+  const late = await app.request('/read', user.cookie)
+  assert.deepEqual(late.body.data, {}, 'a fresh session after 2.5 s')
+  assert.equal(await rawGet(mc.address, key), undefined)
+})
+
+// ---- touch -------------------------------------------------------------------------------
+
+const raceVariants: Array<[string, AppOptions]> = [
+  ['defaults', { maxAge: 60_000 }],
+  ['resave/rolling on', { maxAge: 60_000, resave: true, rolling: true }],
+]
+for (const [label, options] of raceVariants) {
+  forBoth(`a write to the cart during a slow read-only request survives (${label})`, async (fw) => {
+    const { app } = await setup(fw, {}, options)
+    const user = app.agent()
+    await user.get('/cart/add?item=apple')
+    const slow = app.request('/slow-read?ms=500', user.cookie)
+    await sleep(150)
+    const added = await user.get('/cart/add?item=pear')
+    assert.deepEqual(added.body.data.cart, ['apple', 'pear'])
+    const { result: slowReply, counts } = await countCommands(mc.address, () => slow)
+    assert.deepEqual(slowReply.body.data.cart, ['apple'], 'the slow request saw the old cart')
+    assert.equal(writes(counts), 0, 'the slow read-only request wrote nothing')
+    const read = await user.get('/read')
+    assert.deepEqual(read.body.data.cart, ['apple', 'pear'], 'the concurrent write survived')
+  })
+}
+
+forBoth('touchAfter: ten reads inside the interval cause at most one touch and no rewrite', async (fw) => {
+  const { app } = await setup(fw, { touchAfter: 60 })
+  const user = app.agent()
+  await user.get('/write?key=a&value=1')
+  const { counts } = await countCommands(mc.address, async () => {
+    for (let i = 0; i < 10; i++) assert.deepEqual((await user.get('/read')).body.data, { a: '1' })
+  })
+  assert.ok((counts.touch ?? 0) <= 1, `touches: ${counts.touch}`)
+  assert.equal(writes(counts), 0)
+  assert.equal(counts.gets, 10, 'one read per request')
+})
+
+forBoth('without touchAfter every unmodified request costs one touch, never a full set', async (fw) => {
+  // @fastify/session calls set() on every request (rolling); express-session calls touch().
+  const { app } = await setup(fw, {}, { maxAge: 60_000, rolling: true, resave: true })
+  const user = app.agent()
+  await user.get('/write?key=a&value=1')
+  const { counts } = await countCommands(mc.address, async () => {
+    for (let i = 0; i < 10; i++) await user.get('/read')
+  })
+  assert.equal(counts.touch, 10)
+  assert.equal(writes(counts), 0)
+})
+
+// ---- keys --------------------------------------------------------------------------------
+
+forBoth('no session id appears in a dump of the cache; keys are prefix + generation + hash', async (fw) => {
+  const { app, prefix } = await setup(fw)
+  const sids: string[] = []
+  for (const name of ['ann', 'bob', 'cid']) {
+    const user = app.agent()
+    await user.get(`/write?key=name&value=${name}`)
+    sids.push(app.sidOf(user.cookie!))
+  }
+  const keys = await dumpKeys(mc.address)
+  const ours = keys.filter((k) => k.startsWith(prefix))
+  assert.equal(ours.length, 4, `three sessions and the generation: ${ours.join(', ')}`)
+  for (const key of ours) {
+    if (key === `${prefix}gen`) continue
+    assert.match(key.slice(prefix.length), /^[0-9a-z]+:[A-Za-z0-9_-]{43}$/)
+  }
+  for (const sid of sids) {
+    for (const key of keys) assert.ok(!key.includes(sid), `key ${key} reveals session id ${sid}`)
+  }
+})
+
+forBoth('a 600-character session id fits (the key stays under 250 bytes)', async (fw) => {
+  const { app, prefix } = await setup(
+    fw,
+    {},
+    { maxAge: 60_000, genid: () => randomBytes(450).toString('base64url') },
+  )
+  const user = app.agent()
+  await user.get('/write?key=a&value=long-id')
+  assert.equal(app.sidOf(user.cookie!).length, 600)
+  assert.deepEqual((await user.get('/read')).body.data, { a: 'long-id' })
+  const key = await keyOf(app, prefix, user.cookie)
+  assert.ok(key.length < 250)
+})
+
+// ---- logout ------------------------------------------------------------------------------
+
+forBoth('logout cannot be undone by a request that was in flight', async (fw) => {
+  const { app, prefix } = await setup(fw)
+  const user = app.agent()
+  const login = await user.get('/login?user=ann')
+  assert.deepEqual(login.body.data, { user: 'ann' })
+  const cookie = user.cookie
+  const slowWrite = app.request('/slow-write?ms=500&key=cart&value=book', cookie)
+  const slowRead = app.request('/slow-read?ms=500', cookie)
+  await sleep(150)
+  assert.equal((await app.request('/logout', cookie)).status, 200)
+  const [w, r] = await Promise.all([slowWrite, slowRead])
+  assert.equal(w.status, 200)
+  assert.deepEqual(w.body.data, { user: 'ann', cart: 'book' }, 'the old request believed it saved')
+  assert.deepEqual(r.body.data, { user: 'ann' })
+  const after = await app.request('/read', cookie)
+  assert.deepEqual(after.body.data, {}, 'still logged out')
+  const item = await rawGet(mc.address, await keyOf(app, prefix, cookie))
+  assert.ok(item?.data.toString('latin1').startsWith('t1\n'), 'a tombstone holds the key')
+})
+
+forBoth('regenerate (login) destroys the old session and issues a new id', async (fw) => {
+  const { store, app } = await setup(fw)
+  const user = app.agent()
+  await user.get('/write?key=pre&value=login')
+  const before = app.sidOf(user.cookie!)
+  const login = await user.get('/login?user=ann')
+  const afterSid = app.sidOf(user.cookie!)
+  assert.notEqual(afterSid, before)
+  assert.equal(login.body.sid, afterSid)
+  assert.equal(await store.get(before), null, 'the pre-login session is gone')
+  assert.deepEqual((await user.get('/read')).body.data, { user: 'ann' })
+})
+
+// ---- clear -------------------------------------------------------------------------------
+
+forBoth(
+  'clear() ends every session of the store (in every process) and leaves other keys alone',
+  async (fw) => {
+    const { store, app, prefix } = await setup(fw)
+    const other = new MemcachedStore({
+      client: createClient({ servers: mc.address }),
+      prefix,
+      secret: SECRET,
+    })
+    const alice = app.agent()
+    const bob = app.agent()
+    await alice.get('/write?key=name&value=alice')
+    await bob.get('/write?key=name&value=bob')
+    await client.set(`${prefix}unrelated`, 'keep me')
+    await client.set('elsewhere:key', 'keep me too')
+    const aliceSid = app.sidOf(alice.cookie!)
+    assert.ok(await other.get(aliceSid), 'another process sees the session')
+
+    await store.clear()
+    assert.deepEqual((await app.request('/read', alice.cookie)).body.data, {})
+    assert.deepEqual((await app.request('/read', bob.cookie)).body.data, {})
+    assert.equal(await other.get(aliceSid), null, 'the other process misses it at once')
+    assert.equal(await client.get(`${prefix}unrelated`), 'keep me')
+    assert.equal(await client.get('elsewhere:key'), 'keep me too')
+
+    const carol = app.agent()
+    await carol.get('/write?key=name&value=carol')
+    assert.deepEqual((await carol.get('/read')).body.data, { name: 'carol' }, 'new sessions work')
+    await other.client.close()
+  },
+)
+
+forBoth('a request in flight during clear() cannot save its session back', async (fw) => {
+  const { store, app } = await setup(fw)
+  const user = app.agent()
+  await user.get('/write?key=a&value=1')
+  const slow = app.request('/slow-write?ms=400&key=b&value=2', user.cookie)
+  await sleep(100)
+  await store.clear()
+  assert.equal((await slow).status, 200)
+  assert.deepEqual((await app.request('/read', user.cookie)).body.data, {})
+})
+
+// ---- encryption --------------------------------------------------------------------------
+
+forBoth('encryption: nothing readable at rest, ciphertext bound to its key, keys rotate', async (fw) => {
+  const k1 = randomBytes(32)
+  const k2 = randomBytes(32)
+  const errors: SessionError[] = []
+  const one = await setup(fw, { encryption: { keys: [{ id: 'k1', key: k1 }] } })
+  one.store.on('error', (e) => errors.push(e))
+  const alice = one.app.agent()
+  const bob = one.app.agent()
+  await alice.get('/write?key=card&value=SENSITIVE-4111')
+  await bob.get('/write?key=name&value=bob')
+  const aliceKey = await keyOf(one.app, one.prefix, alice.cookie)
+  const bobKey = await keyOf(one.app, one.prefix, bob.cookie)
+  const raw = (await rawGet(mc.address, aliceKey))!
+  assert.ok(!raw.data.toString('latin1').includes('SENSITIVE'), 'no plaintext at rest')
+  assert.equal(raw.data.subarray(0, 2).toString('latin1'), 'e1')
+  assert.deepEqual((await alice.get('/read')).body.data, { card: 'SENSITIVE-4111' })
+
+  // Alice's ciphertext copied under Bob's key fails authentication: Bob gets a fresh session.
+  await rawSet(mc.address, bobKey, raw.data, 0, 60)
+  const bobRead = await app(one).request('/read', bob.cookie)
+  assert.equal(bobRead.status, 200)
+  assert.deepEqual(bobRead.body.data, {})
+  assert.equal(errors.at(-1)?.code, 'ERR_MEMKIT_SESSION_CORRUPT')
+
+  // Rotation: k2 now encrypts, k1 still decrypts.
+  const storeTwo = new MemcachedStore({
+    client,
+    prefix: one.prefix,
+    secret: SECRET,
+    encryption: {
+      keys: [
+        { id: 'k2', key: k2 },
+        { id: 'k1', key: k1 },
+      ],
+    },
+  })
+  const two = await makeApp(fw, storeTwo, { maxAge: 60_000 })
+  apps.push(two)
+  assert.deepEqual((await two.request('/read', alice.cookie)).body.data, { card: 'SENSITIVE-4111' })
+  await two.request('/write?key=card&value=rotated', alice.cookie)
+  const rotated = (await rawGet(mc.address, aliceKey))!.data
+  assert.equal(rotated.subarray(3, 3 + rotated[2]!).toString('utf8'), 'k2', 'rewritten under the new key')
+
+  // A ring without k1 cannot read what k1 wrote: a miss and an error, never plaintext.
+  const carol = one.app.agent()
+  await carol.get('/write?key=name&value=carol')
+  const storeThree = new MemcachedStore({
+    client,
+    prefix: one.prefix,
+    secret: SECRET,
+    encryption: { keys: [{ id: 'k2', key: k2 }] },
+  })
+  const threeErrors: SessionError[] = []
+  storeThree.on('error', (e) => threeErrors.push(e))
+  const three = await makeApp(fw, storeThree, { maxAge: 60_000 })
+  apps.push(three)
+  assert.deepEqual((await three.request('/read', carol.cookie)).body.data, {})
+  assert.match(threeErrors[0]?.message ?? '', /key id "k1", which is not in the key ring/)
+  assert.deepEqual((await three.request('/read', alice.cookie)).body.data, { card: 'rotated' })
+})
+
+function app(s: { app: App }): App {
+  return s.app
+}
+
+// ---- corrupt data ------------------------------------------------------------------------
+
+const corruptions: Array<[string, Buffer | string, number]> = [
+  ['random bytes', Buffer.from([0, 1, 2, 250, 251, 252]), 0],
+  ['a JSON-flagged value that is not JSON', '{"cookie": nope', 32],
+  ['a truncated session', 's1\n1700000000000\n', 0],
+  ['invalid JSON in the session format', 's1\n1\n2\n{"path":"/"}\n{"a":', 0],
+  ['an array instead of a session', 's1\n1\n2\nnull\n[1,2]', 0],
+  ['a ciphertext in a store without encryption', 'e1\u0002k1garbagegarbagegarbagegarbage', 0],
+]
+
+forBoth('a corrupt stored value is a fresh session plus an error event, never a crash', async (fw) => {
+  const { store, app, prefix } = await setup(fw)
+  const errors: SessionError[] = []
+  const listener = (e: SessionError) => errors.push(e)
+  store.on('error', listener)
+  for (const [label, value, flags] of corruptions) {
+    const user = app.agent()
+    await user.get('/write?key=a&value=1')
+    const sid = app.sidOf(user.cookie!)
+    await rawSet(mc.address, await keyOf(app, prefix, user.cookie), value, flags, 60)
+    const before = errors.length
+    const read = await app.request('/read', user.cookie)
+    assert.equal(read.status, 200, label)
+    assert.deepEqual(read.body.data, {}, `${label}: a fresh session`)
+    assert.equal(errors.length, before + 1, `${label}: one error event`)
+    assert.equal(errors.at(-1)!.code, 'ERR_MEMKIT_SESSION_CORRUPT')
+    assert.ok(!errors.at(-1)!.message.includes(sid), 'the error does not reveal the session id')
+  }
+  // With no 'error' listener at all (express-session adds none), still no crash.
+  store.off('error', listener)
+  assert.equal(store.listenerCount('error'), 0)
+  for (const [label, value, flags] of corruptions) {
+    const user = app.agent()
+    await user.get('/write?key=a&value=1')
+    await rawSet(mc.address, await keyOf(app, prefix, user.cookie), value, flags, 60)
+    const read = await app.request('/read', user.cookie)
+    assert.equal(read.status, 200, `${label}, no listener`)
+    assert.deepEqual(read.body.data, {})
+  }
+})
+
+forBoth('with encryption on, a plaintext value is refused (no plaintext fallback)', async (fw) => {
+  const { store, app, prefix } = await setup(fw, {
+    encryption: { keys: [{ id: 'k', key: randomBytes(32) }] },
+  })
+  const errors: SessionError[] = []
+  store.on('error', (e) => errors.push(e))
+  const user = app.agent()
+  await user.get('/write?key=a&value=1')
+  const now = Date.now()
+  await rawSet(
+    mc.address,
+    await keyOf(app, prefix, user.cookie),
+    `s1\n${now}\n${now}\n{"originalMaxAge":60000}\n{"admin":true}`,
+    0,
+    60,
+  )
+  const read = await app.request('/read', user.cookie)
+  assert.deepEqual(read.body.data, {}, 'the forged plaintext session is not used')
+  assert.match(errors[0]?.message ?? '', /not encrypted/)
+})
+
+// ---- size --------------------------------------------------------------------------------
+
+forBoth('a session over the item limit fails its save clearly and the stored version is kept', async (fw) => {
+  const { app } = await setup(fw)
+  const user = app.agent()
+  await user.get('/write?key=a&value=1')
+  const big = await user.get(`/big?size=${1_500_000}`)
+  assert.equal(big.status, 500)
+  assert.equal(big.body.code, 'ERR_MEMKIT_SESSION_TOO_LARGE')
+  assert.match(big.body.message, /item size limit/)
+  assert.deepEqual((await user.get('/read')).body.data, { a: '1' }, 'the previous version is intact')
+})
