@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { after, test } from 'node:test'
 import { startMemcached, stopAll } from '@memkit/testing'
 import { createClient } from '../src/index.js'
-import { createStatusPage } from '../src/status-page.js'
+import { createStatusPage, type StatusSnapshot } from '../src/status-page.js'
 
 after(stopAll)
 
@@ -36,16 +36,16 @@ test('the status page serves its figures as JSON and a self-contained HTML page 
   try {
     const json = await fetch(`${base}?format=json`)
     assert.equal(json.headers.get('cache-control'), 'no-store')
-    const data = await json.json()
+    const data = (await json.json()) as StatusSnapshot
     const [stats] = await client.stats()
-    assert.equal(data.servers[0].server, mc.address)
-    assert.equal(data.servers[0].up, true)
-    assert.equal(data.servers[0].limitMaxbytes, stats!.limitMaxbytes)
-    assert.equal(data.servers[0].raw, undefined, 'raw figures stay out of the page')
+    assert.equal(data.servers[0]!.server, mc.address)
+    assert.equal(data.servers[0]!.up, true)
+    assert.equal(data.servers[0]!.limitMaxbytes, stats!.limitMaxbytes)
+    assert.equal(data.servers[0]!.raw, undefined, 'raw figures stay out of the page')
     assert.deepEqual(data.caches, [
       { route: '/products', hit: 9, miss: 1, stale: 0, bypass: 2, hitRatio: 0.9 },
     ])
-    assert.equal(data.rateLimits[0].blocked, 3)
+    assert.equal(data.rateLimits[0]!.blocked, 3)
 
     const page = await fetch(base)
     const html = await page.text()
