@@ -126,22 +126,20 @@ export class ServerNode {
   }
 
   #open(): Connection {
-    return new Connection(
-      {
-        host: this.config.host,
-        port: this.config.port,
-        label: this.config.label,
-        connectTimeout: this.#options.connectTimeout,
-        keepAlive: this.#options.keepAlive,
-        tls: this.#options.tls,
-        handshake: this.#options.handshake,
-        nudge: this.#options.nudge,
-      },
-      {
-        onReply: this.#onReply,
-        onClose: this.#onClose,
-      },
-    )
+    return new Connection(this.#connectionOptions(), { onReply: this.#onReply, onClose: this.#onClose })
+  }
+
+  #connectionOptions(): ConnectionOptions {
+    return {
+      host: this.config.host,
+      port: this.config.port,
+      label: this.config.label,
+      connectTimeout: this.#options.connectTimeout,
+      keepAlive: this.#options.keepAlive,
+      tls: this.#options.tls,
+      handshake: this.#options.handshake,
+      nudge: this.#options.nudge,
+    }
   }
 
   readonly #onReply = (): void => {
@@ -185,18 +183,7 @@ export class ServerNode {
   }
 
   async #probeWithVersion(): Promise<void> {
-    const connection = new Connection(
-      {
-        host: this.config.host,
-        port: this.config.port,
-        label: this.config.label,
-        connectTimeout: this.#options.connectTimeout,
-        keepAlive: this.#options.keepAlive,
-        tls: this.#options.tls,
-        handshake: this.#options.handshake,
-      },
-      { onReply: () => {}, onClose: () => {} },
-    )
+    const connection = new Connection(this.#connectionOptions(), { onReply: () => {}, onClose: () => {} })
     const command = new VersionCommand()
     command.deadline = Date.now() + this.#options.connectTimeout
     connection.send(command)
