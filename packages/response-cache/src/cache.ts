@@ -1,7 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createClient, type Lock, type MemcachedClient } from '@memkit/client'
+import { createClient, type MemcachedClient } from '@memkit/client'
 import { type Directives, listedFields, parseCacheControl } from './cache-control.js'
 import { compress, decompress, isCompressible } from './compression.js'
 import {
@@ -33,7 +33,7 @@ import {
   notStorableReason,
   remainingFreshness,
 } from './policy.js'
-import { type Lookup, Storage } from './storage.js'
+import { type Lease, type Lookup, Storage } from './storage.js'
 import type { CacheRequest, CapturedResponse, HeaderList, OutgoingResponse, RequestHeaders } from './types.js'
 
 /** Header that marks the cache's own background refresh requests (carries a per-process secret). */
@@ -103,7 +103,7 @@ export class Transaction {
   cacheStatus = ''
   flight: Flight | undefined
   flightKey: string | undefined
-  lock: Lock | undefined
+  lease: Lease | undefined
   settled = false
 
   constructor(req: CacheRequest) {
@@ -247,15 +247,15 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     // A leader that never finishes must not hold its followers beyond the lease.
     mine.timer = setTimeout(() => this.#settleFlight(tx, undefined), this.config.lockTtl * 1000)
     mine.timer.unref()
-    let lock: Lock | undefined
+    let lease: Lease | undefined
     try {
-      lock = await this.#storage.tryLock(this.#keys.lease(key), this.config.lockTtl)
+      lease = await this.#storage.acquireLease(this.#keys.lease(key), this.config.lockTtl)
     } catch (error) {
       this.reportError(error)
       return undefined
     }
-    if (lock) {
-      tx.lock = lock
+    if (lease) {
+      tx.lease = lease
       return undefined
     }
     // Another process is filling this key.
@@ -288,7 +288,7 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
         return entry
       }
       try {
-        if (!(await this.#storage.lockHeld(lease))) return undefined
+        if (!(await this.#storage.leaseHeld(lease))) return undefined
       } catch (error) {
         this.reportError(error)
         return undefined
@@ -398,9 +398,10 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     }
     const placement = this.#storage.placement(tx.rawKey, tx.lookup!, entry.varyNames, entry.varyValues)
     const stored = { ...entry, rawKey: placement.rawKey }
-    const write = this.#persist(tx, placement, stored, now)
     this.#settleFlight(tx, stored)
-    if (tx.refresh) await write
+    // The write completes before the response goes out: the client's next request, on any
+    // process, finds the entry and no lease.
+    await this.#persist(tx, placement, stored, now)
     tx.cacheStatus = appendParam(tx.cacheStatus, 'stored')
     this.#count(tx, 'miss', stored)
     const out = await this.#fromEntry(tx, stored)
@@ -629,7 +630,7 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     }
   }
 
-  /** Stores an entry in the background; the lease is released once the write is done. */
+  /** Stores an entry (never rejects); the lease is released once the write is done. */
   #persist(
     tx: Transaction,
     placement: ReturnType<Storage['placement']>,
@@ -714,9 +715,8 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
       return out
     }
     const placement = this.#storage.placement(tx.rawKey, tx.lookup!, stale.varyNames, stale.varyValues)
-    const write = this.#persist(tx, placement, updated, now)
     this.#settleFlight(tx, updated)
-    if (tx.refresh) await write
+    await this.#persist(tx, placement, updated, now)
     tx.cacheStatus = appendParam(tx.cacheStatus, 'stored')
     this.#count(tx, 'miss', updated)
     return this.#fromEntry(tx, updated)
@@ -768,11 +768,7 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
         return { status: 304, headers: [...kept, ...extra], body: undefined }
       }
       if (precondition === 412) {
-        return {
-          status: 412,
-          headers: [['Content-Length', '0'], ...extra],
-          body: req.method === 'HEAD' ? undefined : Buffer.alloc(0),
-        }
+        return { status: 412, headers: [['Content-Length', '0'], ...extra], body: Buffer.alloc(0) }
       }
       if (status === 200 && !encoded && req.method === 'GET') {
         const range = evaluateRange(tx.conditions, body.length, etag, lastModifiedText)
@@ -793,11 +789,12 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     }
     const bodiless = status === 204 || status === 304 || status < 200
     if (!bodiless) headerSet(headers, 'Content-Length', String(body.length))
+    // HEAD keeps the body: Node and Fastify drop it on the wire and frame the response by it.
     return {
       status,
       reason: entry.reason,
       headers: [...headers, ...extra],
-      body: bodiless || req.method === 'HEAD' ? undefined : body,
+      body: bodiless ? undefined : body,
     }
   }
 
@@ -809,19 +806,14 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     const age = headerGet(captured.headers, 'age')
     if (age !== undefined) headers.push(['Age', age])
     headers.push(...this.statusHeaders(tx))
-    return {
-      status: captured.status,
-      reason: captured.reason,
-      headers,
-      body: bodiless || tx.req.method === 'HEAD' ? undefined : body,
-    }
+    return { status: captured.status, reason: captured.reason, headers, body: bodiless ? undefined : body }
   }
 
   #gatewayTimeout(tx: Transaction): OutgoingResponse {
     return {
       status: 504,
       headers: [['Content-Length', '0'], ...this.statusHeaders(tx)],
-      body: tx.req.method === 'HEAD' ? undefined : Buffer.alloc(0),
+      body: Buffer.alloc(0),
     }
   }
 
@@ -868,21 +860,21 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     headers[REFRESH_HEADER] = this.#refreshToken
     const label = tx.req.route ?? entry.route
     void (async () => {
-      let lock: Lock | undefined
+      let lease: Lease | undefined
       try {
-        lock = await this.#storage.tryLock(this.#keys.refreshLease(key), this.config.lockTtl)
+        lease = await this.#storage.acquireLease(this.#keys.refreshLease(key), this.config.lockTtl)
       } catch (error) {
         this.reportError(error)
         return
       }
-      if (!lock) return
+      if (!lease) return
       this.metrics.route(label).refreshes++
       try {
         await refresh(headers)
       } catch (error) {
         this.reportError(error instanceof Error ? error : new Error(String(error)))
       } finally {
-        await lock.release().catch((error) => this.reportError(error))
+        await this.#storage.releaseLease(lease).catch((error) => this.reportError(error))
       }
     })().finally(() => {
       this.#refreshing.delete(key)
@@ -898,10 +890,10 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
   }
 
   #release(tx: Transaction): void {
-    const lock = tx.lock
-    if (!lock) return
-    tx.lock = undefined
-    lock.release().catch((error) => this.reportError(error))
+    const lease = tx.lease
+    if (!lease) return
+    tx.lease = undefined
+    this.#storage.releaseLease(lease).catch((error) => this.reportError(error))
   }
 
   #count(tx: Transaction, outcome: Outcome, entry?: Entry): void {

@@ -77,11 +77,12 @@ export class KeySpace {
     return `${this.prefix}t:${hashKey(tag)}`
   }
 
-  /** Name passed to client.lock() (stored as `lock:<name>`). */
+  /** Key of the lease taken while one request fills this entry. */
   lease(storeKey: string): string {
     return `${this.prefix}l:${storeKey.slice(this.prefix.length)}`
   }
 
+  /** Key of the lease taken while one background refresh runs. */
   refreshLease(storeKey: string): string {
     return `${this.prefix}r:${storeKey.slice(this.prefix.length)}`
   }

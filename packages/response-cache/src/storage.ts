@@ -3,9 +3,9 @@
 //   <prefix>v:<sha256(index id, variant)> one entry per variant when the URL varies
 //   <prefix>c:<id>:<n>                  chunks of a body larger than one item (entry is a manifest)
 //   <prefix>t:<sha256(tag)>             tag generation counters
-//   lock:<prefix>l:<...>                fill leases (client.lock), lock:<prefix>r:<...> refresh leases
+//   <prefix>l:<...>, <prefix>r:<...>    fill and refresh leases (memcached add, short TTL)
 import { createHash, randomBytes } from 'node:crypto'
-import { type Lock, LockTimeoutError, type MemcachedClient } from '@memkit/client'
+import type { MemcachedClient } from '@memkit/client'
 import {
   CorruptEntryError,
   decodeStored,
@@ -46,6 +46,15 @@ export interface Placement {
 }
 
 const MAX_HINTS = 10_000
+
+/** A fill or refresh lease held by this process. */
+export interface Lease {
+  readonly key: string
+  readonly token: string
+  readonly acquiredAt: number
+  /** Seconds. */
+  readonly ttl: number
+}
 
 export class Storage {
   readonly #client: MemcachedClient
@@ -300,18 +309,34 @@ export class Storage {
     await this.#client.delete(urlKey)
   }
 
-  /** Tries to take a lease; undefined when someone else holds it. Rejects on memcached failure. */
-  async tryLock(name: string, ttl: number): Promise<Lock | undefined> {
-    try {
-      return await this.#client.lock(name, { ttl, wait: 0 })
-    } catch (error) {
-      if (error instanceof LockTimeoutError) return undefined
-      throw error
-    }
+  /**
+   * Takes a short lease with memcached `add`; undefined when someone else holds it. Rejects on
+   * memcached failure.
+   */
+  async acquireLease(name: string, ttl: number): Promise<Lease | undefined> {
+    const key = name
+    const token = randomBytes(12).toString('base64url')
+    const acquiredAt = Date.now()
+    return (await this.#client.add(key, token, { ttl })) ? { key, token, acquiredAt, ttl } : undefined
   }
 
-  async lockHeld(name: string): Promise<boolean> {
-    return (await this.#client.get(`lock:${name}`)) !== undefined
+  /**
+   * Frees a lease. Well inside its TTL nobody else can hold it, so a plain delete (one pipelined
+   * command) is safe; near or past expiry it is removed only if it still carries our token.
+   */
+  releaseLease(lease: Lease): Promise<unknown> {
+    if (Date.now() - lease.acquiredAt < lease.ttl * 1000 - 1000) return this.#client.delete(lease.key)
+    return this.#client
+      .gets(lease.key)
+      .then((item) =>
+        item && Buffer.isBuffer(item.value) === false && String(item.value) === lease.token
+          ? this.#client.deleteIfUnchanged(lease.key, item.cas)
+          : false,
+      )
+  }
+
+  async leaseHeld(name: string): Promise<boolean> {
+    return (await this.#client.get(name)) !== undefined
   }
 
   #decode(value: unknown, key: string): Entry | VaryIndex | undefined {
