@@ -340,7 +340,7 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     if (tx.settled) return
     tx.settled = true
     if (reason !== 'aborted') {
-      tx.cacheStatus = appendParam(tx.cacheStatus, `detail=${reason}`)
+      tx.cacheStatus = withDetail(tx.cacheStatus, String(reason))
       this.metrics.notStored(tx.req.route, reason)
     }
     this.#count(tx, 'miss')
@@ -393,7 +393,7 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
       this.#count(tx, 'miss')
       this.#settleFlight(tx, undefined)
       this.#release(tx)
-      tx.cacheStatus = appendParam(tx.cacheStatus, `detail=${reason}`)
+      tx.cacheStatus = withDetail(tx.cacheStatus, String(reason))
       return this.#passedThrough(tx, captured, body)
     }
     const placement = this.#storage.placement(tx.rawKey, tx.lookup!, entry.varyNames, entry.varyValues)
@@ -401,8 +401,8 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     this.#settleFlight(tx, stored)
     // The write completes before the response goes out: the client's next request, on any
     // process, finds the entry and no lease.
-    await this.#persist(tx, placement, stored, now)
-    tx.cacheStatus = appendParam(tx.cacheStatus, 'stored')
+    const result = await this.#persist(tx, placement, stored, now)
+    tx.cacheStatus = storedParam(tx.cacheStatus, result)
     this.#count(tx, 'miss', stored)
     const out = await this.#fromEntry(tx, stored)
     // Fields a qualified no-cache keeps out of the store still belong to this response.
@@ -630,26 +630,32 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     }
   }
 
-  /** Stores an entry (never rejects); the lease is released once the write is done. */
-  #persist(
+  /** Stores an entry (never rejects) and releases the lease; resolves with what happened. */
+  async #persist(
     tx: Transaction,
     placement: ReturnType<Storage['placement']>,
     entry: Entry,
     now: number,
-  ): Promise<void> {
+  ): Promise<'stored' | 'too-large' | 'failed'> {
     const ttl = this.#storageTtl(entry, now)
     const label = tx.req.route
-    const urlKey = tx.lookup!.urlKey
-    return this.#storage
-      .write(placement, urlKey, entry, ttl, this.config.largeBodies === 'chunk')
-      .then(
-        (result) => {
-          if (result === 'stored') this.metrics.route(label).stored++
-          else this.metrics.notStored(label, 'too-large')
-        },
-        (error) => this.reportError(error),
+    let result: 'stored' | 'too-large' | 'failed'
+    try {
+      result = await this.#storage.write(
+        placement,
+        tx.lookup!.urlKey,
+        entry,
+        ttl,
+        this.config.largeBodies === 'chunk',
       )
-      .finally(() => this.#release(tx))
+    } catch (error) {
+      this.reportError(error)
+      result = 'failed'
+    }
+    if (result === 'stored') this.metrics.route(label).stored++
+    else this.metrics.notStored(label, result === 'too-large' ? 'too-large' : 'unavailable')
+    this.#release(tx)
+    return result
   }
 
   /** memcached TTL: the freshness left, plus how long a stale entry may still serve. */
@@ -716,8 +722,8 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     }
     const placement = this.#storage.placement(tx.rawKey, tx.lookup!, stale.varyNames, stale.varyValues)
     this.#settleFlight(tx, updated)
-    await this.#persist(tx, placement, updated, now)
-    tx.cacheStatus = appendParam(tx.cacheStatus, 'stored')
+    const result = await this.#persist(tx, placement, updated, now)
+    tx.cacheStatus = storedParam(tx.cacheStatus, result)
     this.#count(tx, 'miss', updated)
     return this.#fromEntry(tx, updated)
   }
@@ -965,6 +971,16 @@ function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a)
   const y = Buffer.from(b)
   return x.length === y.length && timingSafeEqual(x, y)
+}
+
+function storedParam(status: string, result: 'stored' | 'too-large' | 'failed'): string {
+  if (result === 'stored') return appendParam(status, 'stored')
+  return withDetail(status, result === 'failed' ? 'unavailable' : result)
+}
+
+/** Cache-Status carries one `detail`: the first reason given wins. */
+function withDetail(status: string, reason: string): string {
+  return /(^|; )detail=/.test(status) ? status : appendParam(status, `detail=${reason}`)
 }
 
 function appendParam(status: string, param: string): string {

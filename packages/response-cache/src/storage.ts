@@ -5,7 +5,7 @@
 //   <prefix>t:<sha256(tag)>             tag generation counters
 //   <prefix>l:<...>, <prefix>r:<...>    fill and refresh leases (memcached add, short TTL)
 import { createHash, randomBytes } from 'node:crypto'
-import type { MemcachedClient } from '@memkit/client'
+import { DecodeError, type MemcachedClient } from '@memkit/client'
 import {
   CorruptEntryError,
   decodeStored,
@@ -97,7 +97,7 @@ export class Storage {
     }
     let found: Map<string, unknown>
     try {
-      found = await this.#client.getMany(batch)
+      found = await this.#read(batch)
     } catch (error) {
       this.#report(error)
       result.failed = true
@@ -124,7 +124,7 @@ export class Storage {
         stored = found.get(variantKey)
       } else {
         try {
-          stored = await this.#client.get(variantKey)
+          stored = (await this.#read([variantKey])).get(variantKey)
         } catch (error) {
           this.#report(error)
           result.failed = true
@@ -152,7 +152,7 @@ export class Storage {
     const extra = Object.keys(entry.tags).filter((t) => !gens.has(t))
     if (extra.length > 0) {
       try {
-        const more = await this.#client.getMany(extra.map((t) => this.#keys.tag(t)))
+        const more = await this.#read(extra.map((t) => this.#keys.tag(t)))
         for (const t of extra) gens.set(t, counterValue(more.get(this.#keys.tag(t))))
       } catch (error) {
         this.#report(error)
@@ -256,7 +256,7 @@ export class Storage {
     const keys = Array.from({ length: count }, (_, i) => this.#keys.chunk(id, i))
     let found: Map<string, unknown>
     try {
-      found = await this.#client.getMany(keys)
+      found = await this.#read(keys)
     } catch (error) {
       this.#report(error)
       return null
@@ -337,6 +337,23 @@ export class Storage {
 
   async leaseHeld(name: string): Promise<boolean> {
     return (await this.#client.get(name)) !== undefined
+  }
+
+  /**
+   * getMany that survives an item the client cannot decode (foreign flags, a pickle...): the item
+   * is counted as corrupt, deleted so the next store repairs it, and the read is retried once.
+   */
+  async #read(keys: string[]): Promise<Map<string, unknown>> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#client.getMany(keys)
+      } catch (error) {
+        if (!(error instanceof DecodeError) || attempt > 0) throw error
+        this.#metrics.corrupt++
+        this.#report(error)
+        await this.#client.delete(error.key).catch(() => false)
+      }
+    }
   }
 
   #decode(value: unknown, key: string): Entry | VaryIndex | undefined {

@@ -1,6 +1,7 @@
 // One test table, two frameworks: builds an Express app (driven with supertest) or a Fastify app
 // (driven with fastify.inject) with the same routes behind the cache, and counts handler calls.
-import type { Server } from 'node:http'
+import { request as httpRequest, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { MemcachedClient } from '@memkit/client'
 import express from 'express'
@@ -51,6 +52,8 @@ export interface TestApp {
     path: string,
     init?: { method?: string; headers?: Record<string, string>; body?: string },
   ): Promise<Res>
+  /** The bytes as sent on the wire (no client-side decompression). */
+  rawRequest(path: string, headers?: Record<string, string>): Promise<Res>
   metrics(): MetricsSnapshot
   invalidateTag(tag: string): Promise<void>
   cache: ResponseCache
@@ -129,6 +132,22 @@ async function expressApp(
       const body = Buffer.isBuffer(res.body) ? res.body : Buffer.alloc(0)
       return { status: res.status, headers: flatten(res.headers), body, text: body.toString() }
     },
+    rawRequest(path, headers = {}) {
+      const { port } = server.address() as AddressInfo
+      return new Promise<Res>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, path, headers }, (res) => {
+          const chunks: Buffer[] = []
+          res.on('data', (c: Buffer) => chunks.push(c))
+          res.on('end', () => {
+            const body = Buffer.concat(chunks)
+            resolve({ status: res.statusCode!, headers: flatten(res.headers), body, text: body.toString() })
+          })
+          res.on('error', reject)
+        })
+        req.on('error', reject)
+        req.end()
+      })
+    },
     close: async () => {
       await new Promise<void>((resolve) => {
         server.closeAllConnections()
@@ -181,6 +200,10 @@ async function fastifyApp(
         headers,
         payload: init.body,
       })
+      return { status: res.statusCode, headers: flatten(res.headers), body: res.rawPayload, text: res.body }
+    },
+    async rawRequest(path, headers = {}) {
+      const res = await app.inject({ method: 'GET', url: path, headers })
       return { status: res.statusCode, headers: flatten(res.headers), body: res.rawPayload, text: res.body }
     },
     close: () => app.close(),
