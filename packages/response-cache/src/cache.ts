@@ -764,11 +764,12 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
       : []
     extra.push(...this.statusHeaders(tx))
     this.#addPreset(tx, headers)
-    const etag = headerText(headers, 'etag')
-    const lastModifiedText = headerText(headers, 'last-modified')
-    if (status >= 200 && status < 300) {
+    const conditions = tx.conditions
+    if (status >= 200 && status < 300 && hasConditions(conditions)) {
+      const etag = headerText(headers, 'etag')
+      const lastModifiedText = headerText(headers, 'last-modified')
       const lastModified = parseHttpDate(lastModifiedText) ?? parseHttpDate(headerText(headers, 'date'))
-      const precondition = evaluatePreconditions(tx.conditions, etag, lastModified)
+      const precondition = evaluatePreconditions(conditions, etag, lastModified)
       if (precondition === 304) {
         const kept = headers.filter(([n]) => NOT_MODIFIED_FIELDS.has(n.toLowerCase()))
         return { status: 304, headers: [...kept, ...extra], body: undefined }
@@ -777,7 +778,7 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
         return { status: 412, headers: [['Content-Length', '0'], ...extra], body: Buffer.alloc(0) }
       }
       if (status === 200 && !encoded && req.method === 'GET') {
-        const range = evaluateRange(tx.conditions, body.length, etag, lastModifiedText)
+        const range = evaluateRange(conditions, body.length, etag, lastModifiedText)
         if (range.kind === 'partial') {
           headerSet(headers, 'Content-Range', `bytes ${range.start}-${range.end}/${body.length}`)
           const part = body.subarray(range.start, range.end + 1)
@@ -994,6 +995,11 @@ const CONDITION_FIELDS: Record<(typeof CONDITIONAL_HEADERS)[number], keyof Clien
   'if-unmodified-since': 'ifUnmodifiedSince',
   range: 'range',
   'if-range': 'ifRange',
+}
+
+function hasConditions(c: ClientConditions): boolean {
+  for (const _ in c) return true
+  return false
 }
 
 function clientConditions(headers: RequestHeaders): ClientConditions {

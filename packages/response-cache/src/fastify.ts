@@ -83,9 +83,11 @@ const plugin: FastifyPluginAsync<FastifyResponseCacheOptions> = async (fastify, 
   })
 
   fastify.addHook(hook, async (request: FastifyRequest, reply: FastifyReply) => {
+    // routeOptions is a getter that builds a fresh object: read it once.
+    const routeOptions = request.routeOptions
     let settings: RouteSettings | null | undefined
     try {
-      settings = routeConfig(request.routeOptions.config)
+      settings = routeConfig(routeOptions.config)
     } catch (error) {
       cache.reportError(error)
       return
@@ -109,7 +111,7 @@ const plugin: FastifyPluginAsync<FastifyResponseCacheOptions> = async (fastify, 
       host: (request.hostname ?? '').toLowerCase(),
       url: request.url,
       headers: request.raw.headers as RequestHeaders,
-      route: request.routeOptions.url ?? '(unmatched)',
+      route: routeOptions.url ?? '(unmatched)',
       tags,
       settings,
       preset: presetOf(reply),
@@ -187,6 +189,20 @@ const plugin: FastifyPluginAsync<FastifyResponseCacheOptions> = async (fastify, 
     for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
     write(reply, out)
     return out.body ?? null
+  })
+
+  // A reply that never reached onSend (hijacked, or the request was aborted) must not keep its
+  // lease or hold its followers until the lease expires.
+  fastify.addHook('onResponse', async (request, reply) => {
+    const state = states.get(request)
+    if (!state || state.type === 'served') return
+    states.delete(request)
+    if (state.type === 'forward') cache.abandon(state.tx, 'aborted')
+    else await cache.afterPass(state.tx, reply.statusCode)
+  })
+  fastify.addHook('onRequestAbort', async (request) => {
+    const state = states.get(request)
+    if (state?.type === 'forward') cache.abandon(state.tx, 'aborted')
   })
 
   fastify.addHook('onClose', async () => {

@@ -2,11 +2,15 @@
 // lease taken with memcached `add` makes other processes wait for it.
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
+import type { AddressInfo } from 'node:net'
 import { createInterface } from 'node:readline'
 import { after, before, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { createClient, type MemcachedClient } from '@memkit/client'
 import { type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
+import Fastify from 'fastify'
+import fastifyResponseCache from '../src/fastify.js'
 import { FRAMEWORKS, makeApp } from './harness.js'
 
 let server: MemcachedServer
@@ -73,6 +77,33 @@ for (const framework of FRAMEWORKS) {
     })
   })
 }
+
+test('Fastify: a hijacked reply (never cached) releases the requests waiting on it', async () => {
+  const app = Fastify()
+  await app.register(fastifyResponseCache, { client, keyPrefix: 'sp-hijack:', lockWait: 20_000 })
+  let calls = 0
+  app.get('/raw', async (_request, reply) => {
+    calls++
+    reply.hijack()
+    await sleep(100)
+    reply.raw.writeHead(200, { 'cache-control': 'max-age=60' })
+    reply.raw.end('raw')
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  try {
+    const { port } = app.server.address() as AddressInfo
+    const started = Date.now()
+    const bodies = await Promise.all(
+      Array.from({ length: 5 }, async () => (await fetch(`http://127.0.0.1:${port}/raw`)).text()),
+    )
+    assert.deepEqual(bodies, ['raw', 'raw', 'raw', 'raw', 'raw'])
+    assert.equal(calls, 5)
+    // Bound, not speed: the followers did not sit out lockWait (20 s) or the lease (10 s).
+    assert.ok(Date.now() - started < 5000)
+  } finally {
+    await app.close()
+  }
+})
 
 describe('across processes', () => {
   test('200 concurrent requests spread over 4 worker processes (2 Express, 2 Fastify) call the handler once', async () => {
