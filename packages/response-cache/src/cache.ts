@@ -10,7 +10,7 @@ import {
   evaluatePreconditions,
   evaluateRange,
 } from './conditional.js'
-import type { Entry } from './entry.js'
+import { CorruptEntryError, type Entry } from './entry.js'
 import {
   acceptedCodings,
   endToEnd,
@@ -185,20 +185,18 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
       if (remaining > 0) {
         tx.xcache = 'HIT'
         tx.cacheStatus = `hit; ttl=${Math.floor(remaining)}`
-        return this.#respond(tx, entry, 'hit')
-      }
-      if (
-        options.refresh &&
-        entry.freshness.swr > 0 &&
-        -remaining <= entry.freshness.swr &&
-        !requestCc.has('no-cache')
-      ) {
+        const hit = await this.#respond(tx, entry, 'hit')
+        if (hit) return hit
+      } else if (options.refresh && entry.freshness.swr > 0 && -remaining <= entry.freshness.swr) {
         this.#refreshInBackground(tx, entry, options.refresh)
         tx.xcache = 'STALE'
         tx.cacheStatus = `hit; ttl=${Math.floor(remaining)}; detail=stale-while-revalidate`
-        return this.#respond(tx, entry, 'stale')
+        const stale = await this.#respond(tx, entry, 'stale')
+        if (stale) return stale
+      } else {
+        tx.stale = entry
       }
-      tx.stale = entry
+      if (!tx.stale) lookup.miss = 'corrupt'
     }
     if (requestCc.has('only-if-cached') && !tx.refresh) {
       tx.xcache = 'MISS'
@@ -297,7 +295,7 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     return undefined
   }
 
-  #respondCollapsed(tx: Transaction, entry: Entry): Promise<Begin> {
+  #respondCollapsed(tx: Transaction, entry: Entry): Promise<Begin | undefined> {
     const remaining = remainingFreshness(entry.freshness, entry.responseTime, Date.now())
     const fresh = remaining > 0
     tx.xcache = fresh ? 'HIT' : 'STALE'
@@ -306,9 +304,18 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     return this.#respond(tx, entry, fresh ? 'hit' : 'stale')
   }
 
-  async #respond(tx: Transaction, entry: Entry, outcome: Outcome): Promise<Begin> {
+  /** The entry shaped for this request; undefined (counted as corrupt) when its body does not decode. */
+  async #respond(tx: Transaction, entry: Entry, outcome: Outcome): Promise<Begin | undefined> {
+    let response: OutgoingResponse
+    try {
+      response = await this.#fromEntry(tx, entry)
+    } catch (error) {
+      this.metrics.corrupt++
+      this.reportError(new CorruptEntryError(`stored body does not decompress: ${(error as Error).message}`))
+      return undefined
+    }
     this.#count(tx, outcome, entry)
-    return { type: 'respond', response: await this.#fromEntry(tx, entry) }
+    return { type: 'respond', response }
   }
 
   // ---- request end ---------------------------------------------------------------------

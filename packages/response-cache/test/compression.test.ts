@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test'
 import { brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib'
 import { createClient, type MemcachedClient } from '@memkit/client'
 import { startMemcached, stopAll } from '@memkit/testing'
-import type { Entry } from '../src/entry.js'
+import { type Entry, encodeEntry } from '../src/entry.js'
 import type { ResponseCacheOptions } from '../src/index.js'
 import { KeySpace, rawUrlKey } from '../src/key.js'
 import { Metrics } from '../src/metrics.js'
@@ -113,6 +113,22 @@ for (const framework of FRAMEWORKS) {
           assert.equal(plain.text, json, String(ae))
         }
         assert.equal(app.calls('/json'), 1)
+      })
+    })
+
+    test('a stored compressed body that no longer decompresses is a miss, and gets repaired', async () => {
+      await withApp(framework, 'gzip', async (app, keys) => {
+        await app.rawRequest('/json', { host })
+        const entry = await stored(keys, '/json')
+        const damaged = Buffer.from(entry.body)
+        damaged.fill(0x41, 10, 60)
+        await client.set(keys.url(rawUrlKey(host, '/json')), encodeEntry({ ...entry, body: damaged }))
+        const res = await app.rawRequest('/json', { host })
+        assert.equal(res.headers['cache-status'], 'memkit; fwd=uri-miss; detail=corrupt; stored')
+        assert.equal(res.text, json)
+        assert.equal((await app.rawRequest('/json', { host })).headers['x-cache'], 'HIT')
+        assert.equal(app.metrics().corrupt, 1)
+        assert.equal(app.calls('/json'), 2)
       })
     })
 
