@@ -334,7 +334,9 @@ function headerString(value: string | number | string[] | undefined): string | u
 
 /** A socket that discards what is written: background refresh responses have no client. */
 class NullSocket extends Duplex {
-  remoteAddress = '127.0.0.1'
+  constructor(readonly remoteAddress: string | undefined) {
+    super()
+  }
   override _read(): void {}
   override _write(_chunk: unknown, _encoding: BufferEncoding, callback: () => void): void {
     callback()
@@ -358,7 +360,8 @@ function refreshThrough(req: Request, headers: RequestHeaders): Promise<void> {
   let app = req.app as Application & { parent?: Application }
   while (app.parent) app = app.parent as Application & { parent?: Application }
   return new Promise((resolve) => {
-    const socket = new NullSocket()
+    // The original peer address, so trust-proxy decisions (and thus the key) come out the same.
+    const socket = new NullSocket(req.socket?.remoteAddress)
     const fakeReq = new IncomingMessage(socket as unknown as Socket)
     fakeReq.method = 'GET'
     fakeReq.url = req.originalUrl

@@ -124,6 +124,8 @@ const plugin: FastifyPluginAsync<FastifyResponseCacheOptions> = async (fastify, 
             method: 'GET',
             url: request.url,
             headers: headers as Record<string, string>,
+            // The original peer address, so trust-proxy decisions (and thus the key) come out the same.
+            remoteAddress: request.raw.socket?.remoteAddress,
           })
         },
       })

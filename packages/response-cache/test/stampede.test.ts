@@ -16,6 +16,7 @@ import { FRAMEWORKS, makeApp } from './harness.js'
 let server: MemcachedServer
 let client: MemcachedClient
 const children: ChildProcess[] = []
+const extraClients: MemcachedClient[] = []
 
 before(async () => {
   server = await startMemcached()
@@ -23,7 +24,7 @@ before(async () => {
 })
 after(async () => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
-  await client.close()
+  await Promise.all([client, ...extraClients].map((c) => c.close()))
   await stopAll()
 })
 
@@ -103,6 +104,77 @@ test('Fastify: a hijacked reply (never cached) releases the requests waiting on 
   } finally {
     await app.close()
   }
+})
+
+describe('across instances (one memcached, separate caches, as separate processes have)', () => {
+  /** Two apps; the Express one's handler blocks on `gate` from its second call on. */
+  async function pair(prefix: string, lockWait: number, firstHeaders: Record<string, string>) {
+    let open!: () => void
+    const gate = new Promise<void>((resolve) => {
+      open = resolve
+    })
+    const make = (framework: 'express' | 'fastify') => {
+      const own = createClient({ servers: server.address })
+      extraClients.push(own)
+      return makeApp(framework, { client: own, keyPrefix: prefix, lockWait }, [
+        {
+          path: '/slow',
+          handler: async (_req, call) => {
+            if (call === 1 && framework === 'express') return { headers: firstHeaders, body: 'first' }
+            if (framework === 'express') await gate
+            return { headers: { 'cache-control': 'max-age=60' }, body: `${framework} ${call}` }
+          },
+        },
+      ])
+    }
+    return { a: await make('express'), b: await make('fastify'), open }
+  }
+  const host = { host: 'lease.example' }
+
+  test('while another instance fills a stale entry, the stale entry is served at once', async () => {
+    const stale = {
+      date: new Date(Date.now() - 10_000).toUTCString(),
+      'cache-control': 'max-age=5',
+      etag: '"s"',
+    }
+    const { a, b, open } = await pair('sp-lease1:', 3000, stale)
+    try {
+      await a.request('/slow', { headers: host })
+      const filling = a.request('/slow', { headers: host }) // takes the lease, waits on the gate
+      await sleep(200)
+      const served = await b.request('/slow', { headers: host })
+      assert.equal(served.headers['x-cache'], 'STALE')
+      assert.match(served.headers['cache-status']!, /detail=updating$/)
+      assert.equal(served.text, 'first')
+      open()
+      assert.equal((await filling).text, 'express 2')
+      assert.equal(b.calls(), 0)
+    } finally {
+      open()
+      await a.close()
+      await b.close()
+    }
+  })
+
+  test('without a stale entry the others wait for the fill, at most lockWait', async () => {
+    const { a, b, open } = await pair('sp-lease2:', 400, {})
+    try {
+      // a's first call returns an uncacheable response; its second call holds the lease.
+      await a.request('/slow', { headers: host })
+      const filling = a.request('/slow', { headers: host })
+      await sleep(100)
+      const started = Date.now()
+      const waited = await b.request('/slow', { headers: host })
+      open()
+      assert.equal(waited.text, 'fastify 1', 'after lockWait the waiting instance runs its own handler')
+      assert.ok(Date.now() - started >= 300, 'it waited for the lease first')
+      assert.equal((await filling).text, 'express 2')
+    } finally {
+      open()
+      await a.close()
+      await b.close()
+    }
+  })
 })
 
 describe('across processes', () => {
