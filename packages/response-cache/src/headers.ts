@@ -1,0 +1,130 @@
+import { splitList } from './cache-control.js'
+import type { HeaderList, HeaderValue, RequestHeaders } from './types.js'
+
+/**
+ * Fields that describe one connection, not the response (RFC 9110 §7.6.1, RFC 9111 §3.1),
+ * plus Node's own framing: none of them is stored or replayed.
+ */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authentication-info',
+  'proxy-authorization',
+])
+
+/** Fields the cache computes itself for every response it sends. */
+const COMPUTED = new Set(['content-length', 'age', 'x-cache', 'cache-status'])
+
+export function headerGet(headers: HeaderList, name: string): HeaderValue | undefined {
+  for (const [n, v] of headers) if (n.toLowerCase() === name) return v
+  return undefined
+}
+
+/** The field as one string (lines joined with ", "), or undefined. */
+export function headerText(headers: HeaderList, name: string): string | undefined {
+  const v = headerGet(headers, name)
+  return v === undefined ? undefined : Array.isArray(v) ? v.join(', ') : v
+}
+
+export function headerSet(headers: HeaderList, name: string, value: HeaderValue): void {
+  const lower = name.toLowerCase()
+  const i = headers.findIndex(([n]) => n.toLowerCase() === lower)
+  if (i === -1) headers.push([name, value])
+  else headers[i] = [headers[i]![0], value]
+}
+
+export function headerDelete(headers: HeaderList, name: string): void {
+  const lower = name.toLowerCase()
+  for (let i = headers.length - 1; i >= 0; i--)
+    if (headers[i]![0].toLowerCase() === lower) headers.splice(i, 1)
+}
+
+/**
+ * The headers of a response the cache sends on: hop-by-hop fields, fields listed in
+ * `Connection`, fields the cache computes itself and `extraDrop` removed.
+ */
+export function endToEnd(headers: HeaderList, extraDrop?: ReadonlySet<string>): HeaderList {
+  const connection = headerText(headers, 'connection')
+  const listed = connection ? new Set(splitList(connection).map((s) => s.toLowerCase())) : undefined
+  const out: HeaderList = []
+  for (const [name, value] of headers) {
+    const lower = name.toLowerCase()
+    if (HOP_BY_HOP.has(lower) || COMPUTED.has(lower)) continue
+    if (listed?.has(lower) || extraDrop?.has(lower)) continue
+    out.push([name, Array.isArray(value) ? [...value] : value])
+  }
+  return out
+}
+
+/** Lowercased names in a Vary field; `['*']` when any member is `*`. */
+export function varyNames(value: HeaderValue | undefined): string[] {
+  if (value === undefined) return []
+  const text = Array.isArray(value) ? value.join(',') : value
+  const names: string[] = []
+  for (const member of text.split(',')) {
+    const name = member.trim().toLowerCase()
+    if (!name) continue
+    if (name === '*') return ['*']
+    if (!names.includes(name)) names.push(name)
+  }
+  return names
+}
+
+const KNOWN_CODINGS = ['br', 'deflate', 'gzip', 'zstd']
+
+/**
+ * The value of a request header as the cache keys it. Whitespace around list members and the
+ * split into several lines do not matter; Accept-Encoding becomes the sorted set of content
+ * codings the client accepts, so browsers that spell it differently share one variant while a
+ * client that lacks a coding never gets it; Accept-Language is compared case-insensitively. A
+ * missing header is distinct from an empty one.
+ */
+export function normalizeRequestHeader(name: string, value: string | string[] | undefined): string {
+  if (value === undefined) return '\u0000'
+  const text = Array.isArray(value) ? value.join(',') : value
+  if (name === 'accept-encoding') return acceptedCodings(text).join(',')
+  // Language tags are case-insensitive (RFC 5646 §2.1.1); their order is kept (negotiators use it).
+  const normalized = name === 'accept-language' ? text.toLowerCase() : text
+  return normalized
+    .split(',')
+    .map((s) => s.trim())
+    .join(',')
+}
+
+/** Content codings accepted with q > 0, among those the cache knows, sorted. */
+export function acceptedCodings(text: string | undefined): string[] {
+  if (!text) return []
+  const accepted = new Set<string>()
+  const refused = new Set<string>()
+  let star = false
+  for (const member of text.split(',')) {
+    const [codingRaw, ...params] = member.split(';')
+    const coding = codingRaw!.trim().toLowerCase()
+    if (!coding) continue
+    let q = 1
+    for (const p of params) {
+      const m = /^\s*q\s*=\s*([0-9.]+)\s*$/i.exec(p)
+      if (m) q = Number(m[1])
+    }
+    const name = coding === 'x-gzip' ? 'gzip' : coding
+    if (name === '*') {
+      star = q > 0
+      continue
+    }
+    if (q > 0) accepted.add(name)
+    else refused.add(name)
+  }
+  if (star) for (const c of KNOWN_CODINGS) if (!refused.has(c)) accepted.add(c)
+  return KNOWN_CODINGS.filter((c) => accepted.has(c))
+}
+
+export function requestHeader(headers: RequestHeaders, name: string): string | undefined {
+  const v = headers[name]
+  return v === undefined ? undefined : Array.isArray(v) ? v.join(', ') : v
+}

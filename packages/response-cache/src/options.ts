@@ -1,0 +1,289 @@
+import { type ClientOptions, InvalidOptionError, type MemkitClient } from '@memkit/client'
+import type { RouteSettings } from './types.js'
+
+export type CompressionAlgorithm = 'gzip' | 'br'
+
+/** Settings a single route may override (Express: per middleware; Fastify: `config.cache`). */
+export interface RouteCacheOptions<Req = unknown> {
+  /**
+   * Seconds a response without explicit freshness (no `s-maxage`, `max-age` or `Expires`) stays
+   * fresh. Applies only to statuses that are cacheable by default (200, 203, 204, 300, 301,
+   * 308, 404, 405, 410, 414). Explicit response freshness always wins. Default: none (only
+   * responses with explicit freshness are stored).
+   */
+  ttl?: number
+  /** Tags recorded with every entry of the route, for `invalidateTag()`. Default: none. */
+  tags?: readonly string[] | ((request: Req) => readonly string[])
+  /**
+   * Requests carrying `Authorization` or `Cookie` bypass the cache unless the route declares
+   * them shareable (`true` for both, or one of them). A response to an `Authorization` request
+   * is stored only if it says `public`, `s-maxage` or `must-revalidate` (RFC 9111 §3.5).
+   * Default `false`.
+   */
+  shareable?: boolean | { authorization?: boolean; cookie?: boolean }
+  /** Seconds a stale entry may be served while one background refresh runs, when the response
+   * itself has no `stale-while-revalidate`. Default `0`. */
+  staleWhileRevalidate?: number
+  /** Seconds a stale entry may be served when the handler throws or answers 5xx, when the response
+   * itself has no `stale-if-error`. Default `0`. */
+  staleIfError?: number
+  /** Store 5xx responses that carry explicit freshness. Default `false`. */
+  cacheServerErrors?: boolean
+}
+
+export interface ResponseCacheOptions<Req = unknown> extends RouteCacheOptions<Req> {
+  /** The shared memcached client. Either `client` or `servers` is required. */
+  client?: MemkitClient
+  /** Servers for a client the cache creates (and closes) itself. */
+  servers?: ClientOptions['servers']
+  /** Prefix of every key the cache writes. Default `'rc:'`. */
+  keyPrefix?: string
+  /** Hosts whose responses may be cached (exact, or `*.example.com`); others bypass. Default: any host (the host is part of the key). */
+  hosts?: readonly string[]
+  /** A request header that skips the cache, honoured only when its value equals `secret`. Default: none. */
+  bypass?: { header?: string; secret: string }
+  /** Bodies larger than one memcached item: split into chunks (`'chunk'`) or not stored (`'skip'`). Default `'chunk'`. */
+  largeBodies?: 'chunk' | 'skip'
+  /** Largest body stored, in bytes; larger responses are passed through and counted. Default 10 MiB. */
+  maxBodySize?: number
+  /** Store bodies compressed (`'gzip'` or `'br'`, or `{ algorithm, threshold }`). Default `false`. */
+  compression?: false | CompressionAlgorithm | { algorithm: CompressionAlgorithm; threshold?: number }
+  /** Seconds a stale entry that has a validator is kept for revalidation. Default `300`. */
+  keepStale?: number
+  /** Upper bound of any entry's memcached TTL, seconds. Default 30 days. */
+  maxTtl?: number
+  /** Seconds the cross-process fill lease lives if its holder dies. Default `10`. */
+  lockTtl?: number
+  /** Milliseconds a request waits for another process (or request) to fill the entry. Default `3000`. */
+  lockWait?: number
+  /** Milliseconds between checks while waiting. Default `50`. */
+  lockPollInterval?: number
+  /** Add `X-Cache` and `Cache-Status` to responses. Default `true`. */
+  statusHeaders?: boolean
+  /** The cache's name in `Cache-Status`. Default `'memkit'`. */
+  cacheStatusName?: string
+  /** Called with every memcached failure the cache absorbed (requests carry on uncached). */
+  onError?: (error: Error) => void
+}
+
+export interface CacheConfig {
+  readonly client: MemkitClient | undefined
+  readonly servers: ClientOptions['servers'] | undefined
+  readonly keyPrefix: string
+  readonly hosts: readonly string[] | undefined
+  readonly bypassHeader: string | undefined
+  readonly bypassSecret: string | undefined
+  readonly largeBodies: 'chunk' | 'skip'
+  readonly maxBodySize: number
+  readonly compression: { algorithm: CompressionAlgorithm; threshold: number } | undefined
+  readonly keepStale: number
+  readonly maxTtl: number
+  readonly lockTtl: number
+  readonly lockWait: number
+  readonly lockPollInterval: number
+  readonly statusHeaders: boolean
+  readonly cacheStatusName: string
+  readonly onError: ((error: Error) => void) | undefined
+  readonly route: RouteSettings
+}
+
+const ROUTE_KEYS = ['ttl', 'tags', 'shareable', 'staleWhileRevalidate', 'staleIfError', 'cacheServerErrors']
+const GLOBAL_KEYS = new Set([
+  ...ROUTE_KEYS,
+  'client',
+  'servers',
+  'keyPrefix',
+  'hosts',
+  'bypass',
+  'largeBodies',
+  'maxBodySize',
+  'compression',
+  'keepStale',
+  'maxTtl',
+  'lockTtl',
+  'lockWait',
+  'lockPollInterval',
+  'statusHeaders',
+  'cacheStatusName',
+  'onError',
+])
+
+/** Validates every option once into a frozen config; `extraKeys` are adapter options checked elsewhere. */
+export function parseOptions(options: unknown, extraKeys: readonly string[] = []): CacheConfig {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidOptionError('response cache options must be an object')
+  }
+  const o = options as ResponseCacheOptions
+  for (const name of Object.keys(o)) {
+    if (!GLOBAL_KEYS.has(name) && !extraKeys.includes(name)) {
+      throw new InvalidOptionError(`unknown response cache option \`${name}\``)
+    }
+  }
+  if (o.client === undefined && o.servers === undefined) {
+    throw new InvalidOptionError('response cache needs `client` (a @memkit/client instance) or `servers`')
+  }
+  if (o.client !== undefined && o.servers !== undefined) {
+    throw new InvalidOptionError('pass either `client` or `servers`, not both')
+  }
+  if (o.client !== undefined && (typeof o.client !== 'object' || typeof o.client.getMany !== 'function')) {
+    throw new InvalidOptionError('`client` must be a @memkit/client instance (createClient())')
+  }
+  const keyPrefix = o.keyPrefix ?? 'rc:'
+  if (typeof keyPrefix !== 'string' || !/^[\x21-\x7e]*$/.test(keyPrefix) || keyPrefix.length > 64) {
+    throw new InvalidOptionError('`keyPrefix` must be a string of at most 64 characters without whitespace')
+  }
+  let hosts: string[] | undefined
+  if (o.hosts !== undefined) {
+    if (!Array.isArray(o.hosts) || o.hosts.some((h) => typeof h !== 'string' || h.length === 0)) {
+      throw new InvalidOptionError('`hosts` must be an array of host names')
+    }
+    hosts = o.hosts.map((h) => h.toLowerCase())
+  }
+  let bypassHeader: string | undefined
+  let bypassSecret: string | undefined
+  if (o.bypass !== undefined) {
+    if (typeof o.bypass !== 'object' || o.bypass === null) {
+      throw new InvalidOptionError('`bypass` must be { header?, secret }')
+    }
+    if (typeof o.bypass.secret !== 'string' || o.bypass.secret.length < 16) {
+      throw new InvalidOptionError('`bypass.secret` must be a string of at least 16 characters')
+    }
+    bypassHeader = (o.bypass.header ?? 'x-cache-bypass').toLowerCase()
+    if (!/^[!#$%&'*+\-.^_`|~0-9a-z]+$/.test(bypassHeader)) {
+      throw new InvalidOptionError('`bypass.header` must be a header name')
+    }
+    bypassSecret = o.bypass.secret
+  }
+  const config: CacheConfig = {
+    client: o.client,
+    servers: o.servers,
+    keyPrefix,
+    hosts: hosts ? Object.freeze(hosts) : undefined,
+    bypassHeader,
+    bypassSecret,
+    largeBodies: oneOf(o.largeBodies, 'largeBodies', ['chunk', 'skip'] as const, 'chunk'),
+    maxBodySize: integer(o.maxBodySize, 'maxBodySize', 10 * 1024 * 1024, 0, 1024 * 1024 * 1024),
+    compression: parseCompression(o.compression),
+    keepStale: seconds(o.keepStale, 'keepStale', 300),
+    maxTtl: seconds(o.maxTtl, 'maxTtl', 30 * 86400, 1),
+    lockTtl: seconds(o.lockTtl, 'lockTtl', 10, 1),
+    lockWait: integer(o.lockWait, 'lockWait', 3000, 0, 600_000),
+    lockPollInterval: integer(o.lockPollInterval, 'lockPollInterval', 50, 5, 10_000),
+    statusHeaders: boolean(o.statusHeaders, 'statusHeaders', true),
+    cacheStatusName: cacheStatusName(o.cacheStatusName),
+    onError: fn(o.onError, 'onError'),
+    route: parseRouteSettings(o),
+  }
+  return Object.freeze(config)
+}
+
+/** Validates route-level settings, falling back to `base` for what the route does not set. */
+export function parseRouteSettings(options: unknown, base?: RouteSettings, checkKeys = false): RouteSettings {
+  if (typeof options !== 'object' || options === null) {
+    throw new InvalidOptionError('route cache options must be an object')
+  }
+  const o = options as RouteCacheOptions
+  if (checkKeys) {
+    for (const name of Object.keys(o)) {
+      if (!ROUTE_KEYS.includes(name)) {
+        throw new InvalidOptionError(
+          `unknown route cache option \`${name}\` (a route may set ${ROUTE_KEYS.join(', ')})`,
+        )
+      }
+    }
+  }
+  let shareAuthorization = base?.shareAuthorization ?? false
+  let shareCookie = base?.shareCookie ?? false
+  if (o.shareable !== undefined) {
+    if (typeof o.shareable === 'boolean') {
+      shareAuthorization = o.shareable
+      shareCookie = o.shareable
+    } else if (typeof o.shareable === 'object' && o.shareable !== null) {
+      shareAuthorization = boolean(o.shareable.authorization, 'shareable.authorization', false)
+      shareCookie = boolean(o.shareable.cookie, 'shareable.cookie', false)
+    } else {
+      throw new InvalidOptionError('`shareable` must be a boolean or { authorization?, cookie? }')
+    }
+  }
+  let tags = base?.tags
+  if (o.tags !== undefined) {
+    if (typeof o.tags === 'function') tags = o.tags as RouteSettings['tags']
+    else if (Array.isArray(o.tags) && o.tags.every((t) => typeof t === 'string' && t.length > 0)) {
+      tags = Object.freeze([...new Set(o.tags as string[])])
+    } else throw new InvalidOptionError('`tags` must be an array of non-empty strings or a function')
+  }
+  let ttl = base?.ttl
+  if (o.ttl !== undefined) ttl = seconds(o.ttl, 'ttl', 0) || undefined
+  return Object.freeze({
+    ttl,
+    tags,
+    shareAuthorization,
+    shareCookie,
+    staleWhileRevalidate: seconds(
+      o.staleWhileRevalidate,
+      'staleWhileRevalidate',
+      base?.staleWhileRevalidate ?? 0,
+    ),
+    staleIfError: seconds(o.staleIfError, 'staleIfError', base?.staleIfError ?? 0),
+    cacheServerErrors: boolean(o.cacheServerErrors, 'cacheServerErrors', base?.cacheServerErrors ?? false),
+  })
+}
+
+function parseCompression(input: ResponseCacheOptions['compression']): CacheConfig['compression'] {
+  if (input === undefined || input === false) return undefined
+  if (input === 'gzip' || input === 'br') return Object.freeze({ algorithm: input, threshold: 1024 })
+  if (typeof input === 'object' && input !== null) {
+    if (input.algorithm !== 'gzip' && input.algorithm !== 'br') {
+      throw new InvalidOptionError("`compression.algorithm` must be 'gzip' or 'br'")
+    }
+    return Object.freeze({
+      algorithm: input.algorithm,
+      threshold: integer(input.threshold, 'compression.threshold', 1024, 0, 1024 * 1024 * 1024),
+    })
+  }
+  throw new InvalidOptionError("`compression` must be false, 'gzip', 'br' or { algorithm, threshold }")
+}
+
+function cacheStatusName(value: unknown): string {
+  if (value === undefined) return 'memkit'
+  if (typeof value !== 'string' || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(value)) {
+    throw new InvalidOptionError('`cacheStatusName` must be a token (letters, digits, -_.)')
+  }
+  return value
+}
+
+function seconds(value: unknown, name: string, fallback: number, min = 0): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
+    throw new InvalidOptionError(`\`${name}\` must be a number of seconds >= ${min}; got ${String(value)}`)
+  }
+  return value
+}
+
+function integer(value: unknown, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidOptionError(`\`${name}\` must be an integer from ${min} to ${max}; got ${String(value)}`)
+  }
+  return value
+}
+
+function boolean(value: unknown, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') throw new InvalidOptionError(`\`${name}\` must be true or false`)
+  return value
+}
+
+function oneOf<T extends string>(value: unknown, name: string, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback
+  if (!allowed.includes(value as T)) {
+    throw new InvalidOptionError(`\`${name}\` must be one of ${allowed.map((a) => `'${a}'`).join(', ')}`)
+  }
+  return value as T
+}
+
+function fn<T>(value: unknown, name: string): T | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'function') throw new InvalidOptionError(`\`${name}\` must be a function`)
+  return value as T
+}

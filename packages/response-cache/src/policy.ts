@@ -1,0 +1,161 @@
+// RFC 9111 storage and freshness rules for a shared cache, plus RFC 5861's stale extensions.
+import { type Directives, deltaSeconds, MAX_DELTA_SECONDS, parseCacheControl } from './cache-control.js'
+import { headerGet, headerText, varyNames } from './headers.js'
+import { parseHttpDate } from './http-date.js'
+import type { HeaderList, HeaderValue, RouteSettings } from './types.js'
+
+/** Statuses cacheable by default (RFC 9110 §15.1): the only ones a route `ttl` applies to. */
+const HEURISTIC_STATUSES = new Set([200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501])
+
+/** How long a stored response stays fresh and how it may be used once stale. */
+export interface Freshness {
+  /** Freshness lifetime in seconds; null when the response gave none (always stale). */
+  readonly lifetime: number | null
+  /** corrected_initial_age (RFC 9111 §4.2.3) in seconds; Infinity when `Age` was invalid. */
+  readonly initialAge: number
+  /** Seconds a stale response may be served while it is refreshed in the background. */
+  readonly swr: number
+  /** Seconds a stale response may be served when the handler fails. */
+  readonly sie: number
+  /** `no-cache`: every use needs revalidation. */
+  readonly noCache: boolean
+  /** must-revalidate / proxy-revalidate / s-maxage / no-cache: never serve stale without a directive that allows it. */
+  readonly noStale: boolean
+}
+
+export type NotStoredReason =
+  | 'request-no-store'
+  | 'status'
+  | 'no-store'
+  | 'private'
+  | 'set-cookie'
+  | 'vary-star'
+  | 'authorization'
+  | 'no-freshness'
+  | 'stale'
+  | 'too-large'
+  | 'incomplete'
+
+export function directivesOf(headers: HeaderList): Directives {
+  return parseCacheControl(headerGet(headers, 'cache-control'))
+}
+
+/**
+ * Freshness of a response received at `responseTime` for a request sent at `requestTime`
+ * (milliseconds). s-maxage beats max-age beats Expires; the route `ttl` stands in only when the
+ * response has none of them and its status is cacheable by default.
+ */
+export function freshnessOf(
+  status: number,
+  headers: HeaderList,
+  requestTime: number,
+  responseTime: number,
+  settings: RouteSettings,
+  cc: Directives = directivesOf(headers),
+): Freshness {
+  const dateValue = parseHttpDate(headerText(headers, 'date')) ?? responseTime
+  let lifetime: number | null = null
+  const sMaxAge = deltaSeconds(cc, 's-maxage')
+  const maxAge = deltaSeconds(cc, 'max-age')
+  if (sMaxAge !== undefined) {
+    lifetime = Number.isNaN(sMaxAge) ? 0 : sMaxAge
+  } else if (maxAge !== undefined) {
+    lifetime = Number.isNaN(maxAge) ? 0 : maxAge
+  } else {
+    const expires = headerGet(headers, 'expires')
+    if (expires !== undefined) {
+      // Several Expires lines, or an unparsable one (e.g. "0"), mean "already expired".
+      const at = Array.isArray(expires) && expires.length !== 1 ? undefined : parseHttpDate(String(expires))
+      lifetime = at === undefined ? 0 : Math.max(0, (at - dateValue) / 1000)
+    } else if (settings.ttl !== undefined && HEURISTIC_STATUSES.has(status)) {
+      lifetime = settings.ttl
+    }
+  }
+  const ageValue = parseAge(headerGet(headers, 'age'))
+  const apparentAge = Math.max(0, (responseTime - dateValue) / 1000)
+  const correctedAge = ageValue + Math.max(0, responseTime - requestTime) / 1000
+  const noCache = cc.get('no-cache') === true
+  const mustRevalidate = cc.has('must-revalidate') || cc.has('proxy-revalidate')
+  const noStale = mustRevalidate || noCache || sMaxAge !== undefined
+  // Explicit stale-* directives from the response are the origin's own permission and win over
+  // s-maxage's implied proxy-revalidate; must-revalidate and no-cache still forbid them. The route
+  // defaults apply only when nothing in the response forbids serving stale.
+  const swrDirective = validDelta(cc, 'stale-while-revalidate')
+  const sieDirective = validDelta(cc, 'stale-if-error')
+  const swr = mustRevalidate || noCache ? 0 : (swrDirective ?? (noStale ? 0 : settings.staleWhileRevalidate))
+  const sie = mustRevalidate || noCache ? 0 : (sieDirective ?? (noStale ? 0 : settings.staleIfError))
+  return {
+    lifetime: lifetime === null ? null : Math.min(lifetime, MAX_DELTA_SECONDS),
+    initialAge: Math.max(apparentAge, correctedAge),
+    swr,
+    sie,
+    noCache,
+    noStale,
+  }
+}
+
+/** current_age (RFC 9111 §4.2.3) in seconds at `now`. */
+export function currentAge(f: Freshness, responseTime: number, now: number): number {
+  return f.initialAge + Math.max(0, now - responseTime) / 1000
+}
+
+/** Seconds of freshness left at `now` (negative: stale by that much). -Infinity when never fresh. */
+export function remainingFreshness(f: Freshness, responseTime: number, now: number): number {
+  if (f.lifetime === null || f.noCache) return Number.NEGATIVE_INFINITY
+  return f.lifetime - currentAge(f, responseTime, now)
+}
+
+/**
+ * Why a response must not be stored, or undefined when it may be. `status`, `headers` are the
+ * handler's; `authorization` says whether the request carried credentials the route shares.
+ */
+export function notStorableReason(input: {
+  status: number
+  headers: HeaderList
+  cc: Directives
+  freshness: Freshness
+  authorization: boolean
+  requestNoStore: boolean
+  settings: RouteSettings
+}): NotStoredReason | undefined {
+  const { status, headers, cc, freshness, settings } = input
+  if (input.requestNoStore) return 'request-no-store'
+  if (status < 200 || status === 206 || status === 304 || status > 599) return 'status'
+  if (status >= 500 && !settings.cacheServerErrors) return 'status'
+  if (cc.has('no-store')) return 'no-store'
+  if (cc.has('private')) return 'private'
+  if (headerGet(headers, 'set-cookie') !== undefined) return 'set-cookie'
+  if (varyNames(headerGet(headers, 'vary'))[0] === '*') return 'vary-star'
+  if (input.authorization && !(cc.has('public') || cc.has('s-maxage') || cc.has('must-revalidate'))) {
+    return 'authorization'
+  }
+  if (freshness.lifetime === null && !freshness.noCache) return 'no-freshness'
+  if (!Number.isFinite(freshness.initialAge) && !hasValidator(headers)) return 'stale'
+  const fresh = !freshness.noCache && freshness.lifetime !== null && freshness.lifetime > freshness.initialAge
+  if (!fresh && !hasValidator(headers) && freshness.swr <= 0 && freshness.sie <= 0) return 'stale'
+  return undefined
+}
+
+export function hasValidator(headers: HeaderList): boolean {
+  return headerGet(headers, 'etag') !== undefined || headerGet(headers, 'last-modified') !== undefined
+}
+
+/**
+ * Age as a single delta-seconds. Absent: 0. A list, a second line, a sign, a fraction or a
+ * parameter makes it invalid, and a response of unknown age is treated as stale (Infinity).
+ */
+export function parseAge(value: HeaderValue | undefined): number {
+  if (value === undefined) return 0
+  if (Array.isArray(value)) {
+    if (value.length !== 1) return Number.POSITIVE_INFINITY
+    value = value[0]!
+  }
+  const text = String(value).trim()
+  if (!/^\d+$/.test(text)) return Number.POSITIVE_INFINITY
+  return Math.min(Number(text), MAX_DELTA_SECONDS)
+}
+
+function validDelta(cc: Directives, name: string): number | undefined {
+  const v = deltaSeconds(cc, name)
+  return v === undefined || Number.isNaN(v) ? undefined : v
+}

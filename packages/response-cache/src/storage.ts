@@ -1,0 +1,404 @@
+// How responses sit in memcached:
+//   <prefix><sha256(url key)>          the entry itself, or a Vary index naming the Vary'd headers
+//   <prefix>v:<sha256(index id, variant)> one entry per variant when the URL varies
+//   <prefix>c:<id>:<n>                  chunks of a body larger than one item (entry is a manifest)
+//   <prefix>t:<sha256(tag)>             tag generation counters
+//   <prefix>l:<...>, <prefix>r:<...>    fill and refresh leases (memcached add, short TTL)
+import { createHash, randomBytes } from 'node:crypto'
+import { DecodeError, type MemkitClient } from '@memkit/client'
+import {
+  CorruptEntryError,
+  decodeStored,
+  type Entry,
+  encodeEntry,
+  encodeIndex,
+  envelopeSize,
+  type VaryIndex,
+} from './entry.js'
+import { type KeySpace, rawVariantKey, varyValuesOf } from './key.js'
+import type { Metrics } from './metrics.js'
+import type { RequestHeaders } from './types.js'
+
+export type MissReason = 'uri-miss' | 'vary-miss' | 'invalidated' | 'corrupt' | 'unavailable'
+
+export interface Lookup {
+  /** A usable entry: key verified, tag generations current, chunks reassembled. */
+  entry: Entry | undefined
+  /** Why there is no entry. */
+  miss: MissReason | undefined
+  /** The URL's Vary index, when the URL varies. */
+  index: VaryIndex | undefined
+  /** memcached key of the URL. */
+  urlKey: string
+  /** Current generation of each route tag (undefined when the counter does not exist yet). */
+  gens: Map<string, number | undefined>
+  /** memcached failed: the request goes on uncached, without leases or stores. */
+  failed: boolean
+}
+
+export interface Placement {
+  /** memcached key the entry goes to. */
+  key: string
+  /** The entry's unhashed key (URL key, plus the variant's header values when it varies). */
+  rawKey: string
+  /** Index to (re)write at the URL key, when the response varies. */
+  index: VaryIndex | undefined
+}
+
+const MAX_HINTS = 10_000
+
+/** A fill or refresh lease held by this process. */
+export interface Lease {
+  readonly key: string
+  readonly token: string
+  readonly acquiredAt: number
+  /** Seconds. */
+  readonly ttl: number
+}
+
+export class Storage {
+  readonly #client: MemkitClient
+  readonly #keys: KeySpace
+  readonly #metrics: Metrics
+  readonly #report: (error: unknown) => void
+  // Last Vary index seen per URL, so a varying URL is usually read in one round trip.
+  readonly #hints = new Map<string, VaryIndex>()
+
+  constructor(client: MemkitClient, keys: KeySpace, metrics: Metrics, report: (error: unknown) => void) {
+    this.#client = client
+    this.#keys = keys
+    this.#metrics = metrics
+    this.#report = report
+  }
+
+  get client(): MemkitClient {
+    return this.#client
+  }
+
+  async lookup(rawKey: string, headers: RequestHeaders, tags: readonly string[]): Promise<Lookup> {
+    const urlKey = this.#keys.url(rawKey)
+    const gens = new Map<string, number | undefined>()
+    const result: Lookup = {
+      entry: undefined,
+      miss: 'uri-miss',
+      index: undefined,
+      urlKey,
+      gens,
+      failed: false,
+    }
+    const batch = [urlKey]
+    const tagKeys = tags.map((t) => this.#keys.tag(t))
+    batch.push(...tagKeys)
+    const hint = this.#hints.get(urlKey)
+    let hintedKey: string | undefined
+    if (hint) {
+      hintedKey = this.#keys.variant(hint.id, rawVariantKey(rawKey, varyValuesOf(hint.varyNames, headers)))
+      batch.push(hintedKey)
+    }
+    let found: Map<string, unknown>
+    try {
+      found = await this.#read(batch)
+    } catch (error) {
+      this.#report(error)
+      result.failed = true
+      result.miss = 'unavailable'
+      return result
+    }
+    tags.forEach((tag, i) => {
+      gens.set(tag, counterValue(found.get(tagKeys[i]!)))
+    })
+    const record = this.#decode(found.get(urlKey), urlKey)
+    if (record === undefined) {
+      if (found.has(urlKey)) result.miss = 'corrupt'
+      return result
+    }
+    let entry: Entry | undefined
+    if (record.kind === 'index') {
+      if (record.rawKey !== rawKey) return this.#corrupt(result)
+      result.index = record
+      this.#remember(urlKey, record)
+      const rawVariant = rawVariantKey(rawKey, varyValuesOf(record.varyNames, headers))
+      const variantKey = this.#keys.variant(record.id, rawVariant)
+      let stored: unknown
+      if (variantKey === hintedKey) {
+        stored = found.get(variantKey)
+      } else {
+        try {
+          stored = (await this.#read([variantKey])).get(variantKey)
+        } catch (error) {
+          this.#report(error)
+          result.failed = true
+          result.miss = 'unavailable'
+          return result
+        }
+      }
+      if (stored === undefined) {
+        result.miss = 'vary-miss'
+        return result
+      }
+      const variant = this.#decode(stored, variantKey)
+      if (variant === undefined) {
+        result.miss = 'corrupt'
+        return result
+      }
+      if (variant.kind !== 'entry' || variant.rawKey !== rawVariant) return this.#corrupt(result)
+      entry = variant
+    } else {
+      if (record.rawKey !== rawKey) return this.#corrupt(result)
+      if (hint) this.#hints.delete(urlKey)
+      entry = record
+    }
+    // Tag generations: an entry recorded under an older generation is invalidated.
+    const extra = Object.keys(entry.tags).filter((t) => !gens.has(t))
+    if (extra.length > 0) {
+      try {
+        const more = await this.#read(extra.map((t) => this.#keys.tag(t)))
+        for (const t of extra) gens.set(t, counterValue(more.get(this.#keys.tag(t))))
+      } catch (error) {
+        this.#report(error)
+        result.failed = true
+        result.miss = 'unavailable'
+        return result
+      }
+    }
+    for (const [tag, gen] of Object.entries(entry.tags)) {
+      if (gens.get(tag) !== gen) {
+        result.miss = 'invalidated'
+        return result
+      }
+    }
+    if (entry.chunks) {
+      const body = await this.#assemble(entry)
+      if (body === undefined) return this.#corrupt(result)
+      if (body === null) {
+        result.failed = true
+        result.miss = 'unavailable'
+        return result
+      }
+      entry = { ...entry, body }
+    }
+    result.entry = entry
+    result.miss = undefined
+    return result
+  }
+
+  /** Where an entry for this request goes, given the handler's Vary names. */
+  placement(
+    rawKey: string,
+    lookup: Lookup,
+    varyNames: readonly string[],
+    varyValues: readonly string[],
+  ): Placement {
+    if (varyNames.length === 0) return { key: lookup.urlKey, rawKey, index: undefined }
+    const current = lookup.index
+    const index =
+      current && sameNames(current.varyNames, varyNames)
+        ? current
+        : {
+            kind: 'index' as const,
+            rawKey,
+            id: randomBytes(9).toString('base64url'),
+            varyNames: [...varyNames],
+          }
+    const rawVariant = rawVariantKey(rawKey, varyValues)
+    return { key: this.#keys.variant(index.id, rawVariant), rawKey: rawVariant, index }
+  }
+
+  /**
+   * Writes an entry (chunked when it exceeds one item and `chunk` is allowed). Resolves
+   * 'stored', or 'too-large' when it does not fit and chunking is off. Rejects on memcached failure.
+   */
+  async write(
+    placement: Placement,
+    urlKey: string,
+    entry: Entry,
+    ttl: number,
+    chunk: boolean,
+  ): Promise<'stored' | 'too-large'> {
+    const limit = this.#client.maxValueSize(placement.key)
+    if (envelopeSize(entry) <= limit) {
+      await this.#client.set(placement.key, encodeEntry(entry), { ttl })
+    } else {
+      if (!chunk) return 'too-large'
+      await this.#writeChunked(placement.key, entry, ttl)
+      this.#metrics.chunked++
+    }
+    if (placement.index) {
+      // The index outlives no variant it points to by much; a lost index only orphans variants.
+      await this.#client.set(urlKey, encodeIndex(placement.index), { ttl })
+      this.#remember(urlKey, placement.index)
+    }
+    return 'stored'
+  }
+
+  async #writeChunked(key: string, entry: Entry, ttl: number): Promise<void> {
+    const id = randomBytes(9).toString('base64url')
+    const body = entry.body
+    // Sized for the longest chunk key (five-digit index), so every chunk fits whatever its number.
+    const size = this.#client.maxValueSize(this.#keys.chunk(id, 99_999))
+    const count = Math.ceil(body.length / size)
+    if (count > 100_000) throw new RangeError('body too large to chunk')
+    const sha256 = createHash('sha256').update(body).digest('base64url')
+    const writes: Promise<boolean>[] = []
+    for (let i = 0; i < count; i++) {
+      writes.push(this.#client.set(this.#keys.chunk(id, i), body.subarray(i * size, (i + 1) * size), { ttl }))
+    }
+    await Promise.all(writes)
+    // The manifest goes last: it never points at chunks that were not written.
+    const manifest: Entry = { ...entry, body: Buffer.alloc(0), chunks: { id, count, sha256 } }
+    await this.#client.set(key, encodeEntry(manifest), { ttl })
+  }
+
+  /** The reassembled body; undefined when a chunk is missing or the hash differs; null on memcached failure. */
+  async #assemble(entry: Entry): Promise<Buffer | undefined | null> {
+    const { id, count, sha256 } = entry.chunks!
+    if (count < 1 || count > 100_000) return undefined
+    const keys = Array.from({ length: count }, (_, i) => this.#keys.chunk(id, i))
+    let found: Map<string, unknown>
+    try {
+      found = await this.#read(keys)
+    } catch (error) {
+      this.#report(error)
+      return null
+    }
+    const parts: Buffer[] = []
+    for (const key of keys) {
+      const part = found.get(key)
+      if (!Buffer.isBuffer(part)) return undefined
+      parts.push(part)
+    }
+    const body = Buffer.concat(parts)
+    if (body.length !== entry.size) return undefined
+    if (createHash('sha256').update(body).digest('base64url') !== sha256) return undefined
+    return body
+  }
+
+  /** Current generations of `tags`, creating missing counters (so an evicted counter never comes back equal). */
+  async generations(
+    tags: readonly string[],
+    known: Map<string, number | undefined>,
+  ): Promise<Record<string, number>> {
+    const out: Record<string, number> = {}
+    await Promise.all(
+      tags.map(async (tag) => {
+        const gen = known.get(tag)
+        if (gen !== undefined && Number.isSafeInteger(gen)) {
+          out[tag] = gen
+          return
+        }
+        const created = await this.#client.incr(this.#keys.tag(tag), 0, {
+          initial: freshGeneration(),
+          ttl: 0,
+        })
+        if (created === undefined) throw new Error(`tag counter for ${JSON.stringify(tag)} vanished`)
+        out[tag] = created
+      }),
+    )
+    return out
+  }
+
+  /** Bumps a tag's generation: every entry recorded under the old one misses from now on. */
+  async bumpTag(tag: string): Promise<void> {
+    await this.#client.incr(this.#keys.tag(tag), 1, { initial: freshGeneration(), ttl: 0 })
+  }
+
+  /** Removes the URL's entry (or Vary index, orphaning every variant). */
+  async deleteUrl(rawKey: string): Promise<void> {
+    const urlKey = this.#keys.url(rawKey)
+    this.#hints.delete(urlKey)
+    await this.#client.delete(urlKey)
+  }
+
+  /**
+   * Takes a short lease with memcached `add`; undefined when someone else holds it. Rejects on
+   * memcached failure.
+   */
+  async acquireLease(name: string, ttl: number): Promise<Lease | undefined> {
+    const key = name
+    const token = randomBytes(12).toString('base64url')
+    const acquiredAt = Date.now()
+    return (await this.#client.add(key, token, { ttl })) ? { key, token, acquiredAt, ttl } : undefined
+  }
+
+  /**
+   * Frees a lease. Well inside its TTL nobody else can hold it, so a plain delete (one pipelined
+   * command) is safe; near or past expiry it is removed only if it still carries our token.
+   */
+  releaseLease(lease: Lease): Promise<unknown> {
+    if (Date.now() - lease.acquiredAt < lease.ttl * 1000 - 1000) return this.#client.delete(lease.key)
+    return this.#client
+      .gets(lease.key)
+      .then((item) =>
+        item && Buffer.isBuffer(item.value) === false && String(item.value) === lease.token
+          ? this.#client.deleteIfUnchanged(lease.key, item.cas)
+          : false,
+      )
+  }
+
+  async leaseHeld(name: string): Promise<boolean> {
+    return (await this.#client.get(name)) !== undefined
+  }
+
+  /**
+   * getMany that survives an item the client cannot decode (foreign flags, a pickle...): the item
+   * is counted as corrupt, deleted so the next store repairs it, and the read is retried once.
+   */
+  async #read(keys: string[]): Promise<Map<string, unknown>> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (keys.length === 1) {
+          // One key (the common hit: no tags, no Vary) is a single mg, cheaper than a batch.
+          const value = await this.#client.get(keys[0]!)
+          return value === undefined ? new Map() : new Map([[keys[0]!, value]])
+        }
+        return await this.#client.getMany(keys)
+      } catch (error) {
+        if (!(error instanceof DecodeError) || attempt > 0) throw error
+        this.#metrics.corrupt++
+        this.#report(error)
+        await this.#client.delete(error.key).catch(() => false)
+      }
+    }
+  }
+
+  #decode(value: unknown, key: string): Entry | VaryIndex | undefined {
+    if (value === undefined) return undefined
+    try {
+      return decodeStored(value)
+    } catch (error) {
+      if (!(error instanceof CorruptEntryError)) throw error
+      this.#metrics.corrupt++
+      this.#report(new CorruptEntryError(`${key}: ${error.message}`))
+      return undefined
+    }
+  }
+
+  #corrupt(result: Lookup): Lookup {
+    this.#metrics.corrupt++
+    result.miss = 'corrupt'
+    result.entry = undefined
+    return result
+  }
+
+  #remember(urlKey: string, index: VaryIndex): void {
+    if (this.#hints.size >= MAX_HINTS) this.#hints.delete(this.#hints.keys().next().value!)
+    this.#hints.set(urlKey, index)
+  }
+}
+
+/** A generation no earlier counter can have reached: microseconds since the epoch. */
+function freshGeneration(): number {
+  return Date.now() * 1000
+}
+
+function counterValue(value: unknown): number | undefined {
+  if (value === undefined) return undefined
+  if (typeof value === 'number') return value
+  const text = Buffer.isBuffer(value) ? value.toString('latin1') : typeof value === 'string' ? value : ''
+  const n = Number(text.trim())
+  return Number.isSafeInteger(n) ? n : Number.NaN
+}
+
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i])
+}

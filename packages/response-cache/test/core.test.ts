@@ -1,0 +1,332 @@
+// The framework-free core on its own: header parsing, freshness, storability, preconditions,
+// ranges, keys and the stored envelope. No memcached needed here.
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import { deltaSeconds, parseCacheControl } from '../src/cache-control.js'
+import { evaluatePreconditions, evaluateRange, parseEntityTags } from '../src/conditional.js'
+import { CorruptEntryError, decodeStored, type Entry, encodeEntry, encodeIndex } from '../src/entry.js'
+import { acceptedCodings, endToEnd, normalizeRequestHeader, varyNames } from '../src/headers.js'
+import { parseHttpDate } from '../src/http-date.js'
+import { KeySpace, rawUrlKey, resolveSameOrigin } from '../src/key.js'
+import { parseRouteSettings } from '../src/options.js'
+import { directivesOf, freshnessOf, notStorableReason, parseAge, remainingFreshness } from '../src/policy.js'
+import type { HeaderList } from '../src/types.js'
+
+const settings = parseRouteSettings({})
+
+describe('Cache-Control parsing', () => {
+  test('directives are case-insensitive, the first occurrence wins, quoted commas do not split', () => {
+    const cc = parseCacheControl(['MaX-AgE=10, ext="a, max-age=99"', 'max-age=20, no-cache="set-cookie"'])
+    assert.equal(deltaSeconds(cc, 'max-age'), 10)
+    assert.equal(cc.get('ext'), 'a, max-age=99')
+    assert.equal(cc.get('no-cache'), 'set-cookie')
+  })
+  test('delta-seconds: digits only (leading zeros fine, quoted accepted), capped at 2^31', () => {
+    const v = (text: string) => deltaSeconds(parseCacheControl(text), 'max-age')
+    assert.equal(v('max-age=003600'), 3600)
+    assert.equal(v('max-age="60"'), 60)
+    assert.equal(v('max-age=99999999999'), 2147483648)
+    for (const bad of ["max-age='60'", 'max-age=-1', 'max-age=1.5', 'max-age=', 'max-age'])
+      assert.ok(Number.isNaN(v(bad)), bad)
+    assert.equal(v('s-maxage=5'), undefined)
+  })
+  test('Age: one non-negative integer; anything else makes the response stale', () => {
+    assert.equal(parseAge(undefined), 0)
+    assert.equal(parseAge('30'), 30)
+    assert.equal(parseAge(['30']), 30)
+    for (const bad of ['abc', '-1', '1.0', '1, 2', '1;x=2', ''] as const)
+      assert.equal(parseAge(bad), Infinity, bad)
+    assert.equal(parseAge(['0', '0']), Infinity)
+  })
+  test('HTTP-date: IMF-fixdate, RFC 850 and asctime; nothing else', () => {
+    const t = Date.UTC(1994, 10, 6, 8, 49, 37)
+    assert.equal(parseHttpDate('Sun, 06 Nov 1994 08:49:37 GMT'), t)
+    assert.equal(parseHttpDate('Sunday, 06-Nov-94 08:49:37 GMT'), t)
+    assert.equal(parseHttpDate('Sun Nov  6 08:49:37 1994'), t)
+    for (const bad of [
+      '0',
+      'tomorrow',
+      'Sun, 31 Feb 1994 08:49:37 GMT',
+      '2024-01-01T00:00:00Z',
+      'Sun 06 Nov 1994 08:49:37 GMT',
+    ]) {
+      assert.equal(parseHttpDate(bad), undefined, bad)
+    }
+  })
+})
+
+describe('freshness and storage rules', () => {
+  const now = Date.now()
+  const fresh = (headers: HeaderList, status = 200, s = settings) => freshnessOf(status, headers, now, now, s)
+  test('s-maxage > max-age > Expires > route ttl', () => {
+    const expires = new Date(now + 100_000).toUTCString()
+    const date = new Date(now).toUTCString()
+    assert.equal(
+      fresh([
+        ['cache-control', 'max-age=10, s-maxage=20'],
+        ['expires', expires],
+      ]).lifetime,
+      20,
+    )
+    assert.equal(
+      fresh([
+        ['cache-control', 'max-age=10'],
+        ['expires', expires],
+      ]).lifetime,
+      10,
+    )
+    assert.ok(
+      Math.abs(
+        fresh([
+          ['expires', expires],
+          ['date', date],
+        ]).lifetime! - 100,
+      ) < 1.5,
+    )
+    assert.equal(fresh([['expires', '0']]).lifetime, 0)
+    const ttl = parseRouteSettings({ ttl: 30 })
+    assert.equal(fresh([], 200, ttl).lifetime, 30)
+    assert.equal(fresh([], 201, ttl).lifetime, null)
+    assert.equal(fresh([['cache-control', 'max-age=5']], 200, ttl).lifetime, 5)
+    assert.equal(fresh([]).lifetime, null)
+  })
+  test('age: apparent age from Date, the Age header and the response delay', () => {
+    const f = freshnessOf(
+      200,
+      [
+        ['date', new Date(now - 50_000).toUTCString()],
+        ['age', '10'],
+      ],
+      now - 2000,
+      now,
+      settings,
+    )
+    assert.ok(f.initialAge >= 49 && f.initialAge <= 51, String(f.initialAge))
+    const g = freshnessOf(
+      200,
+      [
+        ['age', '100'],
+        ['cache-control', 'max-age=300'],
+      ],
+      now - 2000,
+      now,
+      settings,
+    )
+    assert.equal(g.initialAge, 102)
+    assert.ok(Math.abs(remainingFreshness(g, now, now + 8000) - 190) < 0.01)
+  })
+  test('stale permissions: explicit directives, route defaults, and what forbids them', () => {
+    const route = parseRouteSettings({ staleWhileRevalidate: 30, staleIfError: 40 })
+    assert.deepEqual(
+      [fresh([['cache-control', 'max-age=1']], 200, route)].map((f) => [f.swr, f.sie]),
+      [[30, 40]],
+    )
+    const explicit = fresh([['cache-control', 's-maxage=1, stale-while-revalidate=5']], 200, route)
+    assert.deepEqual([explicit.swr, explicit.sie, explicit.noStale], [5, 0, true])
+    const forbidden = fresh([['cache-control', 'max-age=1, must-revalidate, stale-if-error=60']], 200, route)
+    assert.deepEqual([forbidden.swr, forbidden.sie], [0, 0])
+  })
+  test('never stored: the reasons, in a shared cache', () => {
+    const reason = (
+      headers: HeaderList,
+      extra: { status?: number; authorization?: boolean; noStore?: boolean } = {},
+    ) => {
+      const cc = directivesOf(headers)
+      return notStorableReason({
+        status: extra.status ?? 200,
+        headers,
+        cc,
+        freshness: freshnessOf(extra.status ?? 200, headers, now, now, settings, cc),
+        authorization: extra.authorization ?? false,
+        requestNoStore: extra.noStore ?? false,
+        settings,
+      })
+    }
+    const ok: HeaderList = [['cache-control', 'max-age=60']]
+    assert.equal(reason(ok), undefined)
+    assert.equal(reason(ok, { noStore: true }), 'request-no-store')
+    assert.equal(reason(ok, { status: 206 }), 'status')
+    assert.equal(reason(ok, { status: 500 }), 'status')
+    assert.equal(reason([['cache-control', 'no-store, max-age=60']]), 'no-store')
+    assert.equal(reason([['cache-control', 'private="x", max-age=60']]), 'private')
+    assert.equal(reason([...ok, ['set-cookie', 'a=b']]), 'set-cookie')
+    assert.equal(reason([...ok, ['vary', 'accept, *']]), 'vary-star')
+    assert.equal(reason(ok, { authorization: true }), 'authorization')
+    assert.equal(reason([['cache-control', 'public, max-age=60']], { authorization: true }), undefined)
+    assert.equal(reason([['cache-control', 's-maxage=60']], { authorization: true }), undefined)
+    assert.equal(reason([]), 'no-freshness')
+    assert.equal(reason([['cache-control', 'max-age=0']]), 'stale')
+    assert.equal(
+      reason([
+        ['cache-control', 'max-age=0'],
+        ['etag', '"x"'],
+      ]),
+      undefined,
+    )
+    assert.equal(
+      reason([
+        ['cache-control', 'no-cache'],
+        ['etag', '"x"'],
+      ]),
+      undefined,
+    )
+    assert.equal(
+      reason([
+        ['cache-control', 'max-age=60'],
+        ['age', 'abc'],
+      ]),
+      'stale',
+    )
+  })
+})
+
+describe('preconditions and ranges', () => {
+  const lm = Date.UTC(2024, 0, 1)
+  test('If-None-Match: weak comparison, lists, * ; it takes precedence over If-Modified-Since', () => {
+    assert.deepEqual(parseEntityTags(' "a" , W/"b",junk, *'), ['"a"', 'W/"b"', '*'])
+    assert.equal(evaluatePreconditions({ ifNoneMatch: 'W/"x"' }, '"x"', lm), 304)
+    assert.equal(evaluatePreconditions({ ifNoneMatch: '"y", "x"' }, 'W/"x"', lm), 304)
+    assert.equal(evaluatePreconditions({ ifNoneMatch: '*' }, undefined, lm), 304)
+    assert.equal(evaluatePreconditions({ ifNoneMatch: '"y"' }, '"x"', lm), undefined)
+    const later = new Date(lm + 1000).toUTCString()
+    assert.equal(evaluatePreconditions({ ifModifiedSince: later }, '"x"', lm), 304)
+    assert.equal(
+      evaluatePreconditions({ ifModifiedSince: new Date(lm - 1000).toUTCString() }, '"x"', lm),
+      undefined,
+    )
+    assert.equal(evaluatePreconditions({ ifNoneMatch: '"y"', ifModifiedSince: later }, '"x"', lm), undefined)
+    assert.equal(evaluatePreconditions({ ifModifiedSince: 'garbage' }, '"x"', lm), undefined)
+  })
+  test('If-Match is strong; a failed one is 412', () => {
+    assert.equal(evaluatePreconditions({ ifMatch: '"x"' }, '"x"', lm), undefined)
+    assert.equal(evaluatePreconditions({ ifMatch: 'W/"x"' }, 'W/"x"', lm), 412)
+    assert.equal(evaluatePreconditions({ ifMatch: '"y"' }, '"x"', lm), 412)
+  })
+  test('one byte range; several, other units or a failed If-Range give the full body', () => {
+    assert.deepEqual(evaluateRange({ range: 'bytes=0-3' }, 10, undefined, undefined), {
+      kind: 'partial',
+      start: 0,
+      end: 3,
+    })
+    assert.deepEqual(evaluateRange({ range: 'bytes=8-' }, 10, undefined, undefined), {
+      kind: 'partial',
+      start: 8,
+      end: 9,
+    })
+    assert.deepEqual(evaluateRange({ range: 'bytes=-4' }, 10, undefined, undefined), {
+      kind: 'partial',
+      start: 6,
+      end: 9,
+    })
+    assert.deepEqual(evaluateRange({ range: 'bytes=5-100' }, 10, undefined, undefined), {
+      kind: 'partial',
+      start: 5,
+      end: 9,
+    })
+    assert.deepEqual(evaluateRange({ range: 'bytes=10-' }, 10, undefined, undefined), {
+      kind: 'unsatisfiable',
+    })
+    for (const full of ['bytes=0-1,3-4', 'items=0-1', 'bytes=5-2']) {
+      assert.deepEqual(evaluateRange({ range: full }, 10, undefined, undefined), { kind: 'full' }, full)
+    }
+    assert.deepEqual(
+      evaluateRange({ range: 'bytes=0-1', ifRange: '"a"' }, 10, '"a"', undefined).kind,
+      'partial',
+    )
+    assert.deepEqual(
+      evaluateRange({ range: 'bytes=0-1', ifRange: 'W/"a"' }, 10, 'W/"a"', undefined).kind,
+      'full',
+    )
+  })
+})
+
+describe('headers and keys', () => {
+  test('end-to-end headers drop hop-by-hop fields and those Connection lists', () => {
+    const out = endToEnd([
+      ['Connection', 'X-A, close'],
+      ['X-A', '1'],
+      ['Keep-Alive', 'timeout=5'],
+      ['Transfer-Encoding', 'chunked'],
+      ['Content-Length', '9'],
+      ['X-Keep', '2'],
+    ])
+    assert.deepEqual(out, [['X-Keep', '2']])
+  })
+  test('Vary names; Accept-Encoding normalised to accepted codings; whitespace and case of lists', () => {
+    assert.deepEqual(varyNames(['Accept-Encoding, Foo', 'foo']), ['accept-encoding', 'foo'])
+    assert.deepEqual(varyNames(', *'), ['*'])
+    assert.deepEqual(acceptedCodings('gzip;q=0.5, br, identity'), ['br', 'gzip'])
+    assert.deepEqual(acceptedCodings('*;q=1, gzip;q=0'), ['br', 'deflate', 'zstd'])
+    assert.equal(
+      normalizeRequestHeader('accept-encoding', 'br, gzip'),
+      normalizeRequestHeader('accept-encoding', 'gzip,br;q=0.9'),
+    )
+    assert.equal(normalizeRequestHeader('foo', ' 1, 2 '), normalizeRequestHeader('foo', ['1', '2']))
+    assert.equal(normalizeRequestHeader('accept-language', 'EN, De'), 'en,de')
+    assert.notEqual(normalizeRequestHeader('foo', undefined), normalizeRequestHeader('foo', ''))
+  })
+  test('keys are fixed-length hashes of method class, host and URL', () => {
+    const keys = new KeySpace('p:')
+    const long = keys.url(rawUrlKey('example.com', `/x?q=${'y'.repeat(5000)}`))
+    assert.equal(long.length, 'p:'.length + 43)
+    assert.notEqual(keys.url(rawUrlKey('a.example', '/x')), keys.url(rawUrlKey('b.example', '/x')))
+    assert.equal(rawUrlKey('h', 'http://other/x?y'), rawUrlKey('h', '/x?y'))
+  })
+  test('Location and Content-Location resolve against the request, same origin only', () => {
+    assert.equal(resolveSameOrigin('/a/b?c', 'example.com', '/z'), '/a/b?c')
+    assert.equal(resolveSameOrigin('b', 'example.com', '/a/z'), '/a/b')
+    assert.equal(resolveSameOrigin('http://example.com:8080/q', 'example.com', '/'), '/q')
+    assert.equal(resolveSameOrigin('https://elsewhere.example/q', 'example.com', '/'), undefined)
+    assert.equal(resolveSameOrigin('//elsewhere.example/q', 'example.com', '/'), undefined)
+  })
+})
+
+describe('stored envelope', () => {
+  const entry: Entry = {
+    kind: 'entry',
+    rawKey: rawUrlKey('h', '/x'),
+    status: 200,
+    reason: 'OK',
+    headers: [
+      ['Content-Type', 'text/plain'],
+      ['Cache-Control', ['max-age=1', 'public']],
+    ],
+    requestTime: 1,
+    responseTime: 2,
+    freshness: { lifetime: 60, initialAge: Infinity, swr: 1, sie: 2, noCache: true, noStale: false },
+    varyNames: ['accept-language'],
+    varyValues: ['en'],
+    tags: { products: 12 },
+    route: '/x',
+    encoding: 'gzip',
+    body: Buffer.from('body bytes'),
+    size: 10,
+    chunks: undefined,
+  }
+  test('round-trips entries and indexes', () => {
+    assert.deepEqual(decodeStored(encodeEntry(entry)), entry)
+    const index = { kind: 'index' as const, rawKey: 'k', id: 'abc', varyNames: ['foo'] }
+    assert.deepEqual(decodeStored(encodeIndex(index)), index)
+  })
+  test('anything else is CorruptEntryError, never a crash or a wrong value', () => {
+    const good = encodeEntry(entry)
+    const broken = [
+      'a string',
+      Buffer.from('MKRC'),
+      Buffer.from('XXXX1E\u0000\u0000\u0000\u0002{}'),
+      good.subarray(0, good.length - 3),
+      Buffer.concat([good, Buffer.from('!')]),
+      (() => {
+        const b = Buffer.from(good)
+        b[12] = 0x7b // damage the JSON
+        return b
+      })(),
+      (() => {
+        const b = Buffer.from(good)
+        b[5] = 0x5a // unknown kind
+        return b
+      })(),
+    ]
+    for (const value of broken) assert.throws(() => decodeStored(value), CorruptEntryError)
+  })
+})

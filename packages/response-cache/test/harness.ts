@@ -1,0 +1,229 @@
+// One test table, two frameworks: builds an Express app (driven with supertest) or a Fastify app
+// (driven with fastify.inject) with the same routes behind the cache, and counts handler calls.
+import { request as httpRequest, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { MemkitClient } from '@memkit/client'
+import express from 'express'
+import Fastify, { type FastifyInstance } from 'fastify'
+import supertest from 'supertest'
+import { type ResponseCacheMiddleware, responseCache } from '../src/express.js'
+import fastifyResponseCache from '../src/fastify.js'
+import type { MetricsSnapshot, ResponseCache, ResponseCacheOptions, RouteCacheOptions } from '../src/index.js'
+
+export type Framework = 'express' | 'fastify'
+export const FRAMEWORKS: readonly Framework[] = ['express', 'fastify']
+
+export interface OriginRequest {
+  method: string
+  url: string
+  headers: Record<string, string | string[] | undefined>
+}
+
+export interface OriginResponse {
+  status?: number
+  headers?: Record<string, string | string[] | undefined>
+  body?: string | Buffer
+  /** The handler throws instead of answering. */
+  throws?: boolean
+  delayMs?: number
+}
+
+export interface Route {
+  path: string
+  method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
+  /** Route-level cache settings (Express: middleware.route(); Fastify: config.cache). */
+  cache?: RouteCacheOptions | false
+  handler(req: OriginRequest, call: number): OriginResponse | Promise<OriginResponse>
+}
+
+export interface Res {
+  status: number
+  headers: Record<string, string>
+  body: Buffer
+  text: string
+}
+
+export interface TestApp {
+  framework: Framework
+  /** Handler calls so far, per route path. */
+  calls(path?: string): number
+  request(
+    path: string,
+    init?: { method?: string; headers?: Record<string, string>; body?: string },
+  ): Promise<Res>
+  /** The bytes as sent on the wire (no client-side decompression). */
+  rawRequest(path: string, headers?: Record<string, string>): Promise<Res>
+  metrics(): MetricsSnapshot
+  invalidateTag(tag: string): Promise<void>
+  cache: ResponseCache
+  close(): Promise<void>
+}
+
+export async function makeApp(
+  framework: Framework,
+  options: ResponseCacheOptions & { client: MemkitClient },
+  routes: Route[],
+): Promise<TestApp> {
+  const counts = new Map<string, number>()
+  const bump = (path: string) => {
+    const n = (counts.get(path) ?? 0) + 1
+    counts.set(path, n)
+    return n
+  }
+  const calls = (path?: string) =>
+    path === undefined ? [...counts.values()].reduce((a, b) => a + b, 0) : (counts.get(path) ?? 0)
+  return framework === 'express'
+    ? expressApp(options, routes, bump, calls)
+    : fastifyApp(options, routes, bump, calls)
+}
+
+async function expressApp(
+  options: ResponseCacheOptions,
+  routes: Route[],
+  bump: (path: string) => number,
+  calls: (path?: string) => number,
+): Promise<TestApp> {
+  const app = express()
+  app.set('etag', false)
+  app.set('x-powered-by', false)
+  const middleware: ResponseCacheMiddleware = responseCache(options)
+  for (const route of routes) {
+    const method = (route.method ?? 'GET').toLowerCase() as 'get'
+    const handlers: express.RequestHandler[] = []
+    if (route.cache !== false) handlers.push(middleware.route(route.cache ?? {}))
+    handlers.push(async (req, res) => {
+      const out = await route.handler(
+        { method: req.method, url: req.originalUrl, headers: req.headers },
+        bump(route.path),
+      )
+      if (out.delayMs) await sleep(out.delayMs)
+      if (out.throws) throw new Error('handler failed')
+      res.status(out.status ?? 200)
+      for (const [k, v] of Object.entries(out.headers ?? {})) if (v !== undefined) res.setHeader(k, v)
+      res.send(out.body ?? '')
+    })
+    app[method](route.path, ...handlers)
+  }
+  // Keep error output quiet and deterministic.
+  app.use((_error: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+    res.status(500).send('internal error')
+  })
+  const server: Server = app.listen(0, '127.0.0.1')
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()))
+  return {
+    framework: 'express',
+    calls,
+    cache: middleware.cache,
+    metrics: () => middleware.metrics(),
+    invalidateTag: (tag) => middleware.invalidateTag(tag),
+    async request(path, init = {}) {
+      const method = (init.method ?? 'GET').toLowerCase() as 'get'
+      // A fresh supertest request each time: no cookie jar carrying Set-Cookie into the next request.
+      let req = supertest(server)[method](path)
+      for (const [k, v] of Object.entries(init.headers ?? {})) req = req.set(k, v)
+      req = req.buffer(true).parse((res, callback) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => callback(null, Buffer.concat(chunks)))
+      })
+      if (init.body !== undefined) req = req.send(init.body)
+      const res = await req
+      const body = Buffer.isBuffer(res.body) ? res.body : Buffer.alloc(0)
+      return { status: res.status, headers: flatten(res.headers), body, text: body.toString() }
+    },
+    rawRequest(path, headers = {}) {
+      const { port } = server.address() as AddressInfo
+      return new Promise<Res>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, path, headers }, (res) => {
+          const chunks: Buffer[] = []
+          res.on('data', (c: Buffer) => chunks.push(c))
+          res.on('end', () => {
+            const body = Buffer.concat(chunks)
+            resolve({ status: res.statusCode!, headers: flatten(res.headers), body, text: body.toString() })
+          })
+          res.on('error', reject)
+        })
+        req.on('error', reject)
+        req.end()
+      })
+    },
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      })
+      await middleware.close()
+    },
+  }
+}
+
+async function fastifyApp(
+  options: ResponseCacheOptions,
+  routes: Route[],
+  bump: (path: string) => number,
+  calls: (path?: string) => number,
+): Promise<TestApp> {
+  const app: FastifyInstance = Fastify()
+  await app.register(fastifyResponseCache, options)
+  for (const route of routes) {
+    app.route({
+      method: route.method ?? 'GET',
+      url: route.path,
+      config: { cache: route.cache === false ? false : (route.cache ?? true) },
+      handler: async (request, reply) => {
+        const out = await route.handler(
+          { method: request.method, url: request.url, headers: request.headers },
+          bump(route.path),
+        )
+        if (out.delayMs) await sleep(out.delayMs)
+        if (out.throws) throw new Error('handler failed')
+        reply.code(out.status ?? 200)
+        for (const [k, v] of Object.entries(out.headers ?? {})) if (v !== undefined) reply.header(k, v)
+        return reply.send(out.body ?? '')
+      },
+    })
+  }
+  await app.ready()
+  return {
+    framework: 'fastify',
+    calls,
+    cache: app.responseCache.cache,
+    metrics: () => app.responseCache.metrics(),
+    invalidateTag: (tag) => app.responseCache.invalidateTag(tag),
+    async request(path, init = {}) {
+      const headers = { ...init.headers }
+      if (init.body !== undefined && !('content-type' in headers)) headers['content-type'] = 'text/plain'
+      const res = await app.inject({
+        method: (init.method ?? 'GET') as 'GET',
+        url: path,
+        headers,
+        payload: init.body,
+      })
+      return { status: res.statusCode, headers: flatten(res.headers), body: res.rawPayload, text: res.body }
+    },
+    async rawRequest(path, headers = {}) {
+      const res = await app.inject({ method: 'GET', url: path, headers })
+      return { status: res.statusCode, headers: flatten(res.headers), body: res.rawPayload, text: res.body }
+    },
+    close: () => app.close(),
+  }
+}
+
+function flatten(headers: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(headers)) {
+    if (v === undefined) continue
+    out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : String(v)
+  }
+  return out
+}
+
+/** Polls `condition` every 10 ms for up to `ms` (for work the cache finishes after responding). */
+export async function until(condition: () => boolean | Promise<boolean>, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await sleep(10)
+  }
+}
