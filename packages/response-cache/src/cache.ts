@@ -13,6 +13,7 @@ import {
 import { CorruptEntryError, type Entry } from './entry.js'
 import {
   acceptedCodings,
+  CLIENT_SPECIFIC,
   endToEnd,
   headerGet,
   headerSet,
@@ -412,11 +413,14 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     tx.cacheStatus = storedParam(tx.cacheStatus, result)
     this.#count(tx, 'miss', stored)
     const out = await this.#fromEntry(tx, stored)
-    // Fields a qualified no-cache keeps out of the store still belong to this response.
-    const unstored = listedFields(cc, 'no-cache')
-    if (out.status !== 304 && unstored.length > 0) {
+    // Fields kept out of the store (a qualified no-cache, a client's rate-limit quota) still
+    // belong to this response.
+    const unstored = new Set([...listedFields(cc, 'no-cache'), ...CLIENT_SPECIFIC])
+    if (out.status !== 304) {
       for (const [name, value] of endToEnd(captured.headers)) {
-        if (unstored.includes(name.toLowerCase())) out.headers.push([name, value])
+        const lower = name.toLowerCase()
+        if (unstored.has(lower) && headerGet(out.headers, lower) === undefined)
+          out.headers.push([name, value])
       }
     }
     return out
@@ -587,7 +591,7 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
   ): Promise<Entry> {
     const settings = tx.req.settings
     const freshness = freshnessOf(captured.status, captured.headers, tx.requestTime, now, settings, cc)
-    const drop = new Set(listedFields(cc, 'no-cache'))
+    const drop = new Set([...listedFields(cc, 'no-cache'), ...CLIENT_SPECIFIC])
     const headers = endToEnd(captured.headers, drop)
     this.#dropPreset(tx, headers)
     if (headerGet(headers, 'date') === undefined) headers.push(['Date', formatHttpDate(now)])
@@ -684,7 +688,7 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     const update = endToEnd(captured.headers)
     this.#dropPreset(tx, update)
     for (const [name, value] of update) {
-      if (KEEP_ON_304.has(name.toLowerCase())) continue
+      if (KEEP_ON_304.has(name.toLowerCase()) || CLIENT_SPECIFIC.has(name.toLowerCase())) continue
       headerSet(headers, name, value)
     }
     if (headerGet(update, 'date') === undefined) headerSet(headers, 'Date', formatHttpDate(now))

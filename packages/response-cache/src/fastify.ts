@@ -10,7 +10,13 @@ import type { CacheRequest, HeaderList, OutgoingResponse, RequestHeaders, RouteS
 export interface FastifyResponseCacheOptions extends ResponseCacheOptions<FastifyRequest> {
   /** Cache every route unless its `config.cache` is `false` (`true`), or only routes with `config.cache` (`false`). Default `true`. */
   global?: boolean
-  /** Hook that looks the request up: `'onRequest'` (before body parsing and auth hooks) or `'preHandler'` (after them). Default `'onRequest'`. */
+  /**
+   * Hook that looks the request up. `'preHandler'` (default) runs after every route-level
+   * `onRequest` hook (where rate limiters such as @memkit/rate-limit attach) and after
+   * `preHandler` hooks registered before the plugin (authentication), so a cached response is
+   * still rate-limited and authenticated. `'onRequest'` answers earlier and skips body parsing,
+   * but also skips those hooks on a hit.
+   */
   hook?: 'onRequest' | 'preHandler'
 }
 
@@ -43,7 +49,7 @@ const plugin: FastifyPluginAsync<FastifyResponseCacheOptions> = async (fastify, 
   if (typeof options !== 'object' || options === null) {
     throw new InvalidOptionError('@memkit/response-cache/fastify takes an options object')
   }
-  const { global: cacheAll = true, hook = 'onRequest', ...rest } = options
+  const { global: cacheAll = true, hook = 'preHandler', ...rest } = options
   if (typeof cacheAll !== 'boolean') throw new InvalidOptionError('`global` must be true or false')
   if (hook !== 'onRequest' && hook !== 'preHandler') {
     throw new InvalidOptionError("`hook` must be 'onRequest' or 'preHandler'")

@@ -18,6 +18,22 @@ const HOP_BY_HOP = new Set([
   'proxy-authorization',
 ])
 
+/**
+ * Fields that describe the client, not the resource: a rate limiter's quota for this caller.
+ * A shared cache must never replay one client's quota to another, so they are not stored
+ * (the response that carried them still sends them).
+ */
+export const CLIENT_SPECIFIC: ReadonlySet<string> = new Set([
+  'x-ratelimit-limit',
+  'x-ratelimit-remaining',
+  'x-ratelimit-reset',
+  'ratelimit',
+  'ratelimit-limit',
+  'ratelimit-remaining',
+  'ratelimit-reset',
+  'ratelimit-policy',
+])
+
 /** Fields the cache computes itself for every response it sends. */
 const COMPUTED = new Set(['content-length', 'age', 'x-cache', 'cache-status'])
 
