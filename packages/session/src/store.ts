@@ -177,8 +177,15 @@ export class MemcachedStore extends EventEmitter<StoreEvents> {
     })
   }
 
-  /** Loads a session as express-session's Session object (express-session's Store#load). */
-  load(sid: string, callback: (error: unknown, session?: ExpressSession | SessionRecord) => void): void {
+  /**
+   * Loads a session as express-session's Session object (express-session's Store#load).
+   * Generic so that it matches an application's own `SessionData` (augmented with required
+   * fields, as express-session's documentation suggests).
+   */
+  load<S = ExpressSession | SessionRecord>(
+    sid: string,
+    callback: (error: unknown, session?: S) => void,
+  ): void {
     this.get(sid, (error, data) => {
       if (error) {
         callback(error)
@@ -188,21 +195,25 @@ export class MemcachedStore extends EventEmitter<StoreEvents> {
         callback(null)
         return
       }
-      callback(null, this.createSession({ sessionID: sid, sessionStore: this }, data))
+      callback(null, this.createSession<S>({ sessionID: sid, sessionStore: this }, data))
     })
   }
 
-  /** Turns loaded data into express-session's Session on `req` (express-session's Store#createSession). */
-  createSession(req: ExpressRequestLike, data: SessionRecord): ExpressSession {
+  /**
+   * Turns loaded data into express-session's Session on `req` (express-session's
+   * Store#createSession). Generic for the same reason as `load`.
+   */
+  createSession<S = ExpressSession, D extends object = SessionRecord>(req: ExpressRequestLike, input: D): S {
+    const data = input as unknown as SessionRecord
     if (typeof this.generate !== 'function') {
       // Not attached to express-session: plain data is all there is to give.
       req.session = data
-      return data as ExpressSession
+      return data as S
     }
     const load = loads.get(data)
     const session = inflateExpressSession(expressClasses(this.generate, this, req), req, data)
     if (load) loads.set(session, load)
-    return session
+    return session as S
   }
 
   /** Detaches from the client's events and closes the client if the store created it. */

@@ -13,6 +13,13 @@ import {
   SessionUnavailableError,
 } from '../src/index.js'
 
+// Applications augment SessionData, often with required fields; the store must still fit.
+declare module 'express-session' {
+  interface SessionData {
+    user: { name: string; role: 'customer' | 'admin' }
+  }
+}
+
 const client = createClient({ servers: '127.0.0.1:11211' })
 const store = new MemcachedStore({ client, ttl: 3600, touchAfter: 60, prefix: 'app:sess:' })
 
