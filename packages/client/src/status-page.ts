@@ -87,15 +87,7 @@ export function createStatusPage(options: StatusPageOptions): StatusPage {
         hitRatio: c.hitRatio,
       })),
     )
-    const rateLimits = collect(options.rateLimits).map((m) => ({
-      name: m.name,
-      algorithm: m.algorithm,
-      windowMs: m.windowMs,
-      limit: m.limit,
-      allowed: m.totals.allowed,
-      blocked: m.totals.blocked,
-      perMinute: m.perMinute.map(({ minute, allowed, blocked }) => ({ minute, allowed, blocked })),
-    }))
+    const rateLimits = mergeByName(collect(options.rateLimits))
     return { title, generatedAt: Date.now(), servers, caches, rateLimits }
   }
 
@@ -143,6 +135,40 @@ export function createStatusPage(options: StatusPageOptions): StatusPage {
   }
 
   return { snapshot, html, handle }
+}
+
+/**
+ * Limiters with the same name share one counter (Fastify creates one per route, HEAD routes
+ * included), so the page shows one row per name with their figures added up.
+ */
+function mergeByName(limiters: RateLimitMetricsLike[]): StatusSnapshot['rateLimits'] {
+  const rows = new Map<string, StatusSnapshot['rateLimits'][number]>()
+  for (const m of limiters) {
+    const row = rows.get(m.name)
+    if (!row) {
+      rows.set(m.name, {
+        name: m.name,
+        algorithm: m.algorithm,
+        windowMs: m.windowMs,
+        limit: m.limit,
+        allowed: m.totals.allowed,
+        blocked: m.totals.blocked,
+        perMinute: m.perMinute.map(({ minute, allowed, blocked }) => ({ minute, allowed, blocked })),
+      })
+      continue
+    }
+    row.allowed += m.totals.allowed
+    row.blocked += m.totals.blocked
+    for (const bucket of m.perMinute) {
+      const same = row.perMinute.find((b) => b.minute === bucket.minute)
+      if (same) {
+        same.allowed += bucket.allowed
+        same.blocked += bucket.blocked
+      } else row.perMinute.push({ minute: bucket.minute, allowed: bucket.allowed, blocked: bucket.blocked })
+    }
+    row.perMinute.sort((a, b) => a.minute - b.minute)
+  }
+  return [...rows.values()]
 }
 
 function escapeHtml(text: string): string {

@@ -61,3 +61,35 @@ test('the status page serves its figures as JSON and a self-contained HTML page 
     await client.close()
   }
 })
+
+test('limiters that share a name (one counter) are one row with their figures added', async () => {
+  const client = createClient({ servers: 'memory://status-merge' })
+  const page = createStatusPage({
+    client,
+    rateLimits: [
+      () => [
+        {
+          name: 'api',
+          limit: 100,
+          totals: { allowed: 3, blocked: 1 },
+          perMinute: [{ minute: 60_000, allowed: 3, blocked: 1 }],
+        },
+        {
+          name: 'api',
+          limit: 100,
+          totals: { allowed: 2, blocked: 0 },
+          perMinute: [{ minute: 120_000, allowed: 2, blocked: 0 }],
+        },
+        { name: 'login', limit: 5, totals: { allowed: 1, blocked: 0 }, perMinute: [] },
+      ],
+    ],
+  })
+  const rows = (await page.snapshot()).rateLimits
+  assert.deepEqual(
+    rows.map((r) => [r.name, r.allowed, r.blocked, r.perMinute.length]),
+    [
+      ['api', 5, 1, 2],
+      ['login', 1, 0, 0],
+    ],
+  )
+})
