@@ -23,6 +23,8 @@ const requirements = [
   { name: 'Cyrus SASL tools', package: 'sasl2-bin', present: () => onPath('saslpasswd2') },
   { name: 'SASL PLAIN mechanism', package: 'libsasl2-modules', present: () => hasLib('sasl2/libplain.so') },
   { name: 'openssl', package: 'openssl', present: () => onPath('openssl') },
+  // the status page is tested in a real headless browser (driven by playwright-core)
+  { name: 'Chromium', package: 'chromium', present: () => existsSync('/usr/bin/chromium') },
 ]
 
 function onPath(bin) {

@@ -1,0 +1,119 @@
+// `npm run demo` on a machine with and without memcached: it must choose its backend, say so,
+// serve the shop, and stop everything it started when interrupted.
+import assert from 'node:assert/strict'
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, describe, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { startMemcached, stopAll } from '@memkit/testing'
+
+after(stopAll)
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const running = new Set<ChildProcessWithoutNullStreams>()
+after(() => {
+  for (const child of running) child.kill('SIGKILL')
+})
+
+/** Starts the demo script and resolves once it prints its URL; returns its output so far. */
+async function startDemo(args: string[], env: Record<string, string | undefined>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/demo.ts', ...args], {
+    cwd: root,
+    env: { ...process.env, PORT: '0', MEMCACHED_SERVERS: undefined, ...env },
+  })
+  running.add(child)
+  let output = ''
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString()
+  })
+  child.stderr.on('data', (chunk: Buffer) => {
+    output += chunk.toString()
+  })
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the demo printed no URL in 20 s:\n${output}`)), 20_000)
+    const check = () => {
+      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
+      if (match && /Ctrl-C stops the demo/.test(output)) {
+        clearTimeout(timer)
+        resolve(match[1]!)
+      }
+    }
+    child.stdout.on('data', check)
+    child.once('exit', (code) => reject(new Error(`the demo exited (${code}):\n${output}`)))
+  })
+  return {
+    url,
+    output: () => output,
+    async stop(): Promise<number | null> {
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
+      child.kill('SIGINT')
+      const code = await exited
+      running.delete(child)
+      return code
+    },
+  }
+}
+
+async function walkShop(url: string) {
+  const first = await fetch(`${url}/api/products`)
+  assert.equal(first.status, 200)
+  assert.equal(first.headers.get('x-cache'), 'MISS')
+  assert.equal(first.headers.get('x-ratelimit-limit'), '100')
+  assert.equal((await fetch(`${url}/api/products`)).headers.get('x-cache'), 'HIT')
+  const home = (await (await fetch(url)).json()) as { try: string[] }
+  assert.ok(home.try.length > 3)
+  const status = (await (await fetch(`${url}/memkit?format=json`)).json()) as {
+    servers: Array<{ up: boolean }>
+  }
+  assert.equal(status.servers[0]!.up, true)
+}
+
+function portOpen(address: string): Promise<boolean> {
+  const [host, port] = address.split(':')
+  return new Promise((resolve) => {
+    const socket = connect({ host, port: Number(port) })
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+describe('npm run demo', () => {
+  test('with memcached on PATH: starts one on a free port, serves the Fastify shop, stops it on Ctrl-C', async () => {
+    const demo = await startDemo([], {})
+    assert.match(demo.output(), /memkit demo shop \(Fastify\)/)
+    const started = /Backend: memcached \(.+\) started on (127\.0\.0\.1:\d+)/.exec(demo.output())
+    assert.ok(started, demo.output())
+    await walkShop(demo.url)
+    assert.equal(await portOpen(started[1]!), true)
+    assert.equal(await demo.stop(), 0)
+    assert.equal(await portOpen(started[1]!), false, 'the memcached it started is gone')
+  })
+
+  test('without memcached anywhere: the embedded backend, saying that state is per-process', async () => {
+    const emptyPath = mkdtempSync(join(tmpdir(), 'memkit-no-memcached-'))
+    const demo = await startDemo(['express'], { PATH: emptyPath })
+    assert.match(demo.output(), /memkit demo shop \(Express\)/)
+    assert.match(demo.output(), /embedded in-process backend \(memory:\/\/\)/)
+    assert.match(demo.output(), /live in this process only/)
+    await walkShop(demo.url)
+    assert.equal(await demo.stop(), 0)
+  })
+
+  test('MEMCACHED_SERVERS wins over everything', async () => {
+    const server = await startMemcached()
+    const demo = await startDemo([], { MEMCACHED_SERVERS: server.address })
+    assert.match(
+      demo.output(),
+      new RegExp(`Backend: memcached at ${server.address} \\(from MEMCACHED_SERVERS\\)`),
+    )
+    await walkShop(demo.url)
+    assert.equal(await demo.stop(), 0)
+    assert.equal(await portOpen(server.address), true, 'a server the demo did not start is left running')
+  })
+})
