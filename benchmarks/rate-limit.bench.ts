@@ -240,7 +240,11 @@ async function main(): Promise<void> {
     if (counts)
       row.extra = `memcached: ${counts.commands.toFixed(2)} cmd, ${counts.trips.toFixed(2)} round trips/req  ${row.extra}`
   }
-  printComparison(rows, 'no limiter')
+  printComparison(
+    rows,
+    'no limiter',
+    'Rate limiting: memkit vs @fastify/rate-limit, rate-limiter-flexible, express-rate-limit (+ rate-limit-memcached)',
+  )
 
   const value = (library: string, scenario: string) =>
     rows.find((r) => r.library === library && r.scenario.startsWith(scenario))?.value

@@ -272,7 +272,7 @@ async function main(): Promise<void> {
       stop()
     }
   }
-  printComparison(rows, REFERENCE)
+  printComparison(rows, REFERENCE, 'Response cache: memkit vs @fastify/caching, apicache')
   const value = (framework: string, library: string) =>
     rows.find((r) => r.scenario.startsWith(framework) && r.library === library)?.value
   const targets: Array<[string, number | undefined, number | undefined, number]> = [

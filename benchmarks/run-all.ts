@@ -17,12 +17,28 @@ const scripts = readdirSync(here)
   .filter((file) => only.length === 0 || only.some((name) => file.startsWith(name)))
   .sort()
 
+interface Result {
+  date: string
+  machine: string
+  command: string
+  failed: string[]
+  benchmarks: Recorded[]
+}
+
 interface Recorded {
   script: string
   title: string
   baseline: string
   machine: string
   rows: Row[]
+}
+
+// `--report <results.json>` rebuilds BENCHMARKS.md and the charts from a saved run.
+const reportFrom = process.argv.indexOf('--report')
+if (reportFrom !== -1) {
+  const file = process.argv[reportFrom + 1]!
+  writeReport(JSON.parse(readFileSync(file, 'utf8')) as Result)
+  process.exit(0)
 }
 
 const scratch = mkdtempSync(join(tmpdir(), 'memkit-bench-'))
@@ -45,62 +61,76 @@ const recorded = readFileSync(output, 'utf8')
   .map((line) => JSON.parse(line) as Recorded)
 rmSync(scratch, { recursive: true, force: true })
 
-const date = new Date().toISOString().slice(0, 10)
-const resultsDir = join(here, 'results')
-const chartsDir = join(resultsDir, 'charts')
-mkdirSync(chartsDir, { recursive: true })
-const result = { date, machine: machine(), command: 'npm run bench', failed, benchmarks: recorded }
-writeFileSync(join(resultsDir, `${date}.json`), `${JSON.stringify(result, null, 2)}\n`)
-
-const lines: string[] = [
-  '# memkit benchmarks',
-  '',
-  `Measured ${date} on ${machine()}, with \`npm run bench\` (every benchmark in one run, one`,
-  'after another; each compares memkit with the peer libraries side by side in one process).',
-  'Absolute figures drift on shared machines; compare the ratios. Raw data:',
-  `[benchmarks/results/${date}.json](benchmarks/results/${date}.json).`,
-  '',
-]
-if (failed.length) lines.push(`**Failed to run:** ${failed.join(', ')}`, '')
-for (const bench of recorded) {
-  lines.push(
-    `## ${bench.title}`,
-    '',
-    `\`benchmarks/${bench.script}\` — ratios are to **${bench.baseline}**.`,
-    '',
-  )
-  const scenarios = [...new Set(bench.rows.map((r) => r.scenario))]
-  for (const [n, scenario] of scenarios.entries()) {
-    const group = bench.rows.filter((r) => r.scenario === scenario)
-    const base = group.find((r) => r.library === bench.baseline)
-    const ratio = (r: Row) => (base && base.value > 0 ? r.value / base.value : undefined)
-    lines.push(`### ${scenario}`, '', '| library | result | ratio | notes |', '|---|---|---|---|')
-    for (const row of group) {
-      const figure = row.value >= 100 ? Math.round(row.value).toLocaleString('en-US') : row.value.toFixed(2)
-      const r = ratio(row)
-      lines.push(
-        `| ${row.library} | ${figure} ${row.unit} | ${r === undefined ? '' : `${r.toFixed(2)}x`} | ${row.extra ?? ''} |`,
-      )
-    }
-    const chart = `${bench.script.replace(/\.bench\.ts$/, '')}-${n + 1}.svg`
-    writeFileSync(
-      join(chartsDir, chart),
-      barChart(
-        scenario,
-        group[0]?.unit ?? '',
-        group.map((row) => ({
-          label: row.library,
-          value: row.value,
-          ratio: ratio(row),
-          baseline: row.library === bench.baseline,
-        })),
-      ),
-    )
-    lines.push('', `![${scenario}](benchmarks/results/charts/${chart})`, '')
-  }
+const result: Result = {
+  date: new Date().toISOString().slice(0, 10),
+  machine: machine(),
+  command: 'npm run bench',
+  failed,
+  benchmarks: recorded,
 }
-writeFileSync(join(root, 'BENCHMARKS.md'), `${lines.join('\n')}\n`)
+mkdirSync(join(here, 'results'), { recursive: true })
+writeFileSync(join(here, 'results', `${result.date}.json`), `${JSON.stringify(result, null, 2)}\n`)
+writeReport(result)
 console.log(
-  `\nwrote benchmarks/results/${date}.json and BENCHMARKS.md${failed.length ? `; failed: ${failed.join(', ')}` : ''}`,
+  `\nwrote benchmarks/results/${result.date}.json and BENCHMARKS.md${failed.length ? `; failed: ${failed.join(', ')}` : ''}`,
 )
 process.exit(failed.length ? 1 : 0)
+
+function writeReport(result: Result): void {
+  const { date, failed } = result
+  const chartsDir = join(here, 'results', 'charts')
+  mkdirSync(chartsDir, { recursive: true })
+  const lines: string[] = [
+    '# memkit benchmarks',
+    '',
+    `Measured ${date} on ${result.machine}, with \`${result.command}\` (every benchmark in one run,`,
+    'one after another; each compares memkit with the peer libraries side by side). Absolute',
+    'figures drift on shared machines; compare the ratios. Raw data:',
+    `[benchmarks/results/${date}.json](benchmarks/results/${date}.json).`,
+    '',
+  ]
+  if (failed.length) lines.push(`**Failed to run:** ${failed.join(', ')}`, '')
+  // Charts are numbered per script across all of its tables, so none overwrites another.
+  const chartNumbers = new Map<string, number>()
+  for (const bench of result.benchmarks) {
+    lines.push(
+      `## ${bench.title}`,
+      '',
+      `\`benchmarks/${bench.script}\` — ratios are to **${bench.baseline}**.`,
+      '',
+    )
+    const scenarios = [...new Set(bench.rows.map((r) => r.scenario))]
+    for (const scenario of scenarios) {
+      const group = bench.rows.filter((r) => r.scenario === scenario)
+      const base = group.find((r) => r.library === bench.baseline)
+      const ratio = (r: Row) => (base && base.value > 0 ? r.value / base.value : undefined)
+      lines.push(`### ${scenario}`, '', '| library | result | ratio | notes |', '|---|---|---|---|')
+      for (const row of group) {
+        const figure = row.value >= 100 ? Math.round(row.value).toLocaleString('en-US') : row.value.toFixed(2)
+        const r = ratio(row)
+        lines.push(
+          `| ${row.library} | ${figure} ${row.unit} | ${r === undefined ? '' : `${r.toFixed(2)}x`} | ${row.extra ?? ''} |`,
+        )
+      }
+      const stem = bench.script.replace(/\.bench\.ts$/, '')
+      const n = (chartNumbers.get(stem) ?? 0) + 1
+      chartNumbers.set(stem, n)
+      const chart = `${stem}-${n}.svg`
+      writeFileSync(
+        join(chartsDir, chart),
+        barChart(
+          scenario,
+          group[0]?.unit ?? '',
+          group.map((row) => ({
+            label: row.library,
+            value: row.value,
+            ratio: ratio(row),
+            baseline: row.library === bench.baseline,
+          })),
+        ),
+      )
+      lines.push('', `![${scenario}](benchmarks/results/charts/${chart})`, '')
+    }
+  }
+  writeFileSync(join(root, 'BENCHMARKS.md'), `${lines.join('\n')}\n`)
+}

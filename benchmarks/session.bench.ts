@@ -91,10 +91,12 @@ async function main(): Promise<void> {
   printComparison(
     rows.filter((r) => r.scenario.startsWith('express')),
     'connect-memcached',
+    'Sessions on Express: memkit vs connect-memcached, connect-memjs (express-session)',
   )
   printComparison(
     rows.filter((r) => r.scenario.startsWith('fastify')),
     'in-memory',
+    'Sessions on Fastify: memkit vs the in-memory store (@fastify/session)',
   )
   await stopAll()
   process.exit(0)
