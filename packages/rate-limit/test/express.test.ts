@@ -254,7 +254,7 @@ describe('Express middleware', () => {
       { ipv6Subnet: 129 },
       { limit: 'many' },
       { cost: -1 },
-      { skip: 'always' },
+      { cost: 1, skip: 'always' },
       { message: 5 },
       { policyName: 5 },
       { onBlocked: 'log' },
