@@ -10,10 +10,12 @@ import {
   InvalidArgumentError,
   InvalidValueError,
   type MemkitError,
+  PartialReadError,
   ServerFailureError,
   UnsafeIntegerError,
   ValueTooLargeError,
 } from './errors.js'
+import { Generation, type GenerationBackend, toCopy } from './generation.js'
 import { KeyCodec } from './keys.js'
 import { acquireLock, type Lock, type LockBackend, type LockOptions } from './lock.js'
 import type { MemkitClient } from './memkit-client.js'
@@ -71,6 +73,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   readonly #cluster: Cluster
   readonly #decoder: ItemDecoder
   readonly #loads = new SingleFlight<unknown>()
+  readonly #generations = new Map<string, Generation>()
   /** How each server is reached: a Dispatch (text protocols) or a BinaryTarget. */
   readonly #targets = new Map<ServerNode, unknown>()
   #closed = false
@@ -185,7 +188,11 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     }
   }
 
-  /** Values of the keys that hit, fetched with one pipelined batch per server, in parallel. */
+  /**
+   * Values of the keys that hit, fetched with one pipelined batch per server, in parallel. When
+   * some servers fail, rejects with PartialReadError (ERR_MEMKIT_PARTIAL_READ), which carries the
+   * hits from the servers that answered (`hits`) and the keys that could not be read (`failed`).
+   */
   async getMany<T = unknown>(keys: Iterable<string>): Promise<Map<string, T>> {
     this.#assertOpen()
     const perNode = new Map<ServerNode, ReturnType<KeyCodec['encode']>[]>()
@@ -201,11 +208,31 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     }
     const into = new Map<string, unknown>()
     if (perNode.size === 0) return into as Map<string, T>
-    await Promise.all(
-      [...perNode].map(([node, list]) =>
+    const batches = [...perNode]
+    const results = await Promise.allSettled(
+      batches.map(([node, list]) =>
         this.#protocol.getMany(this.#targets.get(node)!, list, this.#decoder, into),
       ),
     )
+    let failed: Map<string, MemkitError> | undefined
+    for (let i = 0; i < results.length; i++) {
+      const result = results[i]!
+      if (result.status === 'fulfilled') continue
+      // Only a server's failure is partial; anything else (a decode error, a closed client) is the caller's.
+      if (!(result.reason instanceof ServerFailureError)) throw result.reason
+      failed ??= new Map()
+      for (const key of batches[i]![1]) {
+        into.delete(key.key)
+        failed.set(key.key, result.reason)
+      }
+    }
+    if (failed) {
+      throw new PartialReadError(
+        `getMany could not read ${failed.size} of ${seen.size} keys: ${[...new Set([...failed.values()].map((e) => e.message))].join('; ')}`,
+        into as Map<string, T>,
+        failed,
+      )
+    }
     return into as Map<string, T>
   }
 
@@ -421,6 +448,62 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     }) as Promise<T>
   }
 
+  /**
+   * The replicated generation counter stored under `key` (one object per key and client). Used
+   * for state that other keys depend on (a namespace, a tag), so that no single server's loss,
+   * eviction or older copy can move it backwards; see `Generation`. `replicas` (default 3, at
+   * most the number of servers) copies are kept, each on a different server. The first copy is
+   * `key` itself, the others `key#<n>`.
+   */
+  generation(key: string, options?: { replicas?: number }): Generation {
+    let generation = this.#generations.get(key)
+    if (generation) return generation
+    const replicas = options?.replicas ?? 3
+    if (!Number.isInteger(replicas) || replicas < 1 || replicas > 16) {
+      throw new InvalidArgumentError(
+        `generation replicas must be an integer from 1 to 16; got ${String(replicas)}`,
+      )
+    }
+    generation = new Generation(key, this.#spread(key, replicas), this.#generationBackend)
+    this.#generations.set(key, generation)
+    return generation
+  }
+
+  /** `key` and `key#<n>` variants whose homes are `count` different servers (as far as there are servers). */
+  #spread(key: string, count: number): string[] {
+    const wanted = Math.min(count, this.#cluster.nodes.length)
+    const keys = [key]
+    const homes = new Set([this.#cluster.homeOf(this.#keys.encode(key).stored)])
+    // Behind proxies placement is unknown: numbered variants are all that can be done.
+    for (let n = 1; keys.length < wanted && n < 64 * count; n++) {
+      const candidate = `${key}#${n}`
+      const home = this.#cluster.homeOf(this.#keys.encode(candidate).stored)
+      if (home !== undefined && homes.has(home)) continue
+      homes.add(home)
+      keys.push(candidate)
+    }
+    return keys
+  }
+
+  readonly #generationBackend: GenerationBackend = {
+    readCopy: async (key) => {
+      const encoded = this.#keys.encode(key)
+      const item = (await this.#protocol.gets(this.#dispatchFor(encoded.stored), encoded, RAW_DECODER)) as
+        | { value: Buffer; cas: string }
+        | undefined
+      if (item === undefined) return { value: undefined, cas: undefined }
+      return { ...toCopy(item.value), cas: item.cas }
+    },
+    createCopy: (key, value) => this.incr(key, 0, { initial: value, ttl: 0 }),
+    replaceCopy: (key, value, cas) => {
+      const encoded = this.#keys.encode(key)
+      const data = Buffer.from(String(value), 'latin1')
+      return this.#protocol.store(this.#dispatchFor(encoded.stored), 'cas', encoded, data, 0, 0, cas)
+    },
+    deleteCopy: (key) => this.delete(key),
+    report: (error) => this.#emitError(error),
+  }
+
   // ---- cluster -------------------------------------------------------------------------
 
   /**
@@ -613,6 +696,13 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     // 'error' without a listener would throw; background failures must never crash the process.
     if (this.listenerCount('error') > 0) this.emit('error', error)
   }
+}
+
+/** Hands stored bytes back as they are (generation copies are counters, not serialized values). */
+const RAW_DECODER: ItemDecoder = {
+  decode: (_key, data) => Buffer.from(data),
+  missOnDecodeError: false,
+  reportDecodeError: () => {},
 }
 
 function observe(client: object, command: Command, server: string): void {

@@ -40,6 +40,15 @@ export class Cluster {
     return nodes[ring.lookup(stored)]!
   }
 
+  /**
+   * The server a stored key belongs to when every server is up (its home on the full ring), or
+   * undefined behind proxies, where the proxies place keys.
+   */
+  homeOf(stored: string): ServerNode | undefined {
+    if (this.#proxy) return undefined
+    return this.nodes[this.#fullRing.lookup(stored)]
+  }
+
   /** Call when a server goes down or comes back. */
   rebuild(): void {
     if (!this.#failover) return

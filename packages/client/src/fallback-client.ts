@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { ClientEvents, CounterOptions, MemcachedClient, SetOptions, UpdateOptions } from './client.js'
 import { InvalidOptionError, ServerFailureError } from './errors.js'
+import type { Generation } from './generation.js'
 import type { Lock, LockOptions } from './lock.js'
 import type { MemkitClient } from './memkit-client.js'
 import type { ClientConfig } from './options.js'
@@ -160,6 +161,11 @@ export class FallbackClient extends EventEmitter<ClientEvents> implements Memkit
       }
       return loader()
     })
+  }
+
+  /** Generations live in the new pool only (the old one is being retired). */
+  generation(key: string, options?: { replicas?: number }): Generation {
+    return this.#primary.generation(key, options)
   }
 
   maxValueSize(key: string, flags?: number): number {

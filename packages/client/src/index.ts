@@ -17,11 +17,13 @@ export {
   InvalidKeyError,
   InvalidOptionError,
   InvalidValueError,
+  isMemkitError,
   LockTimeoutError,
   MemkitError,
   NotNumericError,
   NotSupportedError,
   OverloadedError,
+  PartialReadError,
   ProtocolError,
   ServerDownError,
   ServerError,
@@ -31,6 +33,7 @@ export {
   ValueTooLargeError,
 } from './errors.js'
 export { createFallbackClient, FallbackClient, type FallbackOptions } from './fallback-client.js'
+export { Generation, type GenerationReadOptions } from './generation.js'
 export { Continuum, hashKey } from './ketama.js'
 export { MAX_KEY_LENGTH } from './keys.js'
 export { Lock, type LockOptions } from './lock.js'

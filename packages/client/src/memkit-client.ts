@@ -1,4 +1,5 @@
 import type { ClientEvents, CounterOptions, SetOptions, UpdateOptions } from './client.js'
+import type { Generation } from './generation.js'
 import type { Lock, LockOptions } from './lock.js'
 import type { ClientConfig } from './options.js'
 import type { ServerStats } from './stats.js'
@@ -44,6 +45,8 @@ export interface MemkitClient {
   ): Promise<T | undefined>
   lock(name: string, options?: LockOptions): Promise<Lock>
   remember<T>(key: string, ttl: number, loader: () => T | Promise<T>): Promise<T>
+  /** The replicated generation counter under `key` (see `Generation`). */
+  generation(key: string, options?: { replicas?: number }): Generation
   maxValueSize(key: string, flags?: number): number
   serverFor(key: string): string
   stats(): Promise<ServerStats[]>

@@ -4,7 +4,13 @@ import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { startMemcachedCluster, stopAll } from '@memkit/testing'
-import { createClient, type MemcachedClient, type MemkitError } from '../src/index.js'
+import {
+  createClient,
+  type MemcachedClient,
+  type MemkitError,
+  PartialReadError,
+  ServerFailureError,
+} from '../src/index.js'
 
 after(stopAll)
 
@@ -170,6 +176,45 @@ describe('a pool of three under load loses one server', () => {
       assert.equal(up.length, 3)
       await client.set('alive', 'yes')
       assert.equal(await client.get('alive'), 'yes')
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('getMany with one server dead: the hits of the other two, and the keys it could not read', async () => {
+    const servers = await startMemcachedCluster(3)
+    const client = createClient({ servers: servers.map((s) => s.address), failureLimit: 1 })
+    try {
+      const keys = KEYS.slice(0, 60)
+      await Promise.all(keys.map((k) => client.set(k, k)))
+      const victim = servers[1]!
+      const onVictim = keys.filter((k) => client.serverFor(k) === victim.address)
+      assert.ok(onVictim.length > 5 && onVictim.length < 50)
+      await victim.kill()
+      const error = await client.getMany([...keys, 'pool:absent']).then(
+        () => assert.fail('a partial read must say so'),
+        (e: unknown) => e as PartialReadError<string>,
+      )
+      assert.ok(error instanceof PartialReadError)
+      assert.ok(error instanceof ServerFailureError, 'handlers of server failures still catch it')
+      assert.equal(error.code, 'ERR_MEMKIT_PARTIAL_READ')
+      assert.equal(error.server, victim.address)
+      assert.deepEqual([...error.failed.keys()].sort(), [...onVictim].sort())
+      for (const failure of error.failed.values())
+        assert.match(failure.code, /^ERR_MEMKIT_(CONNECTION|SERVER_DOWN)$/)
+      const healthy = keys.filter((k) => !onVictim.includes(k))
+      assert.deepEqual(
+        new Map(error.hits),
+        new Map(healthy.map((k) => [k, k])),
+        'every key of the healthy servers',
+      )
+      // Marked down now: the same read fails its keys fast, the rest still answers.
+      const again = await client.getMany(keys).catch((e: PartialReadError<string>) => e)
+      assert.ok(again instanceof PartialReadError)
+      assert.equal(again.hits.size, healthy.length)
+      assert.equal([...again.failed.values()][0]!.code, 'ERR_MEMKIT_SERVER_DOWN')
+      // Only keys on healthy servers: a plain result.
+      assert.equal((await client.getMany(healthy)).size, healthy.length)
     } finally {
       await client.close()
     }
