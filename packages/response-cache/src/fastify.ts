@@ -1,11 +1,25 @@
+// Fastify adapter: a plugin (fastify-plugin, so it sees every route) whose named hooks map the
+// cache's phases onto Fastify's lifecycle: `lookup` (onRequest or preHandler) answers from the
+// cache or lets the handler run, `capture` (onSend) stores the handler's payload, `settle`
+// (onResponse) and `abort` (onRequestAbort) release what a reply that never reached onSend held.
 import { Readable } from 'node:stream'
 import { InvalidOptionError } from '@memkit/client'
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type {
+  FastifyInstance,
+  FastifyPluginAsync,
+  FastifyReply,
+  FastifyRequest,
+  onRequestAbortAsyncHookHandler,
+  onResponseAsyncHookHandler,
+  onSendAsyncHookHandler,
+  preHandlerAsyncHookHandler,
+} from 'fastify'
 import fp from 'fastify-plugin'
+import { headerListFrom, headerString, presetFrom, resolveTags, SAFE_METHODS } from './adapter-helpers.js'
 import { type InvalidateOptions, ResponseCache, type Transaction } from './cache.js'
 import type { MetricsSnapshot } from './metrics.js'
 import { parseRouteSettings, type ResponseCacheOptions, type RouteCacheOptions } from './options.js'
-import type { CacheRequest, HeaderList, OutgoingResponse, RequestHeaders, RouteSettings } from './types.js'
+import type { CacheRequest, OutgoingResponse, RequestHeaders, RouteSettings } from './types.js'
 
 export interface FastifyResponseCacheOptions extends ResponseCacheOptions<FastifyRequest> {
   /** Cache every route unless its `config.cache` is `false` (`true`), or only routes with `config.cache` (`false`). Default `true`. */
@@ -41,8 +55,6 @@ declare module 'fastify' {
   }
 }
 
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PROPFIND', 'SEARCH', 'REPORT'])
-
 type State = { type: 'served' } | { type: 'pass'; tx: Transaction } | { type: 'forward'; tx: Transaction }
 
 const plugin: FastifyPluginAsync<FastifyResponseCacheOptions> = async (fastify, options) => {
@@ -55,11 +67,40 @@ const plugin: FastifyPluginAsync<FastifyResponseCacheOptions> = async (fastify, 
     throw new InvalidOptionError("`hook` must be 'onRequest' or 'preHandler'")
   }
   const cache = new ResponseCache(rest as ResponseCacheOptions)
-  const base = cache.config.route
-  const parsed = new WeakMap<object, RouteSettings>()
-  const states = new WeakMap<FastifyRequest, State>()
+  const settingsOf = routeSettingsResolver(cache.config.route, cacheAll)
+  const hooks = cacheHooks(fastify, cache, settingsOf)
 
-  const routeConfig = (config: unknown): RouteSettings | null | undefined => {
+  const decorator: FastifyResponseCacheDecorator = {
+    cache,
+    metrics: () => cache.metricsSnapshot(),
+    invalidateTag: (tag) => cache.invalidateTag(tag),
+    invalidate: (url, opts) => cache.invalidate(url, opts),
+  }
+  fastify.decorate('responseCache', decorator)
+
+  // Route settings are checked when the route is declared, not on its first request.
+  fastify.addHook('onRoute', (route) => {
+    settingsOf(route.config)
+  })
+  fastify.addHook(hook, hooks.lookup)
+  fastify.addHook('onSend', hooks.capture)
+  fastify.addHook('onResponse', hooks.settle)
+  fastify.addHook('onRequestAbort', hooks.abort)
+  fastify.addHook('onClose', async () => {
+    await cache.close()
+  })
+}
+
+/**
+ * A route's settings from its `config.cache`: null when the route opted out (`false`), undefined
+ * when it is not cached (`global: false` and nothing set). Parsed once per settings object.
+ */
+function routeSettingsResolver(
+  base: RouteSettings,
+  cacheAll: boolean,
+): (config: unknown) => RouteSettings | null | undefined {
+  const parsed = new WeakMap<object, RouteSettings>()
+  return (config) => {
     const setting = (config as { cache?: unknown } | undefined)?.cache
     if (setting === false) return null
     if (setting === true) return base
@@ -74,26 +115,22 @@ const plugin: FastifyPluginAsync<FastifyResponseCacheOptions> = async (fastify, 
     }
     return settings
   }
+}
 
-  const decorator: FastifyResponseCacheDecorator = {
-    cache,
-    metrics: () => cache.metricsSnapshot(),
-    invalidateTag: (tag) => cache.invalidateTag(tag),
-    invalidate: (url, opts) => cache.invalidate(url, opts),
-  }
-  fastify.decorate('responseCache', decorator)
+function cacheHooks(
+  fastify: FastifyInstance,
+  cache: ResponseCache,
+  settingsOf: (config: unknown) => RouteSettings | null | undefined,
+) {
+  const states = new WeakMap<FastifyRequest, State>()
 
-  // Route settings are checked when the route is declared, not on its first request.
-  fastify.addHook('onRoute', (route) => {
-    routeConfig(route.config)
-  })
-
-  fastify.addHook(hook, async (request: FastifyRequest, reply: FastifyReply) => {
+  /** Answers from the cache, or records how the handler's reply is to be treated. */
+  const lookup: preHandlerAsyncHookHandler = async function lookup(request, reply) {
     // routeOptions is a getter that builds a fresh object: read it once.
     const routeOptions = request.routeOptions
     let settings: RouteSettings | null | undefined
     try {
-      settings = routeConfig(routeOptions.config)
+      settings = settingsOf(routeOptions.config)
     } catch (error) {
       cache.reportError(error)
       return
@@ -103,7 +140,7 @@ const plugin: FastifyPluginAsync<FastifyResponseCacheOptions> = async (fastify, 
     if (settings === null) return
     if (settings === undefined) {
       if (SAFE_METHODS.has(method)) return
-      settings = base
+      settings = cache.config.route
     }
     let tags: readonly string[] = []
     try {
@@ -120,7 +157,7 @@ const plugin: FastifyPluginAsync<FastifyResponseCacheOptions> = async (fastify, 
       route: routeOptions.url ?? '(unmatched)',
       tags,
       settings,
-      preset: presetOf(reply),
+      preset: presetFrom(reply.getHeaders()),
     }
     let begin: Awaited<ReturnType<ResponseCache['begin']>>
     try {
@@ -146,25 +183,26 @@ const plugin: FastifyPluginAsync<FastifyResponseCacheOptions> = async (fastify, 
       return reply.send(begin.response.body ?? null)
     }
     states.set(request, begin)
-  })
+  }
 
-  fastify.addHook('onSend', async (request, reply, payload) => {
+  /** The handler's payload: passed through with status headers, or stored and replaced. */
+  const capture: onSendAsyncHookHandler<unknown> = async function capture(request, reply, payload) {
     const state = states.get(request)
     if (!state || state.type === 'served') return payload
     states.set(request, { type: 'served' })
     const tx = state.tx
     if (state.type === 'pass') {
       for (const [name, value] of cache.statusHeaders(tx)) reply.header(name, value)
-      const settle = cache.afterPass(
+      const settled = cache.afterPass(
         tx,
         reply.statusCode,
         headerString(reply.getHeader('location')),
         headerString(reply.getHeader('content-location')),
       )
-      if (!SAFE_METHODS.has(tx.req.method)) await settle
+      if (!SAFE_METHODS.has(tx.req.method)) await settled
       return payload
     }
-    const headers = headersOf(reply)
+    const headers = headerListFrom(reply.getHeaders())
     let body: Buffer
     if (payload instanceof Readable || isStream(payload)) {
       if (cache.precheck(tx, reply.statusCode, headers) === 'pass') {
@@ -178,14 +216,8 @@ const plugin: FastifyPluginAsync<FastifyResponseCacheOptions> = async (fastify, 
         return collected.overflow
       }
       body = collected.body
-    } else if (payload === null || payload === undefined) {
-      body = Buffer.alloc(0)
-    } else if (Buffer.isBuffer(payload)) {
-      body = payload
-    } else if (payload instanceof Uint8Array) {
-      body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
     } else {
-      body = Buffer.from(String(payload))
+      body = bufferOf(payload)
     }
     let out: OutgoingResponse
     try {
@@ -197,25 +229,24 @@ const plugin: FastifyPluginAsync<FastifyResponseCacheOptions> = async (fastify, 
     for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
     write(reply, out)
     return out.body ?? null
-  })
+  }
 
   // A reply that never reached onSend (hijacked, or the request was aborted) must not keep its
   // lease or hold its followers until the lease expires.
-  fastify.addHook('onResponse', async (request, reply) => {
+  const settle: onResponseAsyncHookHandler = async function settle(request, reply) {
     const state = states.get(request)
     if (!state || state.type === 'served') return
     states.delete(request)
     if (state.type === 'forward') cache.abandon(state.tx, 'aborted')
     else await cache.afterPass(state.tx, reply.statusCode)
-  })
-  fastify.addHook('onRequestAbort', async (request) => {
+  }
+
+  const abort: onRequestAbortAsyncHookHandler = async function abort(request) {
     const state = states.get(request)
     if (state?.type === 'forward') cache.abandon(state.tx, 'aborted')
-  })
+  }
 
-  fastify.addHook('onClose', async () => {
-    await cache.close()
-  })
+  return { lookup, capture, settle, abort }
 }
 
 function write(reply: FastifyReply, out: OutgoingResponse): void {
@@ -224,41 +255,12 @@ function write(reply: FastifyReply, out: OutgoingResponse): void {
   for (const [name, value] of out.headers) reply.header(name, value)
 }
 
-function resolveTags(settings: RouteSettings, request: FastifyRequest): readonly string[] {
-  const tags = settings.tags
-  if (tags === undefined) return []
-  if (typeof tags !== 'function') return tags
-  const out = (tags as (r: FastifyRequest) => readonly string[])(request)
-  if (!Array.isArray(out) || out.some((t) => typeof t !== 'string' || t.length === 0)) {
-    throw new TypeError('the tags function must return an array of non-empty strings')
-  }
-  return out
-}
-
-function presetOf(reply: FastifyReply): Map<string, string> | undefined {
-  const headers = reply.getHeaders()
-  const names = Object.keys(headers)
-  if (names.length === 0) return undefined
-  const preset = new Map<string, string>()
-  for (const name of names) {
-    const value = headers[name]
-    if (value !== undefined) preset.set(name, Array.isArray(value) ? value.join(', ') : String(value))
-  }
-  return preset
-}
-
-function headersOf(reply: FastifyReply): HeaderList {
-  const out: HeaderList = []
-  for (const [name, value] of Object.entries(reply.getHeaders())) {
-    if (value === undefined) continue
-    out.push([name, Array.isArray(value) ? value.map(String) : String(value)])
-  }
-  return out
-}
-
-function headerString(value: unknown): string | undefined {
-  if (value === undefined || value === null) return undefined
-  return Array.isArray(value) ? String(value[0]) : String(value)
+function bufferOf(payload: unknown): Buffer {
+  if (payload === null || payload === undefined) return Buffer.alloc(0)
+  if (Buffer.isBuffer(payload)) return payload
+  if (payload instanceof Uint8Array)
+    return Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
+  return Buffer.from(String(payload))
 }
 
 function isStream(value: unknown): boolean {

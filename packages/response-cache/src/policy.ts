@@ -1,5 +1,8 @@
-// RFC 9111 storage and freshness rules for a shared cache, plus RFC 5861's stale extensions.
+// RFC 9111 storage and freshness rules for a shared cache, plus RFC 5861's stale extensions:
+// whether a response may be stored, how long it is fresh, how a stored one may be used when a
+// request comes (fresh, stale while revalidating, stale on error) and how long memcached keeps it.
 import { type Directives, deltaSeconds, MAX_DELTA_SECONDS, parseCacheControl } from './cache-control.js'
+import type { Entry } from './entry.js'
 import { headerGet, headerText, varyNames } from './headers.js'
 import { parseHttpDate } from './http-date.js'
 import type { HeaderList, HeaderValue, RouteSettings } from './types.js'
@@ -103,6 +106,54 @@ export function currentAge(f: Freshness, responseTime: number, now: number): num
 export function remainingFreshness(f: Freshness, responseTime: number, now: number): number {
   if (f.lifetime === null || f.noCache) return Number.NEGATIVE_INFINITY
   return f.lifetime - currentAge(f, responseTime, now)
+}
+
+export function isFresh(entry: Entry, now: number): boolean {
+  return remainingFreshness(entry.freshness, entry.responseTime, now) > 0
+}
+
+/** How a stored response may answer a request that arrives at `now`. */
+export type Reuse =
+  /** Fresh: serve it. `remaining` seconds of freshness left. */
+  | { kind: 'fresh'; remaining: number }
+  /** Stale within stale-while-revalidate: serve it and refresh in the background. */
+  | { kind: 'stale-while-revalidate'; remaining: number }
+  /** Stale: revalidate it through the handler (or keep it for stale-if-error). */
+  | { kind: 'stale' }
+
+/** `canRefresh`: the adapter can run a background refresh. */
+export function reuseOf(entry: Entry, now: number, canRefresh: boolean): Reuse {
+  const f = entry.freshness
+  const remaining = remainingFreshness(f, entry.responseTime, now)
+  if (remaining > 0) return { kind: 'fresh', remaining }
+  if (canRefresh && f.swr > 0 && -remaining <= f.swr) return { kind: 'stale-while-revalidate', remaining }
+  return { kind: 'stale' }
+}
+
+/** A stale entry may be served while another process fills its key (nothing forbids stale use). */
+export function mayServeWhileUpdating(entry: Entry): boolean {
+  return !entry.freshness.noStale && !entry.freshness.noCache
+}
+
+/** A stale entry may stand in for a failed handler (5xx or thrown) at `now` (RFC 5861 §4). */
+export function staleIfErrorAllowed(entry: Entry, now: number): boolean {
+  const f = entry.freshness
+  if (f.sie <= 0) return false
+  const remaining = remainingFreshness(f, entry.responseTime, now)
+  // A never-fresh entry (no-cache or no lifetime) has no staleness to measure: sie forbids nothing then.
+  return Number.isFinite(remaining) ? -remaining <= f.sie : false
+}
+
+/**
+ * memcached TTL of an entry, seconds: the freshness left, plus how long a stale entry may still
+ * serve (stale-while-revalidate, stale-if-error, or `keepStale` for revalidation when it has a
+ * validator), at least 1, at most `maxTtl`.
+ */
+export function storageTtl(entry: Entry, now: number, keepStale: number, maxTtl: number): number {
+  const f = entry.freshness
+  const fresh = Math.max(0, remainingFreshness(f, entry.responseTime, now))
+  const keep = Math.max(f.swr, f.sie, hasValidator(entry.headers) ? keepStale : 0)
+  return Math.max(1, Math.min(Math.ceil(fresh + keep), maxTtl))
 }
 
 /**

@@ -2,8 +2,8 @@
 //   <prefix><sha256(url key)>          the entry itself, or a Vary index naming the Vary'd headers
 //   <prefix>v:<sha256(index id, variant)> one entry per variant when the URL varies
 //   <prefix>c:<id>:<n>                  chunks of a body larger than one item (entry is a manifest)
-//   <prefix>t:<sha256(tag)>             tag generation counters
-//   <prefix>l:<...>, <prefix>r:<...>    fill and refresh leases (memcached add, short TTL)
+//   <prefix>t:<sha256(tag)>             tag generations (tag-generations.ts)
+//   <prefix>l:<...>, <prefix>r:<...>    fill and refresh leases (stampede.ts)
 import { createHash, randomBytes } from 'node:crypto'
 import { DecodeError, type MemkitClient } from '@memkit/client'
 import {
@@ -17,6 +17,7 @@ import {
 } from './entry.js'
 import { type KeySpace, rawVariantKey, varyValuesOf } from './key.js'
 import type { Metrics } from './metrics.js'
+import { type Generations, TagGenerations } from './tag-generations.js'
 import type { RequestHeaders } from './types.js'
 
 export type MissReason = 'uri-miss' | 'vary-miss' | 'invalidated' | 'corrupt' | 'unavailable'
@@ -31,7 +32,7 @@ export interface Lookup {
   /** memcached key of the URL. */
   urlKey: string
   /** Current generation of each route tag (undefined when the counter does not exist yet). */
-  gens: Map<string, number | undefined>
+  gens: Generations
   /** memcached failed: the request goes on uncached, without leases or stores. */
   failed: boolean
 }
@@ -47,15 +48,6 @@ export interface Placement {
 
 const MAX_HINTS = 10_000
 
-/** A fill or refresh lease held by this process. */
-export interface Lease {
-  readonly key: string
-  readonly token: string
-  readonly acquiredAt: number
-  /** Seconds. */
-  readonly ttl: number
-}
-
 export class Storage {
   readonly #client: MemkitClient
   readonly #keys: KeySpace
@@ -63,21 +55,19 @@ export class Storage {
   readonly #report: (error: unknown) => void
   // Last Vary index seen per URL, so a varying URL is usually read in one round trip.
   readonly #hints = new Map<string, VaryIndex>()
+  readonly tags: TagGenerations
 
   constructor(client: MemkitClient, keys: KeySpace, metrics: Metrics, report: (error: unknown) => void) {
     this.#client = client
     this.#keys = keys
     this.#metrics = metrics
     this.#report = report
-  }
-
-  get client(): MemkitClient {
-    return this.#client
+    this.tags = new TagGenerations(client, keys)
   }
 
   async lookup(rawKey: string, headers: RequestHeaders, tags: readonly string[]): Promise<Lookup> {
     const urlKey = this.#keys.url(rawKey)
-    const gens = new Map<string, number | undefined>()
+    const gens: Generations = new Map()
     const result: Lookup = {
       entry: undefined,
       miss: 'uri-miss',
@@ -86,9 +76,7 @@ export class Storage {
       gens,
       failed: false,
     }
-    const batch = [urlKey]
-    const tagKeys = tags.map((t) => this.#keys.tag(t))
-    batch.push(...tagKeys)
+    const batch = [urlKey, ...this.tags.keysOf(tags)]
     const hint = this.#hints.get(urlKey)
     let hintedKey: string | undefined
     if (hint) {
@@ -104,9 +92,7 @@ export class Storage {
       result.miss = 'unavailable'
       return result
     }
-    tags.forEach((tag, i) => {
-      gens.set(tag, counterValue(found.get(tagKeys[i]!)))
-    })
+    this.tags.fromRead(tags, found, gens)
     const record = this.#decode(found.get(urlKey), urlKey)
     if (record === undefined) {
       if (found.has(urlKey)) result.miss = 'corrupt'
@@ -152,8 +138,7 @@ export class Storage {
     const extra = Object.keys(entry.tags).filter((t) => !gens.has(t))
     if (extra.length > 0) {
       try {
-        const more = await this.#read(extra.map((t) => this.#keys.tag(t)))
-        for (const t of extra) gens.set(t, counterValue(more.get(this.#keys.tag(t))))
+        this.tags.fromRead(extra, await this.#read(this.tags.keysOf(extra)), gens)
       } catch (error) {
         this.#report(error)
         result.failed = true
@@ -273,70 +258,11 @@ export class Storage {
     return body
   }
 
-  /** Current generations of `tags`, creating missing counters (so an evicted counter never comes back equal). */
-  async generations(
-    tags: readonly string[],
-    known: Map<string, number | undefined>,
-  ): Promise<Record<string, number>> {
-    const out: Record<string, number> = {}
-    await Promise.all(
-      tags.map(async (tag) => {
-        const gen = known.get(tag)
-        if (gen !== undefined && Number.isSafeInteger(gen)) {
-          out[tag] = gen
-          return
-        }
-        const created = await this.#client.incr(this.#keys.tag(tag), 0, {
-          initial: freshGeneration(),
-          ttl: 0,
-        })
-        if (created === undefined) throw new Error(`tag counter for ${JSON.stringify(tag)} vanished`)
-        out[tag] = created
-      }),
-    )
-    return out
-  }
-
-  /** Bumps a tag's generation: every entry recorded under the old one misses from now on. */
-  async bumpTag(tag: string): Promise<void> {
-    await this.#client.incr(this.#keys.tag(tag), 1, { initial: freshGeneration(), ttl: 0 })
-  }
-
   /** Removes the URL's entry (or Vary index, orphaning every variant). */
   async deleteUrl(rawKey: string): Promise<void> {
     const urlKey = this.#keys.url(rawKey)
     this.#hints.delete(urlKey)
     await this.#client.delete(urlKey)
-  }
-
-  /**
-   * Takes a short lease with memcached `add`; undefined when someone else holds it. Rejects on
-   * memcached failure.
-   */
-  async acquireLease(name: string, ttl: number): Promise<Lease | undefined> {
-    const key = name
-    const token = randomBytes(12).toString('base64url')
-    const acquiredAt = Date.now()
-    return (await this.#client.add(key, token, { ttl })) ? { key, token, acquiredAt, ttl } : undefined
-  }
-
-  /**
-   * Frees a lease. Well inside its TTL nobody else can hold it, so a plain delete (one pipelined
-   * command) is safe; near or past expiry it is removed only if it still carries our token.
-   */
-  releaseLease(lease: Lease): Promise<unknown> {
-    if (Date.now() - lease.acquiredAt < lease.ttl * 1000 - 1000) return this.#client.delete(lease.key)
-    return this.#client
-      .gets(lease.key)
-      .then((item) =>
-        item && Buffer.isBuffer(item.value) === false && String(item.value) === lease.token
-          ? this.#client.deleteIfUnchanged(lease.key, item.cas)
-          : false,
-      )
-  }
-
-  async leaseHeld(name: string): Promise<boolean> {
-    return (await this.#client.get(name)) !== undefined
   }
 
   /**
@@ -384,19 +310,6 @@ export class Storage {
     if (this.#hints.size >= MAX_HINTS) this.#hints.delete(this.#hints.keys().next().value!)
     this.#hints.set(urlKey, index)
   }
-}
-
-/** A generation no earlier counter can have reached: microseconds since the epoch. */
-function freshGeneration(): number {
-  return Date.now() * 1000
-}
-
-function counterValue(value: unknown): number | undefined {
-  if (value === undefined) return undefined
-  if (typeof value === 'number') return value
-  const text = Buffer.isBuffer(value) ? value.toString('latin1') : typeof value === 'string' ? value : ''
-  const n = Number(text.trim())
-  return Number.isSafeInteger(n) ? n : Number.NaN
 }
 
 function sameNames(a: readonly string[], b: readonly string[]): boolean {
