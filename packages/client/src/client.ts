@@ -249,7 +249,16 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   }
 
   /** Reads the value and gives it a new TTL (seconds) in one step. */
-  getAndTouch<T = unknown>(key: string, ttl: number): Promise<T | undefined> {
+  async getAndTouch<T = unknown>(key: string, ttl: number): Promise<T | undefined> {
+    return (await this.getsAndTouch<T>(key, ttl))?.value
+  }
+
+  /**
+   * Reads the value with its CAS token (for `cas()`) and gives it a new TTL (seconds), in one
+   * command on meta (`mg <key> v f c T<ttl>`) and binary (GAT); on classic, `touch` and `gets`
+   * pipelined in one round trip (not atomic).
+   */
+  getsAndTouch<T = unknown>(key: string, ttl: number): Promise<{ value: T; cas: string } | undefined> {
     try {
       const encoded = this.#keys.encode(key)
       return this.#protocol.getAndTouch(
@@ -257,7 +266,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
         encoded,
         toExptime(ttl),
         this.#decoder,
-      ) as Promise<T | undefined>
+      ) as Promise<{ value: T; cas: string } | undefined>
     } catch (error) {
       return Promise.reject(error)
     }

@@ -75,6 +75,11 @@ export class FallbackClient extends EventEmitter<ClientEvents> implements Memkit
     return this.#primary.gets<T>(key)
   }
 
+  /** CAS tokens are per server: only the new pool's items can take part in a CAS. */
+  getsAndTouch<T = unknown>(key: string, ttl: number): Promise<{ value: T; cas: string } | undefined> {
+    return this.#primary.getsAndTouch<T>(key, ttl)
+  }
+
   async getAndTouch<T = unknown>(key: string, ttl: number): Promise<T | undefined> {
     const value = await this.#primary.getAndTouch<T>(key, ttl)
     if (value !== undefined) return value

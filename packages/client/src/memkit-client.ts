@@ -15,6 +15,7 @@ export interface MemkitClient {
   getMany<T = unknown>(keys: Iterable<string>): Promise<Map<string, T>>
   gets<T = unknown>(key: string): Promise<{ value: T; cas: string } | undefined>
   getAndTouch<T = unknown>(key: string, ttl: number): Promise<T | undefined>
+  getsAndTouch<T = unknown>(key: string, ttl: number): Promise<{ value: T; cas: string } | undefined>
   set(key: string, value: unknown, options?: SetOptions): Promise<boolean>
   add(key: string, value: unknown, options?: SetOptions): Promise<boolean>
   replace(key: string, value: unknown, options?: SetOptions): Promise<boolean>

@@ -150,14 +150,27 @@ export function describeConformance(name: string, target: ConformanceTarget): vo
       assert.equal(await client.get(k), 'kept', 'the touch extended the TTL')
     })
 
-    withClient('getAndTouch reads and extends in one step', async (client) => {
-      const k = key('gat')
-      assert.equal(await client.getAndTouch(k, 10), undefined)
-      await client.set(k, { a: 1 }, { ttl: 1 })
-      assert.deepEqual(await client.getAndTouch(k, 60), { a: 1 })
-      await sleep(2100)
-      assert.deepEqual(await client.get(k), { a: 1 })
-    })
+    withClient(
+      'getAndTouch and getsAndTouch read and extend in one step; the CAS token works',
+      async (client) => {
+        const k = key('gat')
+        const g = key('gats')
+        assert.equal(await client.getAndTouch(k, 10), undefined)
+        assert.equal(await client.getsAndTouch(g, 10), undefined)
+        await client.set(k, { a: 1 }, { ttl: 1 })
+        await client.set(g, 'first', { ttl: 1 })
+        assert.deepEqual(await client.getAndTouch(k, 60), { a: 1 })
+        const item = await client.getsAndTouch<string>(g, 60)
+        assert.equal(item?.value, 'first')
+        assert.match(item!.cas, /^\d+$/)
+        await sleep(2100)
+        assert.deepEqual(await client.get(k), { a: 1 })
+        assert.equal(await client.get(g), 'first', 'the read extended the TTL')
+        assert.equal(await client.cas(g, 'second', item!.cas), true, 'its CAS token is the item’s')
+        assert.equal(await client.cas(g, 'third', item!.cas), false)
+        assert.equal(await client.get(g), 'second')
+      },
+    )
 
     withClient(
       'incr and decr with initial create the counter, then count; decr stops at 0',

@@ -299,8 +299,8 @@ export class BinaryProtocol implements Protocol<BinaryTarget> {
     key: EncodedKey,
     exptime: number,
     decoder: ItemDecoder,
-  ): Promise<unknown> {
-    return (await this.#read(target, 'getAndTouch', Opcode.GAT, key, expiration(exptime), decoder))?.value
+  ): Promise<StoredItem | undefined> {
+    return this.#read(target, 'getAndTouch', Opcode.GAT, key, expiration(exptime), decoder)
   }
 
   /** memjs has no multi-get: one request per key, all in flight at once on the same socket. */

@@ -197,15 +197,15 @@ export class ClassicProtocol implements Protocol {
     return send(new ClassicGetCommand<StoredItem | undefined>(key, decoder, true), true)
   }
 
-  /** No `gat` through proxies: `touch` then `get`, pipelined in one round trip (not atomic). */
+  /** No `gat` through proxies: `touch` then `gets`, pipelined in one round trip (not atomic). */
   async getAndTouch(
     send: Dispatch,
     key: EncodedKey,
     exptime: number,
     decoder: ItemDecoder,
-  ): Promise<unknown> {
-    const [touched, value] = await Promise.all([this.touch(send, key, exptime), this.get(send, key, decoder)])
-    return touched ? value : undefined
+  ): Promise<StoredItem | undefined> {
+    const [touched, item] = await Promise.all([this.touch(send, key, exptime), this.gets(send, key, decoder)])
+    return touched ? item : undefined
   }
 
   async getMany(

@@ -167,11 +167,11 @@ export class MemoryProtocol implements Protocol<MemoryStore> {
     key: EncodedKey,
     exptime: number,
     decoder: ItemDecoder,
-  ): Promise<unknown> {
+  ): Promise<StoredItem | undefined> {
     const item = store.read(key.stored)
     if (!item) return undefined
     store.touch(item, expiresAt(exptime))
-    return decode(decoder, key, item)?.value
+    return decode(decoder, key, item)
   }
 
   async getMany(

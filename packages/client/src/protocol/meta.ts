@@ -340,8 +340,16 @@ export class MetaProtocol implements Protocol {
     return send(new MetaGetCommand<StoredItem | undefined>('gets', key, decoder, 'item', ' c'), true)
   }
 
-  getAndTouch(send: Dispatch, key: EncodedKey, exptime: number, decoder: ItemDecoder): Promise<unknown> {
-    return send(new MetaGetCommand<unknown>('getAndTouch', key, decoder, 'value', ` T${exptime}`), true)
+  getAndTouch(
+    send: Dispatch,
+    key: EncodedKey,
+    exptime: number,
+    decoder: ItemDecoder,
+  ): Promise<StoredItem | undefined> {
+    return send(
+      new MetaGetCommand<StoredItem | undefined>('getAndTouch', key, decoder, 'item', ` c T${exptime}`),
+      true,
+    )
   }
 
   getMany(

@@ -49,7 +49,13 @@ export interface Protocol<Target = Dispatch> {
   readonly remainingTtl: boolean
   get(send: Target, key: EncodedKey, decoder: ItemDecoder): Promise<unknown>
   gets(send: Target, key: EncodedKey, decoder: ItemDecoder): Promise<StoredItem | undefined>
-  getAndTouch(send: Target, key: EncodedKey, exptime: number, decoder: ItemDecoder): Promise<unknown>
+  /** Reads the item and sets its exptime in one step; with its CAS token. */
+  getAndTouch(
+    send: Target,
+    key: EncodedKey,
+    exptime: number,
+    decoder: ItemDecoder,
+  ): Promise<StoredItem | undefined>
   /** Fetches keys that live on one server; hits are added to `into` under their caller-facing key. */
   getMany(send: Target, keys: EncodedKey[], decoder: ItemDecoder, into: Map<string, unknown>): Promise<void>
   store(
