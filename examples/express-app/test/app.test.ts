@@ -3,7 +3,14 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { createClient, type MemcachedClient } from '@memkit/client'
-import { type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
+import {
+  captureConsole,
+  captureWarnings,
+  type MemcachedServer,
+  startMemcached,
+  stopAll,
+  waitUntil,
+} from '@memkit/testing'
 import request from 'supertest'
 import { buildApp } from '../src/app.js'
 
@@ -126,6 +133,10 @@ test('when memcached is down the shop still answers: products uncached, no limit
     cookieSecret: 'a-test-cookie-secret-of-32-chars!',
     catalogDelayMs: 1,
   })
+  // The outage is reported once by the rate limiter (a process warning), and Express logs the
+  // session save that express-session attempts after the 503 has gone out.
+  const warnings = captureWarnings('MEMKIT_RATE_LIMIT_STORE_ERROR')
+  const logged = captureConsole()
   try {
     await down.kill()
     const products = await request(degraded.app).get('/api/products').expect(200)
@@ -135,7 +146,13 @@ test('when memcached is down the shop still answers: products uncached, no limit
       .post('/login')
       .send({ username: 'alice', password: 'wonderland' })
     assert.equal(login.status, 503, 'a login cannot be kept without the session store')
+    await waitUntil(() => logged.items.length > 0, { message: 'Express logs the late save failure' })
+    const [late] = logged.items[0]!.args as [{ code?: string }]
+    assert.equal(late.code, 'ERR_MEMKIT_SESSION_UNAVAILABLE')
+    assert.ok(warnings.items.length >= 1, 'the limiter reports the outage')
   } finally {
+    warnings.restore()
+    logged.restore()
     degraded.close()
     await downClient.close()
   }

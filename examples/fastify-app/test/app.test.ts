@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { createClient, type MemcachedClient } from '@memkit/client'
-import { type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
+import { captureWarnings, type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
 import type { LightMyRequestResponse } from 'fastify'
 import { buildApp } from '../src/app.js'
 
@@ -128,6 +128,7 @@ test('when memcached is down the shop still answers: products uncached, no limit
     cookieSecret: 'a-test-cookie-secret-of-32-chars!',
     catalogDelayMs: 1,
   })
+  const warnings = captureWarnings('MEMKIT_RATE_LIMIT_STORE_ERROR')
   try {
     await down.kill()
     const products = await degraded.app.inject({ url: '/api/products' })
@@ -139,7 +140,9 @@ test('when memcached is down the shop still answers: products uncached, no limit
       payload: { username: 'alice', password: 'wonderland' },
     })
     assert.equal(login.statusCode, 503, 'a login cannot be kept without the session store')
+    assert.ok(warnings.items.length >= 1, 'the limiter reports the outage')
   } finally {
+    warnings.restore()
     await degraded.app.close()
     await downClient.close()
   }

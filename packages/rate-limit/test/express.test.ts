@@ -3,7 +3,7 @@ import { request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import type { MemcachedClient } from '@memkit/client'
-import { type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
+import { captureWarnings, type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
 import express, { type ErrorRequestHandler } from 'express'
 import request from 'supertest'
 import { type ExpressRateLimitOptions, rateLimit } from '../src/express.js'
@@ -226,19 +226,15 @@ describe('Express middleware', () => {
     app.get('/', middleware, (_req, res) => {
       res.send('ok')
     })
-    const warnings: string[] = []
-    const onWarning = (warning: Error & { code?: string }) => {
-      if (warning.code === 'MEMKIT_RATE_LIMIT_DOUBLE_COUNT') warnings.push(warning.message)
-    }
-    process.on('warning', onWarning)
+    const warnings = captureWarnings('MEMKIT_RATE_LIMIT_DOUBLE_COUNT')
     try {
       await request(app).get('/')
       await request(app).get('/')
       await sleep(5)
     } finally {
-      process.off('warning', onWarning)
+      warnings.restore()
     }
-    assert.equal(warnings.length, 1)
+    assert.equal(warnings.items.length, 1)
   })
 
   test('invalid options throw ERR_MEMKIT_INVALID_OPTION when the middleware is created', () => {

@@ -3,7 +3,13 @@
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import { after, describe, test } from 'node:test'
-import { type MemcachedServer, startMemcached, startSilentServer, stopAll } from '@memkit/testing'
+import {
+  captureWarnings,
+  type MemcachedServer,
+  startMemcached,
+  startSilentServer,
+  stopAll,
+} from '@memkit/testing'
 import {
   clientFor,
   countCommands,
@@ -227,19 +233,15 @@ test('without onError, an outage produces one warning, not one per request', asy
   const client = clientFor(server.address, { timeout: TIMEOUT })
   const { make } = harnesses[0]!
   const harness = await make({ client, prefix: uniquePrefix('warn'), limit: 5, breaker: false })
-  const warnings: string[] = []
-  const onWarning = (warning: Error & { code?: string }) => {
-    if (warning.code === 'MEMKIT_RATE_LIMIT_STORE_ERROR') warnings.push(warning.message)
-  }
-  process.on('warning', onWarning)
+  const warnings = captureWarnings('MEMKIT_RATE_LIMIT_STORE_ERROR')
   try {
     await server.kill()
     for (let i = 0; i < 5; i++) assert.equal((await harness.request('/')).status, 200)
     await sleep(10)
-    assert.equal(warnings.length, 1)
-    assert.match(warnings[0]!, /onStoreError: 'allow'/)
+    assert.equal(warnings.items.length, 1)
+    assert.match(warnings.items[0]!.message, /onStoreError: 'allow'/)
   } finally {
-    process.off('warning', onWarning)
+    warnings.restore()
     await harness.close()
     await client.close()
   }

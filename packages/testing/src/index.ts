@@ -8,6 +8,7 @@ export {
   startMemcached,
   startMemcachedCluster,
 } from './memcached-server.js'
+export { type Capture, type CapturedWarning, captureConsole, captureWarnings, waitUntil } from './output.js'
 export { registeredCount } from './process-registry.js'
 export { dumpKeys, rawCommand } from './raw-command.js'
 export { startTwemproxy, type TwemproxyOptions, TwemproxyServer } from './twemproxy.js'
