@@ -153,8 +153,10 @@ for (const [dir, pkg] of published) {
         cwd: join(root, dir),
         maxBuffer: 64 * 1024 * 1024,
       })
-      const result = JSON.parse(stdout) as Record<string, { name: string; files: { path: string }[] }>
-      const tarball = result[pkg.name]
+      // npm prints the report itself, or (run from a workspace root) keyed by the package name.
+      type Report = { name: string; files: { path: string }[] }
+      const result = JSON.parse(stdout) as Report | Record<string, Report>
+      const tarball = 'files' in result ? (result as Report) : (result as Record<string, Report>)[pkg.name]
       assert.ok(tarball, `npm would publish ${pkg.name}`)
       const files = new Set(tarball.files.map((file) => file.path))
       for (const file of ['LICENSE', 'README.md', 'package.json']) assert.ok(files.has(file), file)
