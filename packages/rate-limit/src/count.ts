@@ -1,6 +1,7 @@
+// The counting itself: which store commands an attempt sends. What the counts mean is the
+// window module's business.
 import type { CounterStore } from './counter-store.js'
-import type { Algorithm } from './options.js'
-import { type Decision, decideFixed, decideSliding, type Window } from './window.js'
+import type { Attempt, Decision, WindowGrid } from './window.js'
 
 export interface Counted {
   decision: Decision
@@ -9,35 +10,31 @@ export interface Counted {
 }
 
 /**
- * Counts `cost` units in `window` and decides against `limit`. Fixed window: one
- * create-or-increment. Sliding window: the increment and a read of the previous window's
- * counter, issued together so they travel pipelined in one round trip.
+ * Counts the attempt's cost in its window and decides. Fixed window: one create-or-increment.
+ * Sliding window: the increment and a read of the previous window's counter, issued together
+ * so they travel pipelined in one round trip.
  */
-export function countRequest(
-  store: CounterStore,
-  algorithm: Algorithm,
-  windowMs: number,
-  base: string,
-  window: Window,
-  cost: number,
-  limit: number,
-  now: number,
-): Promise<Counted> {
-  const storageKey = `${base}:${window.index}`
-  if (algorithm === 'fixed') {
-    // The counter only has to outlive its window; the extra second covers clock rounding.
-    const ttl = (window.end - now) / 1000 + 1
-    return Promise.resolve(store.add(storageKey, cost, ttl)).then((count) => ({
-      decision: decideFixed(count, cost, limit, window),
+export function countRequest(store: CounterStore, grid: WindowGrid, attempt: Attempt): Promise<Counted> {
+  const storageKey = grid.counterKey(attempt)
+  const previousKey = grid.previousKey(attempt)
+  const added = store.add(storageKey, attempt.cost, grid.counterTtl(attempt))
+  if (previousKey === undefined) {
+    return Promise.resolve(added).then((count) => ({
+      decision: grid.decide(attempt, count, 0),
       storageKey,
     }))
   }
-  // The current counter lives on through the next window, where it is the "previous" one.
-  const ttl = (window.end + windowMs - now) / 1000 + 1
-  return Promise.all([store.add(storageKey, cost, ttl), store.read(`${base}:${window.index - 1}`)]).then(
-    ([current, previous]) => ({
-      decision: decideSliding(current, previous, cost, limit, window, windowMs, now),
-      storageKey,
-    }),
-  )
+  return Promise.all([added, store.read(previousKey)]).then(([current, previous]) => ({
+    decision: grid.decide(attempt, current, previous),
+    storageKey,
+  }))
+}
+
+/** The attempt's state without counting anything (its cost is not added). */
+export function readCounts(store: CounterStore, grid: WindowGrid, attempt: Attempt): Promise<Decision> {
+  const previousKey = grid.previousKey(attempt)
+  return Promise.all([
+    store.read(grid.counterKey(attempt)),
+    previousKey === undefined ? 0 : store.read(previousKey),
+  ]).then(([current, previous]) => grid.decide(attempt, current, previous))
 }

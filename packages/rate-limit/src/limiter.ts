@@ -1,11 +1,11 @@
 import { createClient, InvalidArgumentError, type MemkitClient } from '@memkit/client'
 import { CircuitBreaker } from './breaker.js'
-import { countRequest } from './count.js'
+import { countRequest, readCounts } from './count.js'
 import { type CounterStore, MemcachedCounterStore, MemoryCounterStore } from './counter-store.js'
 import { KeyHasher } from './key.js'
 import { MetricsRecorder, type Outcome, type RateLimitMetrics } from './metrics.js'
 import { type LimiterConfig, type LimiterOptions, parseLimiterOptions } from './options.js'
-import { type Decision, decideFixed, decideSliding, type Window, windowAt } from './window.js'
+import { type Attempt, counterKey, type Decision, type Window, WindowGrid } from './window.js'
 
 export type RateLimitSource = Outcome
 
@@ -56,6 +56,17 @@ interface PreBlock {
   used: number
 }
 
+/** How an attempt was decided: by whom, where it was counted, and the failure behind a fallback. */
+interface Settlement {
+  decision: Decision
+  source: RateLimitSource
+  /** Where an allowed request was counted (undefined when nothing was). */
+  store?: CounterStore
+  storageKey?: string
+  error?: Error
+  limitReached?: boolean
+}
+
 /**
  * The framework-free limiter: `consume(key)` counts one request (or `cost` units) against
  * `key` in ONE memcached round trip and says whether it is allowed. The Express middleware,
@@ -76,6 +87,7 @@ export class RateLimiter {
 
   readonly #dynamicLimit: boolean
   readonly #hasher: KeyHasher
+  readonly #grid: WindowGrid
 
   constructor(
     options: LimiterOptions,
@@ -83,8 +95,9 @@ export class RateLimiter {
   ) {
     this.config = internal?.config ?? parseLimiterOptions(options)
     this.#dynamicLimit = internal?.dynamicLimit ?? false
-    this.#hasher = new KeyHasher(this.config.prefix, this.config.name, this.config.windowMs)
     const config = this.config
+    this.#hasher = new KeyHasher(config.prefix, config.name, config.windowMs)
+    this.#grid = new WindowGrid(config.algorithm, config.windowMs)
     this.#ownsClient = config.client === undefined
     this.client = config.client ?? createClient({ servers: config.servers })
     this.#store = new MemcachedCounterStore(this.client)
@@ -101,9 +114,8 @@ export class RateLimiter {
 
   /** Counts a request against `key` and decides. Rejects only for invalid arguments, never for memcached failures. */
   consume(key: string, options?: ConsumeOptions): Promise<RateLimitResult> {
-    const config = this.config
     const cost = options?.cost ?? 1
-    const limit = options?.limit ?? config.limit
+    const limit = options?.limit ?? this.config.limit
     if (!Number.isSafeInteger(cost) || cost < 0) {
       return Promise.reject(new InvalidArgumentError(`rate-limit cost must be an integer >= 0; got ${cost}`))
     }
@@ -115,63 +127,28 @@ export class RateLimiter {
     if (typeof key !== 'string') {
       return Promise.reject(new InvalidArgumentError(`rate-limit key must be a string; got ${typeof key}`))
     }
-    const now = Date.now()
-    const hashed = this.#hasher.hash(key)
-    const window = windowAt(now, config.windowMs, hashed.phase)
+    const attempt = this.#attempt(key, cost, limit, Date.now())
 
-    if (config.preBlock && cost > 0 && this.#preBlocks.size > 0) {
-      const block = this.#preBlocks.get(hashed.base)
-      if (block !== undefined) {
-        if (block.until > now && limit <= block.limit) {
-          const result = this.#result(
-            { allowed: false, used: block.used, remaining: 0, resetTime: block.until, crossed: false },
-            limit,
-            cost,
-            key,
-            'pre-block',
-            now,
-          )
-          return Promise.resolve(result)
-        }
-        if (block.until <= now) this.#preBlocks.delete(hashed.base)
-      }
+    if (this.config.preBlock && cost > 0 && this.#preBlocks.size > 0) {
+      const blocked = this.#preBlocked(attempt)
+      if (blocked !== undefined) return Promise.resolve(blocked)
     }
 
     const breaker = this.#breaker
-    if (breaker !== undefined && !breaker.allow(now)) {
-      return Promise.resolve(this.#fallback(key, hashed.base, window, cost, limit, now, undefined))
+    if (breaker !== undefined && !breaker.allow(attempt.now)) {
+      return Promise.resolve(this.#fallback(attempt, undefined))
     }
-    return countRequest(
-      this.#store,
-      config.algorithm,
-      config.windowMs,
-      hashed.base,
-      window,
-      cost,
-      limit,
-      now,
-    ).then(
+    return countRequest(this.#store, this.#grid, attempt).then(
       ({ decision, storageKey }) => {
         if (breaker !== undefined) breaker.success()
         this.#failing = false
-        return this.#settle(
-          decision,
-          limit,
-          cost,
-          key,
-          hashed.base,
-          window,
-          'store',
-          now,
-          this.#store,
-          storageKey,
-        )
+        return this.#settle(attempt, { decision, source: 'store', store: this.#store, storageKey })
       },
       (error: unknown) => {
         const failure = error instanceof Error ? error : new Error(String(error))
         const opened = breaker?.failure(Date.now()) ?? false
         this.#report(failure, opened)
-        return this.#fallback(key, hashed.base, window, cost, limit, now, failure)
+        return this.#fallback(attempt, failure)
       },
     )
   }
@@ -194,36 +171,29 @@ export class RateLimiter {
 
   /** The key's state without counting anything (`limit` defaults to the limiter's). */
   async peek(key: string, limit: number = this.config.limit): Promise<RateLimitResult> {
-    const now = Date.now()
-    const hashed = this.#hasher.hash(key)
-    const window = windowAt(now, this.config.windowMs, hashed.phase)
-    const [current, previous] = await Promise.all([
-      this.#store.read(`${hashed.base}:${window.index}`),
-      this.config.algorithm === 'sliding' ? this.#store.read(`${hashed.base}:${window.index - 1}`) : 0,
-    ])
-    const decision =
-      this.config.algorithm === 'sliding'
-        ? decideSliding(current, previous, 0, limit, window, this.config.windowMs, now)
-        : decideFixed(current, 0, limit, window)
-    return this.#result(decision, limit, 0, key, 'store', now)
+    const attempt = this.#attempt(key, 0, limit, Date.now())
+    const decision = await readCounts(this.#store, this.#grid, attempt)
+    return this.#result(attempt, { decision, source: 'store' })
   }
 
   /** Forgets a key's counts (this window and the previous one) in memcached and in memory. */
   async reset(key: string): Promise<void> {
-    const now = Date.now()
-    const hashed = this.#hasher.hash(key)
-    const window = windowAt(now, this.config.windowMs, hashed.phase)
-    this.#preBlocks.delete(hashed.base)
-    this.#reached.delete(hashed.base)
-    const keys = [`${hashed.base}:${window.index}`, `${hashed.base}:${window.index - 1}`]
+    const { base, window } = this.#attempt(key, 0, this.config.limit, Date.now())
+    this.#preBlocks.delete(base)
+    this.#reached.delete(base)
+    const keys = [counterKey(base, window.index), counterKey(base, window.index - 1)]
     for (const storageKey of keys) this.#local.remove(storageKey)
     await Promise.all(keys.map((storageKey) => this.#store.remove(storageKey)))
   }
 
   /** The memcached key holding `key`'s counter for the window at `now` (for tests and tooling). */
   storageKey(key: string, now: number = Date.now()): string {
-    const hashed = this.#hasher.hash(key)
-    return `${hashed.base}:${windowAt(now, this.config.windowMs, hashed.phase).index}`
+    return this.#grid.counterKey(this.#attempt(key, 0, this.config.limit, now))
+  }
+
+  /** The window `key` is in at `now` (epoch ms): its index on the key's grid, start and end. */
+  windowFor(key: string, now: number = Date.now()): Window {
+    return this.#attempt(key, 0, this.config.limit, now).window
   }
 
   /** Allowed/blocked counts per minute for the last 15 minutes, totals and the breaker's state. */
@@ -253,112 +223,90 @@ export class RateLimiter {
 
   // ---- internals -------------------------------------------------------------------------
 
-  #fallback(
-    key: string,
-    base: string,
-    window: Window,
-    cost: number,
-    limit: number,
-    now: number,
-    error: Error | undefined,
-  ): RateLimitResult | Promise<RateLimitResult> {
+  #attempt(key: string, cost: number, limit: number, now: number): Attempt {
+    const hashed = this.#hasher.hash(key)
+    return { key, base: hashed.base, window: this.#grid.at(now, hashed.phase), cost, limit, now }
+  }
+
+  /** The in-memory refusal of a key known to be over its limit, or undefined to ask memcached. */
+  #preBlocked(attempt: Attempt): RateLimitResult | undefined {
+    const block = this.#preBlocks.get(attempt.base)
+    if (block === undefined) return undefined
+    if (block.until > attempt.now && attempt.limit <= block.limit) {
+      return this.#result(attempt, {
+        decision: { allowed: false, used: block.used, remaining: 0, resetTime: block.until, crossed: false },
+        source: 'pre-block',
+      })
+    }
+    if (block.until <= attempt.now) this.#preBlocks.delete(attempt.base)
+    return undefined
+  }
+
+  #fallback(attempt: Attempt, error: Error | undefined): RateLimitResult | Promise<RateLimitResult> {
     const policy = this.config.onStoreError
     if (policy === 'local') {
-      const share = Math.max(1, Math.floor(limit / this.config.instances))
-      return countRequest(
-        this.#local,
-        this.config.algorithm,
-        this.config.windowMs,
-        base,
-        window,
-        cost,
-        share,
-        now,
-      ).then(({ decision, storageKey }) =>
-        this.#settle(decision, share, cost, key, base, window, 'local', now, this.#local, storageKey, error),
+      const share = Math.max(1, Math.floor(attempt.limit / this.config.instances))
+      const local = { ...attempt, limit: share }
+      return countRequest(this.#local, this.#grid, local).then(({ decision, storageKey }) =>
+        this.#settle(local, { decision, source: 'local', store: this.#local, storageKey, error }),
       )
     }
     const breaker = this.#breaker
     const retryAt =
       breaker !== undefined && breaker.state === 'open'
         ? breaker.openUntil
-        : now + (breaker?.cooldownMs ?? 1000)
+        : attempt.now + (breaker?.cooldownMs ?? 1000)
+    const { limit, window } = attempt
     const decision: Decision =
       policy === 'allow'
         ? { allowed: true, used: 0, remaining: limit, resetTime: window.end, crossed: false }
         : { allowed: false, used: 0, remaining: 0, resetTime: retryAt, crossed: false }
-    return this.#result(
+    return this.#result(attempt, {
       decision,
-      limit,
-      cost,
-      key,
-      policy === 'allow' ? 'fail-open' : 'fail-closed',
-      now,
+      source: policy === 'allow' ? 'fail-open' : 'fail-closed',
       error,
-    )
+    })
   }
 
-  #settle(
-    decision: Decision,
-    limit: number,
-    cost: number,
-    key: string,
-    base: string,
-    window: Window,
-    source: RateLimitSource,
-    now: number,
-    store: CounterStore,
-    storageKey: string,
-    error?: Error,
-  ): RateLimitResult {
+  #settle(attempt: Attempt, settlement: Settlement): RateLimitResult {
+    const { decision, source } = settlement
+    const { base, window } = attempt
     let reached = false
     if (decision.crossed) {
       // Once per key and window: a crossing seen again after an undo is not a new one.
       reached = this.#reached.get(base) !== window.index
-      if (reached) {
-        this.#reached.delete(base)
-        if (this.#reached.size >= this.config.maxLocalKeys) {
-          const oldest = this.#reached.keys().next()
-          if (!oldest.done) this.#reached.delete(oldest.value)
-        }
-        this.#reached.set(base, window.index)
-      }
+      if (reached) remember(this.#reached, base, window.index, this.config.maxLocalKeys)
     }
     if (!decision.allowed && this.config.preBlock && source === 'store') {
-      this.#preBlocks.delete(base)
-      if (this.#preBlocks.size >= this.config.maxLocalKeys) {
-        const oldest = this.#preBlocks.keys().next()
-        if (!oldest.done) this.#preBlocks.delete(oldest.value)
-      }
-      this.#preBlocks.set(base, { until: decision.resetTime, limit, used: decision.used })
+      remember(
+        this.#preBlocks,
+        base,
+        { until: decision.resetTime, limit: attempt.limit, used: decision.used },
+        this.config.maxLocalKeys,
+      )
     }
-    const result = this.#result(decision, limit, cost, key, source, now, error, reached)
-    if (decision.allowed) counted.set(result, { store, storageKey, base })
+    const result = this.#result(attempt, { ...settlement, limitReached: reached })
+    if (decision.allowed && settlement.store !== undefined && settlement.storageKey !== undefined) {
+      counted.set(result, { store: settlement.store, storageKey: settlement.storageKey, base })
+    }
     return result
   }
 
-  #result(
-    decision: Decision,
-    limit: number,
-    cost: number,
-    key: string,
-    source: RateLimitSource,
-    now: number,
-    error?: Error,
-    limitReached = false,
-  ): RateLimitResult {
+  #result(attempt: Attempt, settlement: Settlement): RateLimitResult {
+    const { decision, source, error } = settlement
+    const { now } = attempt
     this.#metrics.record(now, decision.allowed, source, error !== undefined)
     const result: RateLimitResult = {
       allowed: decision.allowed,
-      limit,
+      limit: attempt.limit,
       used: decision.used,
       remaining: decision.remaining,
       resetTime: decision.resetTime,
       retryAfter: Math.max(1, Math.ceil((decision.resetTime - now) / 1000)),
-      limitReached,
+      limitReached: settlement.limitReached ?? false,
       source,
-      key,
-      cost,
+      key: attempt.key,
+      cost: attempt.cost,
     }
     if (error !== undefined) (result as { error?: Error }).error = error
     return result
@@ -383,4 +331,14 @@ export class RateLimiter {
       )
     }
   }
+}
+
+/** Sets `key` in a map bounded to `max` entries, making room by dropping the oldest entry. */
+function remember<V>(map: Map<string, V>, key: string, value: V, max: number): void {
+  map.delete(key)
+  if (map.size >= max) {
+    const oldest = map.keys().next()
+    if (!oldest.done) map.delete(oldest.value)
+  }
+  map.set(key, value)
 }

@@ -2,11 +2,11 @@
 // @fastify/rate-limit, for applications that keep those libraries. Neither library is imported:
 // they call these objects through their documented store interfaces.
 import { InvalidOptionError, type MemkitClient } from '@memkit/client'
-import { countRequest } from './count.js'
+import { countRequest, readCounts } from './count.js'
 import { MemcachedCounterStore } from './counter-store.js'
 import { KeyHasher } from './key.js'
 import { type Algorithm, isKeySafe, oneOf, text } from './options.js'
-import { decideSliding, type Window, windowAt } from './window.js'
+import { type Attempt, counterKey, WindowGrid } from './window.js'
 
 export interface PeerStoreOptions {
   /** The shared memkit client. */
@@ -51,19 +51,21 @@ function parse(options: PeerStoreOptions, defaultPrefix: string): Parsed {
 // The libraries decide with their own limit; counting itself never blocks.
 const NO_LIMIT = Number.MAX_SAFE_INTEGER
 
-/** The count without adding to it (sliding: the weighted previous window included, rounded up). */
-async function readTotal(
-  parsed: Parsed,
-  base: string,
-  window: Window,
-  windowMs: number,
-  now: number,
-): Promise<number> {
-  const [current, previous] = await Promise.all([
-    parsed.counters.read(`${base}:${window.index}`),
-    parsed.algorithm === 'sliding' ? parsed.counters.read(`${base}:${window.index - 1}`) : 0,
-  ])
-  return decideSliding(current, previous, 0, NO_LIMIT, window, windowMs, now).used
+/** A key's windows on one grid: the attempt to count or read for a key at `now`. */
+class Locator {
+  readonly grid: WindowGrid
+  readonly #hasher: KeyHasher
+
+  constructor(parsed: Parsed, namespace: string, windowMs: number) {
+    this.grid = new WindowGrid(parsed.algorithm, windowMs)
+    this.#hasher = new KeyHasher(parsed.prefix, namespace, windowMs)
+  }
+
+  /** The libraries decide with their own limit: counting itself never blocks. */
+  attempt(key: string, cost: number, now: number): Attempt {
+    const hashed = this.#hasher.hash(key)
+    return { key, base: hashed.base, window: this.grid.at(now, hashed.phase), cost, limit: NO_LIMIT, now }
+  }
 }
 
 /** What express-rate-limit expects back from `increment` and `get`. */
@@ -84,13 +86,12 @@ export class ExpressRateLimitStore {
   readonly localKeys = false
   readonly prefix: string
   readonly #parsed: Parsed
-  #windowMs = 60_000
-  #hasher: KeyHasher
+  #locator: Locator
 
   constructor(options: PeerStoreOptions) {
     this.#parsed = parse(options, 'erl:')
     this.prefix = this.#parsed.prefix
-    this.#hasher = new KeyHasher(this.prefix, `erl:${this.#windowMs}`, this.#windowMs)
+    this.#locator = new Locator(this.#parsed, 'erl:60000', 60_000)
   }
 
   /** Called by express-rate-limit with its options. */
@@ -98,50 +99,38 @@ export class ExpressRateLimitStore {
     if (typeof options?.windowMs !== 'number' || !(options.windowMs > 0)) {
       throw new InvalidOptionError('express-rate-limit passed no valid windowMs to the store')
     }
-    this.#windowMs = options.windowMs
-    this.#hasher = new KeyHasher(this.prefix, `erl:${this.#windowMs}`, this.#windowMs)
+    this.#locator = new Locator(this.#parsed, `erl:${options.windowMs}`, options.windowMs)
   }
 
   async increment(key: string): Promise<ClientRateLimitInfo> {
-    const now = Date.now()
-    const { base, window } = this.#locate(key, now)
-    const { decision } = await countRequest(
-      this.#parsed.counters,
-      this.#parsed.algorithm,
-      this.#windowMs,
-      base,
-      window,
-      1,
-      NO_LIMIT,
-      now,
-    )
-    return { totalHits: Math.max(1, decision.used), resetTime: new Date(window.end) }
+    const attempt = this.#locator.attempt(key, 1, Date.now())
+    const { decision } = await countRequest(this.#parsed.counters, this.#locator.grid, attempt)
+    return { totalHits: Math.max(1, decision.used), resetTime: new Date(attempt.window.end) }
   }
 
   async decrement(key: string): Promise<void> {
-    const { base, window } = this.#locate(key, Date.now())
-    await this.#parsed.counters.subtract(`${base}:${window.index}`, 1)
+    const attempt = this.#locator.attempt(key, 0, Date.now())
+    await this.#parsed.counters.subtract(this.#locator.grid.counterKey(attempt), 1)
   }
 
   async get(key: string): Promise<ClientRateLimitInfo | undefined> {
-    const now = Date.now()
-    const { base, window } = this.#locate(key, now)
-    const total = await readTotal(this.#parsed, base, window, this.#windowMs, now)
-    return total > 0 ? { totalHits: total, resetTime: new Date(window.end) } : undefined
+    const attempt = this.#locator.attempt(key, 0, Date.now())
+    const { used } = await readCounts(this.#parsed.counters, this.#locator.grid, attempt)
+    return used > 0 ? { totalHits: used, resetTime: new Date(attempt.window.end) } : undefined
   }
 
   async resetKey(key: string): Promise<void> {
-    const { base, window } = this.#locate(key, Date.now())
+    const { base, window } = this.#locator.attempt(key, 0, Date.now())
     await Promise.all([
-      this.#parsed.counters.remove(`${base}:${window.index}`),
-      this.#parsed.counters.remove(`${base}:${window.index - 1}`),
+      this.#parsed.counters.remove(counterKey(base, window.index)),
+      this.#parsed.counters.remove(counterKey(base, window.index - 1)),
     ])
   }
+}
 
-  #locate(key: string, now: number) {
-    const hashed = this.#hasher.hash(key)
-    return { base: hashed.base, window: windowAt(now, this.#windowMs, hashed.phase) }
-  }
+/** Milliseconds until the attempt's window ends (what @fastify/rate-limit calls the ttl). */
+function ttlOf(attempt: Attempt): number {
+  return Math.max(0, attempt.window.end - attempt.now)
 }
 
 type Callback = (error: Error | null, result?: { current: number; ttl: number }) => void
@@ -171,8 +160,8 @@ export function createFastifyRateLimitStore(options: PeerStoreOptions): FastifyR
 
   class MemkitFastifyRateLimitStore implements FastifyRateLimitStoreInstance {
     readonly #namespace: string
-    // One hasher per window length: @fastify/rate-limit may pass a different timeWindow per route.
-    readonly #hashers = new Map<number, KeyHasher>()
+    // One locator per window length: @fastify/rate-limit may pass a different timeWindow per route.
+    readonly #locators = new Map<number, Locator>()
 
     constructor(params?: Record<string, unknown>, namespace = 'frl') {
       if (params?.continueExceeding === true || params?.exponentialBackoff === true) {
@@ -184,37 +173,32 @@ export function createFastifyRateLimitStore(options: PeerStoreOptions): FastifyR
     }
 
     incr(key: string, callback: Callback, timeWindow: number, _max: number): void {
-      const now = Date.now()
-      const hashed = this.#hash(String(key), timeWindow)
-      const window = windowAt(now, timeWindow, hashed.phase)
-      countRequest(parsed.counters, parsed.algorithm, timeWindow, hashed.base, window, 1, NO_LIMIT, now).then(
-        ({ decision }) => callback(null, { current: decision.used, ttl: Math.max(0, window.end - now) }),
+      const locator = this.#locator(timeWindow)
+      const attempt = locator.attempt(String(key), 1, Date.now())
+      countRequest(parsed.counters, locator.grid, attempt).then(
+        ({ decision }) => callback(null, { current: decision.used, ttl: ttlOf(attempt) }),
         (error: unknown) => callback(error instanceof Error ? error : new Error(String(error))),
       )
     }
 
     read(key: string, callback: Callback, timeWindow: number): void {
-      const now = Date.now()
-      const hashed = this.#hash(String(key), timeWindow)
-      const window = windowAt(now, timeWindow, hashed.phase)
-      readTotal(parsed, hashed.base, window, timeWindow, now).then(
-        (current) =>
-          callback(
-            null,
-            current > 0 ? { current, ttl: Math.max(0, window.end - now) } : { current: 0, ttl: 0 },
-          ),
+      const locator = this.#locator(timeWindow)
+      const attempt = locator.attempt(String(key), 0, Date.now())
+      readCounts(parsed.counters, locator.grid, attempt).then(
+        ({ used }) =>
+          callback(null, used > 0 ? { current: used, ttl: ttlOf(attempt) } : { current: 0, ttl: 0 }),
         (error: unknown) => callback(error instanceof Error ? error : new Error(String(error))),
       )
     }
 
-    #hash(key: string, timeWindow: number) {
-      let hasher = this.#hashers.get(timeWindow)
-      if (hasher === undefined) {
-        if (this.#hashers.size >= 64) this.#hashers.clear()
-        hasher = new KeyHasher(parsed.prefix, `${this.#namespace}:${timeWindow}`, timeWindow)
-        this.#hashers.set(timeWindow, hasher)
+    #locator(timeWindow: number): Locator {
+      let locator = this.#locators.get(timeWindow)
+      if (locator === undefined) {
+        if (this.#locators.size >= 64) this.#locators.clear()
+        locator = new Locator(parsed, `${this.#namespace}:${timeWindow}`, timeWindow)
+        this.#locators.set(timeWindow, locator)
       }
-      return hasher.hash(key)
+      return locator
     }
 
     child(routeOptions: {

@@ -1,3 +1,8 @@
+// The window decision: where a key's windows lie, which memcached counters a request touches,
+// how long they must live, and what their counts mean. Every limiter, fallback and peer store
+// asks this module; none does window arithmetic of its own.
+import type { Algorithm } from './options.js'
+
 /** Floating-point slack for the sliding window's weighted count (0.1 + 0.2 must not block). */
 export const EPSILON = 1e-9
 
@@ -6,6 +11,35 @@ export interface Window {
   readonly index: number
   readonly start: number
   readonly end: number
+}
+
+/**
+ * One request's count, built once per request and passed whole to every step (count, decide,
+ * settle, fall back), so no step takes a long list of loose values.
+ */
+export interface Attempt {
+  /** The key as the caller gave it (before hashing). */
+  readonly key: string
+  /** The hashed key; a window's counter is `<base>:<window index>`. */
+  readonly base: string
+  readonly window: Window
+  /** Units this request takes. */
+  readonly cost: number
+  /** The limit that applies to this request. */
+  readonly limit: number
+  /** Epoch ms the request is decided at. */
+  readonly now: number
+}
+
+export interface Decision {
+  allowed: boolean
+  /** Units counted against the limit (sliding: the weighted previous window included, rounded up). */
+  used: number
+  remaining: number
+  /** Epoch ms: the window's end; for a blocked sliding request, when a request of this cost fits again. */
+  resetTime: number
+  /** This request took the count over the limit. */
+  crossed: boolean
 }
 
 /**
@@ -20,18 +54,51 @@ export function windowAt(now: number, windowMs: number, phase: number): Window {
   return { index, start, end: start + windowMs }
 }
 
-export interface Decision {
-  allowed: boolean
-  /** Units counted against the limit (sliding: the weighted previous window included, rounded up). */
-  used: number
-  remaining: number
-  /** Epoch ms: the window's end; for a blocked sliding request, when a request of this cost fits again. */
-  resetTime: number
-  /** This request took the count over the limit. */
-  crossed: boolean
+/** The memcached counter of window `index` of a hashed key. */
+export function counterKey(base: string, index: number): string {
+  return `${base}:${index}`
 }
 
-export function decideFixed(count: number, cost: number, limit: number, window: Window): Decision {
+/** Fixed or sliding windows of one length: everything a limiter needs to know about its windows. */
+export class WindowGrid {
+  constructor(
+    readonly algorithm: Algorithm,
+    readonly windowMs: number,
+  ) {}
+
+  at(now: number, phase: number): Window {
+    return windowAt(now, this.windowMs, phase)
+  }
+
+  /** The counter this attempt adds to. */
+  counterKey(attempt: Attempt): string {
+    return counterKey(attempt.base, attempt.window.index)
+  }
+
+  /** The previous window's counter, read by sliding windows; undefined for fixed ones. */
+  previousKey(attempt: Attempt): string | undefined {
+    return this.algorithm === 'sliding' ? counterKey(attempt.base, attempt.window.index - 1) : undefined
+  }
+
+  /**
+   * Seconds the current counter must live: what is left of its window (sliding: and the next
+   * window, where it is the "previous" one), plus one second for clock rounding.
+   */
+  counterTtl(attempt: Attempt): number {
+    const { window, now } = attempt
+    const end = this.algorithm === 'sliding' ? window.end + this.windowMs : window.end
+    return (end - now) / 1000 + 1
+  }
+
+  /** Decides an attempt from the counts (`current` includes the attempt's own cost). */
+  decide(attempt: Attempt, current: number, previous: number): Decision {
+    return this.algorithm === 'sliding'
+      ? decideSliding(attempt, current, previous, this.windowMs)
+      : decideFixed(attempt, current)
+  }
+}
+
+function decideFixed({ cost, limit, window }: Attempt, count: number): Decision {
   const allowed = count <= limit
   return {
     allowed,
@@ -46,15 +113,8 @@ export function decideFixed(count: number, cost: number, limit: number, window: 
  * Sliding window counter (as Cloudflare describes it): the previous window's count, weighted by
  * how much of it still overlaps the last `windowMs`, plus the current window's count.
  */
-export function decideSliding(
-  current: number,
-  previous: number,
-  cost: number,
-  limit: number,
-  window: Window,
-  windowMs: number,
-  now: number,
-): Decision {
+function decideSliding(attempt: Attempt, current: number, previous: number, windowMs: number): Decision {
+  const { cost, limit, window, now } = attempt
   const weight = Math.min(1, Math.max(0, (window.end - now) / windowMs))
   const counted = current + previous * weight
   const allowed = counted <= limit + EPSILON
@@ -62,21 +122,14 @@ export function decideSliding(
     allowed,
     used: Math.max(0, Math.ceil(counted - EPSILON)),
     remaining: Math.max(0, Math.floor(limit - counted + EPSILON)),
-    resetTime: allowed ? window.end : slidingRetryAt(current, previous, cost, limit, window, windowMs, now),
+    resetTime: allowed ? window.end : slidingRetryAt(attempt, current, previous, windowMs),
     crossed: !allowed && counted - cost <= limit + EPSILON,
   }
 }
 
-/** When a request of `cost` would fit again if no other request came. */
-function slidingRetryAt(
-  current: number,
-  previous: number,
-  cost: number,
-  limit: number,
-  window: Window,
-  windowMs: number,
-  now: number,
-): number {
+/** When a request of the attempt's cost would fit again if no other request came. */
+function slidingRetryAt(attempt: Attempt, current: number, previous: number, windowMs: number): number {
+  const { cost, limit, window, now } = attempt
   const room = limit - cost
   // Still in this window, once enough of the previous window has slid out.
   if (room - current >= 0 && previous > 0) {

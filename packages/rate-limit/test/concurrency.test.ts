@@ -7,8 +7,7 @@ import { Agent, request } from 'node:http'
 import { after, before, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
-import { hashKey } from '../src/key.js'
-import { windowAt } from '../src/window.js'
+import { RateLimiter } from '../src/limiter.js'
 import { uniquePrefix } from './helpers.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/app-process.ts', import.meta.url))
@@ -73,10 +72,11 @@ after(async () => {
 
 /** A key whose current window has over a minute left, so a burst cannot straddle two windows. */
 function keyWithRoom(name: string): string {
+  // The apps' limiter, as far as windows go: the same prefix, name and window length.
+  const limiter = new RateLimiter({ servers: mc.address, prefix, name, windowMs: '1 hour' })
   for (let i = 0; ; i++) {
     const key = `key-${i}`
-    const { phase } = hashKey(prefix, name, key, 3_600_000)
-    if (windowAt(Date.now(), 3_600_000, phase).end - Date.now() > 60_000) return key
+    if (limiter.windowFor(key).end - Date.now() > 60_000) return key
   }
 }
 

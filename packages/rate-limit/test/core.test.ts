@@ -6,9 +6,7 @@ import { dumpKeys, type MemcachedServer, rawCommand, startMemcached, stopAll } f
 import { ipKeyGenerator } from 'express-rate-limit'
 import { parseDuration } from '../src/duration.js'
 import { ipKey } from '../src/ip.js'
-import { hashKey } from '../src/key.js'
 import { RateLimiter } from '../src/limiter.js'
-import { windowAt } from '../src/window.js'
 import { clientFor, countCommands, sleep, ttlOf as storedTtl, uniquePrefix } from './helpers.js'
 
 let mc: MemcachedServer
@@ -39,8 +37,7 @@ function pinClock(
   key: string,
   offset: number,
 ): { start: number; end: number; set(ms: number): void } {
-  const { phase } = hashKey(l.config.prefix, l.config.name, key, l.config.windowMs)
-  const window = windowAt(Date.now(), l.config.windowMs, phase)
+  const window = l.windowFor(key)
   mock.timers.enable({ apis: ['Date'], now: window.start + offset })
   return {
     start: window.start,
@@ -119,8 +116,7 @@ describe('counting', () => {
   test('the reset time sits on the key’s window grid and stays right after the counter is evicted', async () => {
     const l = limiter({ limit: 5, windowMs: '1 minute' })
     const first = await l.consume('evicted')
-    const { phase } = hashKey(l.config.prefix, l.config.name, 'evicted', 60_000)
-    assert.equal(first.resetTime, windowAt(Date.now(), 60_000, phase).end)
+    assert.equal(first.resetTime, l.windowFor('evicted').end)
     await l.consume('evicted')
     await client.delete(l.storageKey('evicted'))
     const after = await l.consume('evicted')
