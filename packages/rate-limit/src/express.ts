@@ -1,11 +1,13 @@
 import type { NextFunction, Request, Response } from 'express'
-import type { HeaderField } from './headers.js'
-import { HttpLimiter, type HttpRateLimitOptions, parseHttpOptions, type RateLimitInfo } from './http.js'
+import { writeHeaders } from './headers.js'
+import { HttpLimiter, JSON_TYPE } from './http.js'
+import { type HttpRateLimitOptions, parseHttpOptions } from './http-options.js'
+import type { RateLimitInfo } from './info.js'
 import type { RateLimiter } from './limiter.js'
 import type { RateLimitMetrics } from './metrics.js'
 import { optionalFunction, text } from './options.js'
 
-export type { RateLimitInfo } from './http.js'
+export type { RateLimitInfo } from './info.js'
 export type { RateLimitMetrics } from './metrics.js'
 
 export interface ExpressRateLimitOptions extends HttpRateLimitOptions<Request> {
@@ -34,7 +36,6 @@ export interface RateLimitMiddleware {
 }
 
 const ADAPTER_OPTIONS = ['handler', 'requestWasSuccessful', 'requestPropertyName'] as const
-const JSON_TYPE = 'application/json; charset=utf-8'
 
 /**
  * Express middleware: `app.use(rateLimit({ client, limit: 100, windowMs: '1 minute' }))`, or
@@ -64,7 +65,7 @@ export function rateLimit(options: ExpressRateLimitOptions): RateLimitMiddleware
       .then((decision) => {
         if (decision === undefined) return pass()
         ;(req as unknown as Record<string, unknown>)[property] = decision.info
-        if (!res.headersSent) setHeaders(res, decision.headers)
+        if (!res.headersSent) writeHeaders(res, decision.headers)
         const { result, info } = decision
         if (result.allowed) {
           http.watch(res, result, () => wasSuccessful(req, res))
@@ -98,14 +99,6 @@ export function rateLimit(options: ExpressRateLimitOptions): RateLimitMiddleware
     limiter: http.limiter,
     close: () => http.limiter.close(),
   })
-}
-
-function setHeaders(res: Response, headers: readonly HeaderField[]): void {
-  for (const { name, value, append } of headers) {
-    const existing = append ? res.getHeader(name) : undefined
-    if (existing === undefined) res.setHeader(name, value)
-    else res.setHeader(name, `${Array.isArray(existing) ? existing.join(', ') : String(existing)}, ${value}`)
-  }
 }
 
 export default rateLimit

@@ -2,12 +2,14 @@ import { createClient, InvalidOptionError, type MemkitClient } from '@memkit/cli
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { CircuitBreaker } from './breaker.js'
-import type { HeaderField } from './headers.js'
-import { HttpLimiter, type HttpRateLimitOptions, parseHttpOptions, type RateLimitInfo } from './http.js'
+import { type HeaderTarget, writeHeaders } from './headers.js'
+import { HttpLimiter, JSON_TYPE } from './http.js'
+import { type HttpRateLimitOptions, parseHttpOptions } from './http-options.js'
+import type { RateLimitInfo } from './info.js'
 import type { RateLimitMetrics } from './metrics.js'
 import { oneOf, optionalFunction } from './options.js'
 
-export type { RateLimitInfo } from './http.js'
+export type { RateLimitInfo } from './info.js'
 export type { RateLimitMetrics } from './metrics.js'
 
 export type RateLimitHook = 'onRequest' | 'preParsing' | 'preValidation' | 'preHandler'
@@ -60,7 +62,6 @@ declare module 'fastify' {
 
 const ADAPTER_OPTIONS = ['max', 'timeWindow', 'hook', 'handler', 'requestWasSuccessful', 'global'] as const
 const HOOKS = ['onRequest', 'preParsing', 'preValidation', 'preHandler'] as const
-const JSON_TYPE = 'application/json; charset=utf-8'
 const kRegistry = Symbol('memkit.rateLimit.registry')
 
 /** @fastify/rate-limit's names (`max`, `timeWindow`) folded into the canonical ones. */
@@ -113,7 +114,7 @@ function makeHook(http: HttpLimiter<FastifyRequest>, parts: AdapterParts): Hook 
     const decision = await http.run(request, request.ip)
     if (decision === undefined) return undefined
     request.rateLimit = decision.info
-    setHeaders(reply, decision.headers)
+    writeHeaders(headerTarget(reply), decision.headers)
     const { result, info } = decision
     if (result.allowed) {
       http.watch(reply.raw, result, () => wasSuccessful(request, reply))
@@ -132,16 +133,9 @@ function makeHook(http: HttpLimiter<FastifyRequest>, parts: AdapterParts): Hook 
   }
 }
 
-function setHeaders(reply: FastifyReply, headers: readonly HeaderField[]): void {
-  for (const { name, value, append } of headers) {
-    const existing = append ? reply.getHeader(name) : undefined
-    reply.header(
-      name,
-      existing === undefined
-        ? value
-        : `${Array.isArray(existing) ? existing.join(', ') : String(existing)}, ${value}`,
-    )
-  }
+/** Fastify keeps reply headers itself (not on the raw response): write them through the reply. */
+function headerTarget(reply: FastifyReply): HeaderTarget {
+  return { getHeader: (name) => reply.getHeader(name), setHeader: (name, value) => reply.header(name, value) }
 }
 
 /** Adds `hook` to a route's own hooks of that kind. */

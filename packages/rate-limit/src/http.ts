@@ -2,215 +2,18 @@
 // send the same status, headers and body. It sees the request only through the functions the
 // user passes and the IP the adapter resolves; it never imports a framework.
 import { type ServerResponse, STATUS_CODES } from 'node:http'
-import { InvalidArgumentError, InvalidOptionError } from '@memkit/client'
+import { InvalidArgumentError } from '@memkit/client'
 import type { CircuitBreaker } from './breaker.js'
-import { parseDuration } from './duration.js'
-import {
-  defaultPolicyName,
-  HEADER_FORMATS,
-  type HeaderConfig,
-  type HeaderField,
-  type HeaderFormat,
-  rateLimitHeaders,
-} from './headers.js'
+import { type HeaderField, headerFields } from './headers.js'
+import type { HttpConfig, MaybePromise } from './http-options.js'
+import { type RateLimitInfo, toInfo } from './info.js'
 import { ipKey } from './ip.js'
 import { RateLimiter, type RateLimitResult } from './limiter.js'
-import {
-  boolean,
-  count,
-  integer,
-  LIMITER_OPTION_NAMES,
-  type LimiterConfig,
-  type LimiterOptions,
-  oneOf,
-  optionalFunction,
-  parseLimiterOptions,
-} from './options.js'
-
-type MaybePromise<T> = T | Promise<T>
-
-/** What a limited request carries (`req.rateLimit`), as express-rate-limit names it. */
-export interface RateLimitInfo {
-  limit: number
-  /** Units counted in the window, this request included. */
-  used: number
-  remaining: number
-  /** When the window resets (a blocked sliding-window request: when it may retry). */
-  resetTime: Date
-  /** The key the request was counted under (before hashing). */
-  key: string
-  allowed: boolean
-  /** Seconds until `resetTime`, at least 1. */
-  retryAfter: number
-  /** `'store'`, `'pre-block'`, `'local'`, `'fail-open'` or `'fail-closed'` (see RateLimitResult). */
-  source: RateLimitResult['source']
-}
-
-/** Options both adapters take. `Req` is the framework's request. */
-export interface HttpRateLimitOptions<Req> extends Omit<LimiterOptions, 'limit'> {
-  /** Requests (cost units) per window and key: a number or a function of the request. Default `100`. */
-  limit?: number | ((req: Req) => MaybePromise<number>)
-  /** Units each request takes: a number or a function of the request. Default `1`. */
-  cost?: number | ((req: Req) => MaybePromise<number>)
-  /** The key to count under. Default: the client IP as the framework resolves it (trust proxy honoured), IPv6 grouped by `ipv6Subnet`. */
-  keyGenerator?: (req: Req) => MaybePromise<string | number>
-  /** Prefix length IPv6 clients are grouped by in the default key, or `false` for one key per address. Default `56`. */
-  ipv6Subnet?: number | false
-  /** Requests for which this returns true are not counted and get no headers. */
-  skip?: (req: Req) => MaybePromise<boolean>
-  /** Take back requests that fail (status >= 400 by default, or the connection closed before the response ended). Default `false`. */
-  skipFailedRequests?: boolean
-  /** Take back requests that succeed (status < 400 by default). Default `false`. */
-  skipSuccessfulRequests?: boolean
-  /** Header format(s): `'legacy'`, `'draft-6'`, `'draft-7'`, `'draft-8'`, an array of those, or `'none'` / `false`. Default `'legacy'`. */
-  headers?: HeaderFormat | 'none' | boolean | readonly HeaderFormat[]
-  /** `X-RateLimit-Reset` as Unix epoch seconds (`'epoch'`) or seconds until the reset (`'delta'`). Default `'epoch'`. */
-  resetFormat?: 'epoch' | 'delta'
-  /** Send `Retry-After` (seconds, at least 1) on blocked responses, whatever `headers` says. Default `true`. */
-  retryAfterHeader?: boolean
-  /** Status of a blocked response. Default `429`. */
-  statusCode?: number
-  /** The blocked response's message (a string goes into the default JSON body; an object or array replaces the body). */
-  message?: string | object | ((req: Req, info: RateLimitInfo) => MaybePromise<string | object>)
-  /** Policy name in draft-8 headers. Default `"<limit>-in-<window>"` (e.g. `"100-in-1min"`), as express-rate-limit. */
-  policyName?: string | ((req: Req, info: RateLimitInfo) => string)
-  /** Called once per key and window, on the request that takes the key over its limit. */
-  onLimitReached?: (req: Req, info: RateLimitInfo) => unknown
-  /** Called on every request refused for being over the limit. */
-  onBlocked?: (req: Req, info: RateLimitInfo) => unknown
-}
-
-export interface HttpConfig<Req> {
-  readonly limiter: LimiterConfig
-  readonly limit: number | ((req: Req) => MaybePromise<number>)
-  readonly cost: number | ((req: Req) => MaybePromise<number>)
-  readonly keyGenerator: ((req: Req) => MaybePromise<string | number>) | undefined
-  readonly ipv6Subnet: number | false
-  readonly skip: ((req: Req) => MaybePromise<boolean>) | undefined
-  readonly skipFailedRequests: boolean
-  readonly skipSuccessfulRequests: boolean
-  readonly headers: HeaderConfig
-  readonly statusCode: number
-  readonly message: HttpRateLimitOptions<Req>['message']
-  readonly policyName: HttpRateLimitOptions<Req>['policyName']
-  readonly onLimitReached: HttpRateLimitOptions<Req>['onLimitReached']
-  readonly onBlocked: HttpRateLimitOptions<Req>['onBlocked']
-}
-
-export const HTTP_OPTION_NAMES: ReadonlySet<string> = new Set([
-  ...LIMITER_OPTION_NAMES,
-  'cost',
-  'keyGenerator',
-  'ipv6Subnet',
-  'skip',
-  'skipFailedRequests',
-  'skipSuccessfulRequests',
-  'headers',
-  'resetFormat',
-  'retryAfterHeader',
-  'statusCode',
-  'message',
-  'policyName',
-  'onLimitReached',
-  'onBlocked',
-])
 
 export const DEFAULT_MESSAGE = 'Too many requests, please try again later.'
 const UNAVAILABLE_MESSAGE = 'The rate limiter is unavailable, please try again later.'
-
-/**
- * Validates the shared options once. `adapterOptions` are the names the adapter handles itself;
- * `namespace` is prepended to the default counter name (Fastify routes count separately).
- */
-export function parseHttpOptions<Req>(
-  options: HttpRateLimitOptions<Req>,
-  adapterOptions: readonly string[] = [],
-  namespace = '',
-): HttpConfig<Req> {
-  if (typeof options !== 'object' || options === null)
-    throw new InvalidOptionError('options must be an object')
-  const known = new Set([...HTTP_OPTION_NAMES, ...adapterOptions])
-  for (const name of Object.keys(options)) {
-    if (!known.has(name)) throw new InvalidOptionError(`unknown rate-limit option \`${name}\``)
-  }
-  const core: Record<string, unknown> = {}
-  for (const name of LIMITER_OPTION_NAMES) {
-    const value = (options as Record<string, unknown>)[name]
-    if (value !== undefined) core[name] = value
-  }
-  const limit = options.limit === undefined ? 100 : options.limit
-  if (typeof limit !== 'function') count(limit, 'limit')
-  const cost = options.cost === undefined ? 1 : options.cost
-  if (typeof cost !== 'function') count(cost, 'cost')
-  core.limit = typeof limit === 'number' ? limit : undefined
-  if (options.name === undefined) {
-    const algorithm = options.algorithm ?? 'fixed'
-    const windowMs = options.windowMs === undefined ? 60_000 : parseDuration(options.windowMs, 'windowMs')
-    core.name = `${namespace}${algorithm}:${windowMs}:${typeof limit === 'number' ? limit : 'dynamic'}`
-  }
-  const limiter = parseLimiterOptions(core as LimiterOptions)
-
-  const ipv6Subnet =
-    options.ipv6Subnet === false ? false : integer(options.ipv6Subnet, 'ipv6Subnet', 56, 1, 128)
-  const policyName = options.policyName
-  if (policyName !== undefined && typeof policyName !== 'string' && typeof policyName !== 'function') {
-    throw new InvalidOptionError('`policyName` must be a string or a function')
-  }
-  const message = options.message
-  if (
-    message !== undefined &&
-    typeof message !== 'string' &&
-    typeof message !== 'function' &&
-    (typeof message !== 'object' || message === null)
-  ) {
-    throw new InvalidOptionError('`message` must be a string, an object or a function')
-  }
-  return Object.freeze({
-    limiter,
-    limit,
-    cost,
-    keyGenerator: optionalFunction<HttpConfig<Req>['keyGenerator']>(options.keyGenerator, 'keyGenerator'),
-    ipv6Subnet,
-    skip: optionalFunction<HttpConfig<Req>['skip']>(options.skip, 'skip'),
-    skipFailedRequests: boolean(options.skipFailedRequests, 'skipFailedRequests', false),
-    skipSuccessfulRequests: boolean(options.skipSuccessfulRequests, 'skipSuccessfulRequests', false),
-    headers: Object.freeze({
-      formats: parseFormats(options.headers),
-      resetFormat: oneOf(options.resetFormat, 'resetFormat', ['epoch', 'delta'] as const, 'epoch'),
-      retryAfterHeader: boolean(options.retryAfterHeader, 'retryAfterHeader', true),
-      windowMs: limiter.windowMs,
-    }),
-    statusCode: integer(options.statusCode, 'statusCode', 429, 400, 599),
-    message,
-    policyName,
-    onLimitReached: optionalFunction<HttpConfig<Req>['onLimitReached']>(
-      options.onLimitReached,
-      'onLimitReached',
-    ),
-    onBlocked: optionalFunction<HttpConfig<Req>['onBlocked']>(options.onBlocked, 'onBlocked'),
-  })
-}
-
-function parseFormats(value: unknown): readonly HeaderFormat[] {
-  if (value === undefined || value === true) return Object.freeze(['legacy'] as HeaderFormat[])
-  if (value === false || value === 'none') return Object.freeze([])
-  const list = Array.isArray(value) ? value : [value]
-  for (const format of list) {
-    if (!HEADER_FORMATS.includes(format as HeaderFormat)) {
-      throw new InvalidOptionError(
-        `\`headers\` must be 'legacy', 'draft-6', 'draft-7', 'draft-8', an array of those, or 'none'; got ${JSON.stringify(format)}`,
-      )
-    }
-  }
-  if (new Set(list).size !== list.length) throw new InvalidOptionError('`headers` lists a format twice')
-  const drafts = list.filter((format) => format !== 'legacy' && format !== 'draft-8')
-  if (drafts.length > 1) {
-    throw new InvalidOptionError(
-      '`headers` may hold only one of draft-6 and draft-7 (both set RateLimit-Policy)',
-    )
-  }
-  return Object.freeze([...list] as HeaderFormat[])
-}
+/** The content type of the limiter's own JSON bodies, on both frameworks. */
+export const JSON_TYPE = 'application/json; charset=utf-8'
 
 /** A decision ready for an adapter to apply. */
 export interface HttpDecision {
@@ -232,7 +35,6 @@ export class HttpLimiter<Req extends object> {
   readonly config: HttpConfig<Req>
   readonly limiter: RateLimiter
   #warnedDoubleCount = false
-  readonly #draft8: boolean
   readonly #countedName: string
 
   constructor(config: HttpConfig<Req>, breaker?: CircuitBreaker) {
@@ -241,7 +43,6 @@ export class HttpLimiter<Req extends object> {
       {},
       { config: config.limiter, breaker, dynamicLimit: typeof config.limit === 'function' },
     )
-    this.#draft8 = config.headers.formats.includes('draft-8')
     this.#countedName = config.limiter.prefix + config.limiter.name
   }
 
@@ -285,28 +86,13 @@ export class HttpLimiter<Req extends object> {
 
   #consume(req: Req, key: string, limit: number, cost: number): Promise<HttpDecision> {
     this.#checkDoubleCount(req)
-    return this.limiter.consume(key, { limit, cost }).then((result) => this.#decide(req, result, limit))
+    return this.limiter.consume(key, { limit, cost }).then((result) => this.#decide(req, result))
   }
 
-  #decide(req: Req, result: RateLimitResult, limit: number): HttpDecision {
+  #decide(req: Req, result: RateLimitResult): HttpDecision {
     const config = this.config
     const info = toInfo(result)
-    let headers: HeaderField[]
-    if (result.source === 'fail-open') headers = []
-    else if (result.source === 'fail-closed') {
-      headers = config.headers.retryAfterHeader
-        ? [{ name: 'Retry-After', value: String(result.retryAfter), append: false }]
-        : []
-    } else {
-      const name = this.#draft8
-        ? config.policyName === undefined
-          ? defaultPolicyName(limit, config.limiter.windowMs)
-          : typeof config.policyName === 'string'
-            ? config.policyName
-            : config.policyName(req, info)
-        : ''
-      headers = rateLimitHeaders(config.headers, result, Date.now(), name)
-    }
+    const headers = headerFields(config.headers, result, req, info, Date.now())
     if (result.limitReached && config.onLimitReached !== undefined)
       this.#notify(config.onLimitReached, req, info)
     if (!result.allowed && result.source !== 'fail-closed' && config.onBlocked !== undefined) {
@@ -424,17 +210,4 @@ function isThenable<T>(value: T | Promise<T>): value is Promise<T> {
   return (
     typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function'
   )
-}
-
-export function toInfo(result: RateLimitResult): RateLimitInfo {
-  return {
-    limit: result.limit,
-    used: result.used,
-    remaining: result.remaining,
-    resetTime: new Date(result.resetTime),
-    key: result.key,
-    allowed: result.allowed,
-    retryAfter: result.retryAfter,
-    source: result.source,
-  }
 }

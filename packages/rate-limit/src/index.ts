@@ -7,7 +7,8 @@ export {
   type HeaderFormat,
   rateLimitHeaders,
 } from './headers.js'
-export type { HttpRateLimitOptions, RateLimitInfo } from './http.js'
+export type { HttpRateLimitOptions } from './http-options.js'
+export type { RateLimitInfo } from './info.js'
 export { ipKey } from './ip.js'
 export { type ConsumeOptions, RateLimiter, type RateLimitResult, type RateLimitSource } from './limiter.js'
 export { METRICS_MINUTES, type MinuteCounts, type RateLimitMetrics } from './metrics.js'

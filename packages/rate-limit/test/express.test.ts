@@ -7,7 +7,7 @@ import { captureWarnings, type MemcachedServer, startMemcached, stopAll } from '
 import express, { type ErrorRequestHandler } from 'express'
 import request from 'supertest'
 import { type ExpressRateLimitOptions, rateLimit } from '../src/express.js'
-import type { RateLimitInfo } from '../src/http.js'
+import type { RateLimitInfo } from '../src/info.js'
 import { clientFor, countCommands, sleep, uniquePrefix } from './helpers.js'
 
 let mc: MemcachedServer
