@@ -1,4 +1,4 @@
-import { type MemkitClient, NotNumericError, ProtocolError } from '@memkit/client'
+import { type MemkitClient, ProtocolError } from '@memkit/client'
 
 /** Where the counters live: memcached, or this process's memory (the `local` fallback). */
 export interface CounterStore {
@@ -25,7 +25,7 @@ export class MemcachedCounterStore implements CounterStore {
       .then(counted, (error: unknown) => {
         // Something other than a counter sits under our key (written by hand, or corrupt): the
         // window starts over rather than the key going unlimited for the rest of it.
-        if (!(error instanceof NotNumericError)) throw error
+        if (!isNotNumeric(error)) throw error
         return this.#client
           .delete(key)
           .then(() => this.#client.incrWithTtl(key, cost, { initial: cost, ttl: ttlSeconds }))
@@ -45,7 +45,7 @@ export class MemcachedCounterStore implements CounterStore {
     return this.#client.incr(key, 0).then(
       (value) => value ?? 0,
       (error: unknown) => {
-        if (error instanceof NotNumericError) return 0
+        if (isNotNumeric(error)) return 0
         throw error
       },
     )
@@ -55,13 +55,26 @@ export class MemcachedCounterStore implements CounterStore {
     try {
       await this.#client.decr(key, cost)
     } catch (error) {
-      if (!(error instanceof NotNumericError)) throw error
+      if (!isNotNumeric(error)) throw error
     }
   }
 
   async remove(key: string): Promise<void> {
     await this.#client.delete(key)
   }
+}
+
+/**
+ * Client errors are told apart by their stable `code`, not by class: with two installed copies
+ * of @memkit/client, `instanceof` fails for errors made by the other copy.
+ */
+export function hasCode(error: unknown, code: string): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === code
+}
+
+/** incr/decr on something that is not a counter (`ERR_MEMKIT_NOT_NUMERIC`). */
+function isNotNumeric(error: unknown): boolean {
+  return hasCode(error, 'ERR_MEMKIT_NOT_NUMERIC')
 }
 
 interface MemoryEntry {
