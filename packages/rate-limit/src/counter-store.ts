@@ -11,7 +11,10 @@ export interface CounterStore {
   remove(key: string): Promise<void> | void
 }
 
-/** Counters in memcached: one `ma` per add (create-or-increment, returns the value and its TTL). */
+/**
+ * Counters in memcached: one create-or-increment per add (`incr` with an initial value and a
+ * TTL), which every transport can do exactly; see transport.ts for its cost on each.
+ */
 export class MemcachedCounterStore implements CounterStore {
   readonly #client: MemkitClient
 
@@ -20,23 +23,22 @@ export class MemcachedCounterStore implements CounterStore {
   }
 
   add(key: string, cost: number, ttlSeconds: number): Promise<number> {
-    return this.#client
-      .incrWithTtl(key, cost, { initial: cost, ttl: ttlSeconds })
-      .then(counted, (error: unknown) => {
-        // Something other than a counter sits under our key (written by hand, or corrupt): the
-        // window starts over rather than the key going unlimited for the rest of it.
-        if (!isNotNumeric(error)) throw error
-        return this.#client
-          .delete(key)
-          .then(() => this.#client.incrWithTtl(key, cost, { initial: cost, ttl: ttlSeconds }))
-          .then(counted)
-      })
+    const options = { initial: cost, ttl: ttlSeconds }
+    return this.#client.incr(key, cost, options).then(counted, (error: unknown) => {
+      // Something other than a counter sits under our key (written by hand, or corrupt): the
+      // window starts over rather than the key going unlimited for the rest of it.
+      if (!isNotNumeric(error)) throw error
+      return this.#client
+        .delete(key)
+        .then(() => this.#client.incr(key, cost, options))
+        .then(counted)
+    })
 
-    function counted(result: { value: number; ttl: number } | undefined): number {
-      if (result === undefined) {
+    function counted(value: number | undefined): number {
+      if (value === undefined) {
         throw new ProtocolError(`memcached did not create the counter ${key}`, 'memcached')
       }
-      return result.value
+      return value
     }
   }
 

@@ -5,6 +5,7 @@ import { type CounterStore, MemcachedCounterStore, MemoryCounterStore } from './
 import { KeyHasher } from './key.js'
 import { MetricsRecorder, type Outcome, type RateLimitMetrics } from './metrics.js'
 import { type LimiterConfig, type LimiterOptions, parseLimiterOptions } from './options.js'
+import { isConfigurationError } from './transport.js'
 import { type Attempt, counterKey, type Decision, type Window, WindowGrid } from './window.js'
 
 export type RateLimitSource = Outcome
@@ -112,7 +113,12 @@ export class RateLimiter {
     return this.#breaker
   }
 
-  /** Counts a request against `key` and decides. Rejects only for invalid arguments, never for memcached failures. */
+  /**
+   * Counts a request against `key` and decides. Never rejects for a memcached failure (that is
+   * `onStoreError`'s); rejects for invalid arguments, and with the client's error when the client
+   * refuses the counter itself (`ERR_MEMKIT_KEY`, `ERR_MEMKIT_NOT_SUPPORTED`...): a set-up mistake
+   * must not turn into "no limit".
+   */
   consume(key: string, options?: ConsumeOptions): Promise<RateLimitResult> {
     const cost = options?.cost ?? 1
     const limit = options?.limit ?? this.config.limit
@@ -145,6 +151,8 @@ export class RateLimiter {
         return this.#settle(attempt, { decision, source: 'store', store: this.#store, storageKey })
       },
       (error: unknown) => {
+        // A key or call the client refuses is a set-up mistake, not an outage: never fail open on it.
+        if (isConfigurationError(error)) throw error
         const failure = error instanceof Error ? error : new Error(String(error))
         const opened = breaker?.failure(Date.now()) ?? false
         this.#report(failure, opened)

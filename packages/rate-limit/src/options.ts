@@ -1,6 +1,7 @@
 import { type ClientOptions, InvalidOptionError, type MemkitClient } from '@memkit/client'
 import type { BreakerOptions } from './breaker.js'
 import { parseDuration } from './duration.js'
+import { assertCanCount } from './transport.js'
 
 export type Algorithm = 'fixed' | 'sliding'
 export type StoreErrorPolicy = 'allow' | 'deny' | 'local'
@@ -92,13 +93,14 @@ export function parseLimiterOptions(
       'a memcached `client` (createClient from @memkit/client) or `servers` is required',
     )
   }
-  if (client !== undefined && (typeof client !== 'object' || typeof client.incrWithTtl !== 'function')) {
+  if (client !== undefined && !isClient(client)) {
     throw new InvalidOptionError('`client` must be a client made by createClient() from @memkit/client')
   }
   const windowMs = options.windowMs === undefined ? 60_000 : parseDuration(options.windowMs, 'windowMs')
   const limit = options.limit === undefined ? 100 : count(options.limit, 'limit')
   const algorithm = oneOf(options.algorithm, 'algorithm', ['fixed', 'sliding'] as const, 'fixed')
   const prefix = keyText(options.prefix, 'prefix', 'rl:')
+  if (client !== undefined) assertCanCount(client, prefix)
   const name = options.name === undefined ? `${algorithm}:${windowMs}:${limit}` : text(options.name, 'name')
   const breaker = parseBreaker(options.breaker)
   const onError = options.onError
@@ -138,6 +140,17 @@ function parseBreaker(value: unknown): LimiterConfig['breaker'] {
 }
 
 // ---- validators shared with the HTTP options -------------------------------------------
+
+/** A memkit client (createClient or createFallbackClient): what the counters are sent through. */
+export function isClient(value: unknown): value is MemkitClient {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as MemkitClient).incr === 'function' &&
+    typeof (value as MemkitClient).decr === 'function' &&
+    typeof (value as MemkitClient).delete === 'function'
+  )
+}
 
 export function count(value: unknown, name: string): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {

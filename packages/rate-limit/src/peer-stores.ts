@@ -5,7 +5,8 @@ import { InvalidOptionError, type MemkitClient } from '@memkit/client'
 import { countRequest, readCounts } from './count.js'
 import { MemcachedCounterStore } from './counter-store.js'
 import { KeyHasher } from './key.js'
-import { type Algorithm, isKeySafe, oneOf, text } from './options.js'
+import { type Algorithm, isClient, isKeySafe, oneOf, text } from './options.js'
+import { assertCanCount } from './transport.js'
 import { type Attempt, counterKey, WindowGrid } from './window.js'
 
 export interface PeerStoreOptions {
@@ -32,7 +33,7 @@ function parse(options: PeerStoreOptions, defaultPrefix: string): Parsed {
     }
   }
   const client = options.client
-  if (typeof client !== 'object' || client === null || typeof client.incrWithTtl !== 'function') {
+  if (!isClient(client)) {
     throw new InvalidOptionError('`client` must be a client made by createClient() from @memkit/client')
   }
   const prefix = options.prefix === undefined ? defaultPrefix : text(options.prefix, 'prefix')
@@ -41,6 +42,7 @@ function parse(options: PeerStoreOptions, defaultPrefix: string): Parsed {
       '`prefix` must be at most 100 characters without whitespace or control characters',
     )
   }
+  assertCanCount(client, prefix)
   return {
     counters: new MemcachedCounterStore(client),
     prefix,

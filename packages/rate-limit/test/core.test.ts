@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { connect, createServer, type Socket } from 'node:net'
 import { after, afterEach, before, describe, mock, test } from 'node:test'
 import type { MemcachedClient } from '@memkit/client'
 import { dumpKeys, type MemcachedServer, rawCommand, startMemcached, stopAll } from '@memkit/testing'
@@ -7,7 +6,7 @@ import { ipKeyGenerator } from 'express-rate-limit'
 import { parseDuration } from '../src/duration.js'
 import { ipKey } from '../src/ip.js'
 import { RateLimiter } from '../src/limiter.js'
-import { clientFor, countCommands, sleep, ttlOf as storedTtl, uniquePrefix } from './helpers.js'
+import { clientFor, countCommands, sleep, startRelay, ttlOf as storedTtl, uniquePrefix } from './helpers.js'
 
 let mc: MemcachedServer
 let client: MemcachedClient
@@ -74,23 +73,9 @@ describe('counting', () => {
   })
 
   test('the sliding window sends its two commands in one write: one round trip', async () => {
-    // A byte-counting TCP relay in front of the real memcached shows how the client writes.
-    const chunks: string[] = []
-    const sockets = new Set<Socket>()
-    const relay = createServer((downstream) => {
-      const upstream = connect({ host: mc.host, port: mc.port })
-      sockets.add(downstream).add(upstream)
-      downstream.on('data', (chunk) => {
-        chunks.push(chunk.toString('latin1'))
-        upstream.write(chunk)
-      })
-      upstream.pipe(downstream)
-      downstream.on('error', () => upstream.destroy())
-      upstream.on('error', () => downstream.destroy())
-    })
-    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve))
-    const port = (relay.address() as { port: number }).port
-    const relayed = clientFor(`127.0.0.1:${port}`)
+    // A TCP relay in front of the real memcached shows how the client writes.
+    const relay = await startRelay(mc)
+    const relayed = clientFor(relay.address)
     try {
       const l = new RateLimiter({
         client: relayed,
@@ -99,17 +84,17 @@ describe('counting', () => {
         algorithm: 'sliding',
       })
       await l.consume('warm-up') // the connection is opened on first use
-      chunks.length = 0
+      relay.clear()
       const commands = countCommands()
       for (let i = 0; i < 4; i++) await l.consume('client-b')
       commands.stop()
-      assert.equal(chunks.length, 4, 'one write per request')
-      for (const chunk of chunks) assert.equal(chunk.match(/^ma /gm)?.length, 2, chunk)
+      assert.equal(relay.writes.length, 4, 'one write per request')
+      assert.equal(relay.trips(), 4, 'one round trip per request')
+      for (const chunk of relay.writes) assert.equal(chunk.match(/^ma /gm)?.length, 2, chunk)
       assert.equal(commands.count(), 8)
     } finally {
       await relayed.close()
-      for (const socket of sockets) socket.destroy()
-      await new Promise<void>((resolve) => relay.close(() => resolve()))
+      await relay.close()
     }
   })
 

@@ -1,4 +1,5 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import { connect, createServer, type Socket } from 'node:net'
 import { CHANNELS, type CommandEvent, createClient, type MemcachedClient } from '@memkit/client'
 import { rawCommand } from '@memkit/testing'
 import express, { type Request } from 'express'
@@ -161,4 +162,49 @@ export function uniquePrefix(tag = 't'): string {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/**
+ * A TCP relay in front of a server that records what the client writes: `writes` (each chunk
+ * as received) and `trips`, the round trips: a client write after the server has answered
+ * starts a new one, writes before any answer belong to the same one.
+ */
+export async function startRelay(target: { host: string; port: number }) {
+  const writes: string[] = []
+  let trips = 0
+  let answered = true
+  const sockets = new Set<Socket>()
+  const server = createServer((downstream) => {
+    const upstream = connect({ host: target.host, port: target.port })
+    sockets.add(downstream).add(upstream)
+    downstream.on('data', (chunk: Buffer) => {
+      writes.push(chunk.toString('latin1'))
+      if (answered) trips++
+      answered = false
+      upstream.write(chunk)
+    })
+    upstream.on('data', (chunk: Buffer) => {
+      answered = true
+      downstream.write(chunk)
+    })
+    downstream.on('error', () => upstream.destroy())
+    upstream.on('error', () => downstream.destroy())
+    downstream.on('close', () => upstream.destroy())
+    upstream.on('close', () => downstream.destroy())
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    address: `127.0.0.1:${(server.address() as { port: number }).port}`,
+    writes,
+    trips: () => trips,
+    /** Forgets what was recorded so far. */
+    clear(): void {
+      writes.length = 0
+      trips = 0
+    },
+    async close(): Promise<void> {
+      for (const socket of sockets) socket.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
 }
