@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { createClient, type MemkitClient } from '@memkit/client'
-import { listedFields, parseCacheControl } from './cache-control.js'
+import { listedFields } from './cache-control.js'
 import { missStatus, statusHeaders, storedParam, withDetail } from './cache-status.js'
 import { CorruptEntryError, type Entry } from './entry.js'
 import { prepareForward } from './forward.js'
@@ -16,6 +16,7 @@ import { SharedLookups } from './lookup.js'
 import { Metrics, type MetricsSnapshot, type Outcome } from './metrics.js'
 import { type CacheConfig, parseOptions, type ResponseCacheOptions } from './options.js'
 import {
+  controlOf,
   mayServeWhileUpdating,
   type NotStoredReason,
   remainingFreshness,
@@ -199,8 +200,8 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
       this.abandon(tx, 'status')
       return 'pass'
     }
-    const cc = parseCacheControl(headerGet(headers, 'cache-control'))
-    const reason = whyNotStored(tx, status, headers, cc, Date.now())
+    const control = controlOf(headers, this.config.targetedCacheControl)
+    const reason = whyNotStored(tx, status, headers, control, Date.now())
     if (reason !== undefined) {
       this.abandon(tx, reason)
       return 'pass'
@@ -246,16 +247,16 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
       this.#count(tx, 'stale', tx.stale)
       return fromEntry(this.config, tx, tx.stale)
     }
-    const cc = parseCacheControl(headerGet(captured.headers, 'cache-control'))
+    const control = controlOf(captured.headers, this.config.targetedCacheControl)
     let reason: NotStoredReason | 'unavailable' | undefined = incomplete
       ? 'incomplete'
-      : whyNotStored(tx, captured.status, captured.headers, cc, now)
+      : whyNotStored(tx, captured.status, captured.headers, control, now)
     if (reason === undefined && body.length > this.config.maxBodySize) reason = 'too-large'
     if (reason === undefined && tx.lookup?.failed) reason = 'unavailable'
     let entry: Entry | undefined
     if (reason === undefined) {
       try {
-        entry = await buildEntry(this.#ctx, tx, captured, body, cc, now)
+        entry = await buildEntry(this.#ctx, tx, captured, body, control, now)
       } catch (error) {
         this.reportError(error)
         reason = 'unavailable'
@@ -280,7 +281,7 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     const out = await fromEntry(this.config, tx, stored)
     // Fields kept out of the store (a qualified no-cache, a client's rate-limit quota) still
     // belong to this response.
-    const unstored = new Set([...listedFields(cc, 'no-cache'), ...CLIENT_SPECIFIC])
+    const unstored = new Set([...listedFields(control.cc, 'no-cache'), ...CLIENT_SPECIFIC])
     if (out.status !== 304) {
       for (const [name, value] of endToEnd(captured.headers)) {
         const lower = name.toLowerCase()
@@ -298,7 +299,7 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     captured: CapturedResponse,
     now: number,
   ): Promise<OutgoingResponse> {
-    const { updated, blocked } = freshenFrom304(tx, stale, captured, now)
+    const { updated, blocked } = freshenFrom304(tx, stale, captured, now, this.config.targetedCacheControl)
     this.metrics.route(tx.req.route ?? stale.route).revalidated++
     tx.xcache = 'MISS'
     tx.cacheStatus = 'fwd=stale; fwd-status=304'

@@ -5,7 +5,7 @@ import type { HeaderList, HeaderValue, RequestHeaders } from './types.js'
  * Fields that describe one connection, not the response (RFC 9110 §7.6.1, RFC 9111 §3.1),
  * plus Node's own framing: none of them is stored or replayed.
  */
-const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',

@@ -1,6 +1,7 @@
 // HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, plus the obsolete RFC 850 and asctime forms that
-// recipients must accept. Anything else is invalid; `Date.parse` is deliberately not used,
-// because it accepts "0" or "tomorrow-ish" strings that a cache must treat as invalid.
+// recipients must accept (names in any case). Anything else is invalid; `Date.parse` is
+// deliberately not used, because it accepts "0" or "tomorrow-ish" strings that a cache must treat
+// as invalid.
 
 const MONTHS: Record<string, number> = {
   Jan: 0,
@@ -17,11 +18,12 @@ const MONTHS: Record<string, number> = {
   Dec: 11,
 }
 
-const IMF = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{2}) ([A-Z][a-z]{2}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$/
+// The names are case-sensitive in the grammar; like most caches (and the HTTP caching test
+// suite's optimal behaviour), any case is accepted: "THU, 18 AUG 2050 02:01:18 gmt" means one time.
+const IMF = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{2}) ([A-Z]{3}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$/i
 const RFC850 =
-  /^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (\d{2})-([A-Z][a-z]{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) GMT$/
-const ASCTIME =
-  /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([A-Z][a-z]{2}) ( \d|\d{2}) (\d{2}):(\d{2}):(\d{2}) (\d{4})$/
+  /^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (\d{2})-([A-Z]{3})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) GMT$/i
+const ASCTIME = /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([A-Z]{3}) ( \d|\d{2}) (\d{2}):(\d{2}):(\d{2}) (\d{4})$/i
 
 /** Milliseconds since the epoch, or undefined when the text is not an HTTP-date. */
 export function parseHttpDate(text: string | undefined): number | undefined {
@@ -52,7 +54,7 @@ function build(
   mi: string,
   s: string,
 ): number | undefined {
-  const monthIndex = MONTHS[month]
+  const monthIndex = MONTHS[month[0]!.toUpperCase() + month.slice(1).toLowerCase()]
   if (monthIndex === undefined) return undefined
   const hours = Number(h)
   const minutes = Number(mi)

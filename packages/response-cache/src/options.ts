@@ -29,6 +29,13 @@ export interface RouteCacheOptions<Req = unknown> {
   staleIfError?: number
   /** Store 5xx responses that carry explicit freshness. Default `false`. */
   cacheServerErrors?: boolean
+  /**
+   * Heuristic freshness (RFC 9111 §4.2.2) for responses without explicit freshness that have a
+   * `Last-Modified` (statuses cacheable by default, or `public`), when the route sets no `ttl`:
+   * `fraction` (default `0.1`) of the time since Last-Modified, at most `max` seconds (default
+   * `86400`). `true` for the defaults. Default `false`: only explicit freshness (or `ttl`) counts.
+   */
+  heuristic?: boolean | { fraction?: number; max?: number }
 }
 
 export interface ResponseCacheOptions<Req = unknown> extends RouteCacheOptions<Req> {
@@ -38,6 +45,13 @@ export interface ResponseCacheOptions<Req = unknown> extends RouteCacheOptions<R
   servers?: ClientOptions['servers']
   /** Prefix of every key the cache writes. Default `'rc:'`. */
   keyPrefix?: string
+  /**
+   * Targeted cache-control fields this cache obeys (RFC 9213), highest priority first: the first
+   * one with a valid value replaces `Cache-Control` and `Expires` for this cache (they still
+   * reach the client, as the targeted fields do). Default `['CDN-Cache-Control']`; `[]` to obey
+   * `Cache-Control` alone.
+   */
+  targetedCacheControl?: readonly string[]
   /** Hosts whose responses may be cached (exact, or `*.example.com`); others bypass. Default: any host (the host is part of the key). */
   hosts?: readonly string[]
   /** A request header that skips the cache, honoured only when its value equals `secret`. Default: none. */
@@ -70,6 +84,7 @@ export interface CacheConfig {
   readonly client: MemkitClient | undefined
   readonly servers: ClientOptions['servers'] | undefined
   readonly keyPrefix: string
+  readonly targetedCacheControl: readonly string[]
   readonly hosts: readonly string[] | undefined
   readonly bypassHeader: string | undefined
   readonly bypassSecret: string | undefined
@@ -87,12 +102,21 @@ export interface CacheConfig {
   readonly route: RouteSettings
 }
 
-const ROUTE_KEYS = ['ttl', 'tags', 'shareable', 'staleWhileRevalidate', 'staleIfError', 'cacheServerErrors']
+const ROUTE_KEYS = [
+  'ttl',
+  'tags',
+  'shareable',
+  'staleWhileRevalidate',
+  'staleIfError',
+  'cacheServerErrors',
+  'heuristic',
+]
 const GLOBAL_KEYS = new Set([
   ...ROUTE_KEYS,
   'client',
   'servers',
   'keyPrefix',
+  'targetedCacheControl',
   'hosts',
   'bypass',
   'largeBodies',
@@ -158,6 +182,7 @@ export function parseOptions(options: unknown, extraKeys: readonly string[] = []
     client: o.client,
     servers: o.servers,
     keyPrefix,
+    targetedCacheControl: fieldNames(o.targetedCacheControl, 'targetedCacheControl', ['cdn-cache-control']),
     hosts: hosts ? Object.freeze(hosts) : undefined,
     bypassHeader,
     bypassSecret,
@@ -226,7 +251,34 @@ export function parseRouteSettings(options: unknown, base?: RouteSettings, check
     ),
     staleIfError: seconds(o.staleIfError, 'staleIfError', base?.staleIfError ?? 0),
     cacheServerErrors: boolean(o.cacheServerErrors, 'cacheServerErrors', base?.cacheServerErrors ?? false),
+    heuristic: o.heuristic === undefined ? base?.heuristic : parseHeuristic(o.heuristic),
   })
+}
+
+function parseHeuristic(input: unknown): RouteSettings['heuristic'] {
+  if (input === false) return undefined
+  if (input === true) return Object.freeze({ fraction: 0.1, max: 86400 })
+  if (typeof input !== 'object' || input === null) {
+    throw new InvalidOptionError('`heuristic` must be true, false or { fraction?, max? }')
+  }
+  const { fraction = 0.1, max = 86400 } = input as { fraction?: unknown; max?: unknown }
+  if (typeof fraction !== 'number' || !(fraction > 0 && fraction <= 1)) {
+    throw new InvalidOptionError(
+      `\`heuristic.fraction\` must be a number above 0 and at most 1; got ${String(fraction)}`,
+    )
+  }
+  return Object.freeze({ fraction, max: seconds(max, 'heuristic.max', 86400, 1) })
+}
+
+function fieldNames(value: unknown, name: string, fallback: string[]): readonly string[] {
+  if (value === undefined) return Object.freeze(fallback)
+  if (
+    !Array.isArray(value) ||
+    value.some((v) => typeof v !== 'string' || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(v))
+  ) {
+    throw new InvalidOptionError(`\`${name}\` must be an array of header field names`)
+  }
+  return Object.freeze(value.map((v: string) => v.toLowerCase()))
 }
 
 function parseCompression(input: ResponseCacheOptions['compression']): CacheConfig['compression'] {

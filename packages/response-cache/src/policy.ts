@@ -5,16 +5,29 @@ import { type Directives, deltaSeconds, MAX_DELTA_SECONDS, parseCacheControl } f
 import type { Entry } from './entry.js'
 import { headerGet, headerText, varyNames } from './headers.js'
 import { parseHttpDate } from './http-date.js'
+import { targetedDirectives } from './targeted.js'
 import type { HeaderList, HeaderValue, RouteSettings } from './types.js'
 
-/** Statuses cacheable by default (RFC 9110 §15.1): the only ones a route `ttl` applies to. */
+/**
+ * Statuses cacheable by default (RFC 9110 §15.1): the only ones (with `public` responses) a route
+ * `ttl` or heuristic freshness applies to.
+ */
 const HEURISTIC_STATUSES = new Set([200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501])
+
+/**
+ * Statuses whose caching requirements this cache implements (RFC 9110's final status codes but
+ * 206): `must-understand` lets it store them despite `no-store` (RFC 9111 §5.2.2.3).
+ */
+const UNDERSTOOD_STATUSES = new Set([
+  200, 201, 202, 203, 204, 205, 300, 301, 302, 303, 305, 307, 308, 400, 401, 402, 403, 404, 405, 406, 407,
+  408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 421, 422, 426, 500, 501, 502, 503, 504, 505,
+])
 
 /** How long a stored response stays fresh and how it may be used once stale. */
 export interface Freshness {
   /** Freshness lifetime in seconds; null when the response gave none (always stale). */
   readonly lifetime: number | null
-  /** corrected_initial_age (RFC 9111 §4.2.3) in seconds; Infinity when `Age` was invalid. */
+  /** corrected_initial_age (RFC 9111 §4.2.3) in seconds (Infinity only in entries stored by older versions). */
   readonly initialAge: number
   /** Seconds a stale response may be served while it is refreshed in the background. */
   readonly swr: number
@@ -38,15 +51,30 @@ export type NotStoredReason =
   | 'stale'
   | 'too-large'
   | 'incomplete'
+  | 'must-understand'
 
-export function directivesOf(headers: HeaderList): Directives {
-  return parseCacheControl(headerGet(headers, 'cache-control'))
+/** The directives that govern a response for this cache, and where they came from. */
+export interface ResponseControl {
+  readonly cc: Directives
+  /** From a targeted field (RFC 9213): Cache-Control and Expires are ignored. */
+  readonly targeted: boolean
+}
+
+/**
+ * The response's directives for this cache: the first valid targeted field of `targets` (e.g.
+ * `CDN-Cache-Control`), else Cache-Control.
+ */
+export function controlOf(headers: HeaderList, targets: readonly string[] = []): ResponseControl {
+  const targeted = targets.length > 0 ? targetedDirectives(headers, targets) : undefined
+  if (targeted) return { cc: targeted, targeted: true }
+  return { cc: parseCacheControl(headerGet(headers, 'cache-control')), targeted: false }
 }
 
 /**
  * Freshness of a response received at `responseTime` for a request sent at `requestTime`
- * (milliseconds). s-maxage beats max-age beats Expires; the route `ttl` stands in only when the
- * response has none of them and its status is cacheable by default.
+ * (milliseconds). s-maxage beats max-age beats Expires (ignored under a targeted field); without
+ * any of them, for statuses cacheable by default or `public` responses, the route `ttl` stands in,
+ * else heuristic freshness from Last-Modified when the route enables it (RFC 9111 §4.2.2).
  */
 export function freshnessOf(
   status: number,
@@ -54,25 +82,25 @@ export function freshnessOf(
   requestTime: number,
   responseTime: number,
   settings: RouteSettings,
-  cc: Directives = directivesOf(headers),
+  control: ResponseControl = controlOf(headers),
 ): Freshness {
+  const cc = control.cc
   const dateValue = parseHttpDate(headerText(headers, 'date')) ?? responseTime
   let lifetime: number | null = null
   const sMaxAge = deltaSeconds(cc, 's-maxage')
   const maxAge = deltaSeconds(cc, 'max-age')
+  const expires = control.targeted ? undefined : headerGet(headers, 'expires')
   if (sMaxAge !== undefined) {
     lifetime = Number.isNaN(sMaxAge) ? 0 : sMaxAge
   } else if (maxAge !== undefined) {
     lifetime = Number.isNaN(maxAge) ? 0 : maxAge
-  } else {
-    const expires = headerGet(headers, 'expires')
-    if (expires !== undefined) {
-      // Several Expires lines, or an unparsable one (e.g. "0"), mean "already expired".
-      const at = Array.isArray(expires) && expires.length !== 1 ? undefined : parseHttpDate(String(expires))
-      lifetime = at === undefined ? 0 : Math.max(0, (at - dateValue) / 1000)
-    } else if (settings.ttl !== undefined && HEURISTIC_STATUSES.has(status)) {
-      lifetime = settings.ttl
-    }
+  } else if (expires !== undefined) {
+    // Several Expires lines, or an unparsable one (e.g. "0"), mean "already expired".
+    const at = Array.isArray(expires) && expires.length !== 1 ? undefined : parseHttpDate(String(expires))
+    lifetime = at === undefined ? 0 : Math.max(0, (at - dateValue) / 1000)
+  } else if (HEURISTIC_STATUSES.has(status) || cc.has('public')) {
+    if (settings.ttl !== undefined) lifetime = settings.ttl
+    else if (settings.heuristic) lifetime = heuristicLifetime(headers, dateValue, settings.heuristic)
   }
   const ageValue = parseAge(headerGet(headers, 'age'))
   const apparentAge = Math.max(0, (responseTime - dateValue) / 1000)
@@ -95,6 +123,17 @@ export function freshnessOf(
     noCache,
     noStale,
   }
+}
+
+/** A fraction of the time since Last-Modified, at most `max` seconds; null without Last-Modified. */
+function heuristicLifetime(
+  headers: HeaderList,
+  dateValue: number,
+  heuristic: { fraction: number; max: number },
+): number | null {
+  const lastModified = parseHttpDate(headerText(headers, 'last-modified'))
+  if (lastModified === undefined || lastModified > dateValue) return null
+  return Math.min(((dateValue - lastModified) / 1000) * heuristic.fraction, heuristic.max)
 }
 
 /** current_age (RFC 9111 §4.2.3) in seconds at `now`. */
@@ -173,7 +212,8 @@ export function notStorableReason(input: {
   if (input.requestNoStore) return 'request-no-store'
   if (status < 200 || status === 206 || status === 304 || status > 599) return 'status'
   if (status >= 500 && !settings.cacheServerErrors) return 'status'
-  if (cc.has('no-store')) return 'no-store'
+  if (cc.has('must-understand') && !UNDERSTOOD_STATUSES.has(status)) return 'must-understand'
+  if (cc.has('no-store') && !cc.has('must-understand')) return 'no-store'
   if (cc.has('private')) return 'private'
   if (headerGet(headers, 'set-cookie') !== undefined) return 'set-cookie'
   if (varyNames(headerGet(headers, 'vary'))[0] === '*') return 'vary-star'
@@ -181,7 +221,6 @@ export function notStorableReason(input: {
     return 'authorization'
   }
   if (freshness.lifetime === null && !freshness.noCache) return 'no-freshness'
-  if (!Number.isFinite(freshness.initialAge) && !hasValidator(headers)) return 'stale'
   const fresh = !freshness.noCache && freshness.lifetime !== null && freshness.lifetime > freshness.initialAge
   if (!fresh && !hasValidator(headers) && freshness.swr <= 0 && freshness.sie <= 0) return 'stale'
   return undefined
@@ -192,18 +231,16 @@ export function hasValidator(headers: HeaderList): boolean {
 }
 
 /**
- * Age as a single delta-seconds. Absent: 0. A list, a second line, a sign, a fraction or a
- * parameter makes it invalid, and a response of unknown age is treated as stale (Infinity).
+ * The Age of a response, seconds (RFC 9111 §5.1): the first value when the field has several
+ * (lines or list members), capped at 2^31; 0 when absent or when that value is not a
+ * delta-seconds (negative, fractional, not a number): an invalid Age is ignored.
  */
 export function parseAge(value: HeaderValue | undefined): number {
   if (value === undefined) return 0
-  if (Array.isArray(value)) {
-    if (value.length !== 1) return Number.POSITIVE_INFINITY
-    value = value[0]!
-  }
-  const text = String(value).trim()
-  if (!/^\d+$/.test(text)) return Number.POSITIVE_INFINITY
-  return Math.min(Number(text), MAX_DELTA_SECONDS)
+  const line = Array.isArray(value) ? (value[0] ?? '') : String(value)
+  const first = line.split(',', 1)[0]!.trim()
+  if (!/^\d+$/.test(first)) return 0
+  return Math.min(Number(first), MAX_DELTA_SECONDS)
 }
 
 function validDelta(cc: Directives, name: string): number | undefined {

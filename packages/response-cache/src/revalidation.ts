@@ -1,10 +1,9 @@
 // Revalidation: a 304 from the handler for a stale entry freshens the stored response with the
 // 304's headers (RFC 9111 §4.3.4) and the stored body is served.
-import { parseCacheControl } from './cache-control.js'
 import type { Entry } from './entry.js'
 import { CLIENT_SPECIFIC, endToEnd, headerGet, headerSet } from './headers.js'
 import { formatHttpDate } from './http-date.js'
-import { type Freshness, freshnessOf, type NotStoredReason } from './policy.js'
+import { controlOf, type Freshness, freshnessOf, type NotStoredReason } from './policy.js'
 import { dropPreset } from './respond.js'
 import { whyNotStoredWith } from './store.js'
 import type { Transaction } from './transaction.js'
@@ -32,6 +31,7 @@ export function freshenFrom304(
   stale: Entry,
   captured: CapturedResponse,
   now: number,
+  targets: readonly string[],
 ): Freshened {
   const headers: HeaderList = stale.headers.map(([n, v]) => [n, Array.isArray(v) ? [...v] : v])
   const update = endToEnd(captured.headers)
@@ -45,19 +45,19 @@ export function freshenFrom304(
   const forFreshness: HeaderList = [...headers]
   const age304 = headerGet(captured.headers, 'age')
   if (age304 !== undefined) forFreshness.push(['Age', age304])
-  const cc = parseCacheControl(headerGet(headers, 'cache-control'))
+  const control = controlOf(headers, targets)
   const freshness: Freshness = freshnessOf(
     stale.status,
     forFreshness,
     tx.requestTime,
     now,
     tx.req.settings,
-    cc,
+    control,
   )
   const updated: Entry = { ...stale, headers, requestTime: tx.requestTime, responseTime: now, freshness }
   const blocked =
     headerGet(captured.headers, 'set-cookie') !== undefined
       ? 'set-cookie'
-      : whyNotStoredWith(tx, stale.status, headers, cc, freshness)
+      : whyNotStoredWith(tx, stale.status, headers, control, freshness)
   return { updated, blocked }
 }

@@ -1,13 +1,20 @@
 // The store phase: whether the handler's response may be stored (the rules are policy.ts's),
 // the entry built from it (the headers kept, its Vary variant, stored compression, its tags'
 // generations) and its write to memcached.
-import { type Directives, listedFields } from './cache-control.js'
+import { listedFields } from './cache-control.js'
 import { compress, isCompressible } from './compression.js'
 import type { Entry } from './entry.js'
 import { CLIENT_SPECIFIC, endToEnd, headerGet, headerSet, headerText, varyNames } from './headers.js'
 import { formatHttpDate } from './http-date.js'
 import { varyValuesOf } from './key.js'
-import { type Freshness, freshnessOf, type NotStoredReason, notStorableReason, storageTtl } from './policy.js'
+import {
+  type Freshness,
+  freshnessOf,
+  type NotStoredReason,
+  notStorableReason,
+  type ResponseControl,
+  storageTtl,
+} from './policy.js'
 import { dropPreset } from './respond.js'
 import type { Placement } from './storage.js'
 import type { CacheContext, Transaction } from './transaction.js'
@@ -20,16 +27,11 @@ export function whyNotStored(
   tx: Transaction,
   status: number,
   headers: HeaderList,
-  cc: Directives,
+  control: ResponseControl,
   now: number,
 ): NotStoredReason | undefined {
-  return whyNotStoredWith(
-    tx,
-    status,
-    headers,
-    cc,
-    freshnessOf(status, headers, tx.requestTime, now, tx.req.settings, cc),
-  )
+  const freshness = freshnessOf(status, headers, tx.requestTime, now, tx.req.settings, control)
+  return whyNotStoredWith(tx, status, headers, control, freshness)
 }
 
 /** The same, with the response's freshness already computed. */
@@ -37,13 +39,13 @@ export function whyNotStoredWith(
   tx: Transaction,
   status: number,
   headers: HeaderList,
-  cc: Directives,
+  control: ResponseControl,
   freshness: Freshness,
 ): NotStoredReason | undefined {
   return notStorableReason({
     status,
     headers,
-    cc,
+    cc: control.cc,
     freshness,
     authorization: tx.authorization,
     requestNoStore: tx.noStore,
@@ -57,12 +59,12 @@ export async function buildEntry(
   tx: Transaction,
   captured: CapturedResponse,
   body: Buffer,
-  cc: Directives,
+  control: ResponseControl,
   now: number,
 ): Promise<Entry> {
   const settings = tx.req.settings
-  const freshness = freshnessOf(captured.status, captured.headers, tx.requestTime, now, settings, cc)
-  const drop = new Set([...listedFields(cc, 'no-cache'), ...CLIENT_SPECIFIC])
+  const freshness = freshnessOf(captured.status, captured.headers, tx.requestTime, now, settings, control)
+  const drop = new Set([...listedFields(control.cc, 'no-cache'), ...CLIENT_SPECIFIC])
   const headers = endToEnd(captured.headers, drop)
   dropPreset(tx, headers)
   if (headerGet(headers, 'date') === undefined) headers.push(['Date', formatHttpDate(now)])

@@ -56,4 +56,6 @@ export interface RouteSettings {
   readonly staleWhileRevalidate: number
   readonly staleIfError: number
   readonly cacheServerErrors: boolean
+  /** Heuristic freshness from Last-Modified (RFC 9111 §4.2.2): `fraction` of its age, at most `max` seconds. */
+  readonly heuristic: { readonly fraction: number; readonly max: number } | undefined
 }

@@ -9,7 +9,7 @@ import { acceptedCodings, endToEnd, normalizeRequestHeader, varyNames } from '..
 import { parseHttpDate } from '../src/http-date.js'
 import { KeySpace, rawUrlKey, resolveSameOrigin } from '../src/key.js'
 import { parseRouteSettings } from '../src/options.js'
-import { directivesOf, freshnessOf, notStorableReason, parseAge, remainingFreshness } from '../src/policy.js'
+import { controlOf, freshnessOf, notStorableReason, parseAge, remainingFreshness } from '../src/policy.js'
 import type { HeaderList } from '../src/types.js'
 
 const settings = parseRouteSettings({})
@@ -30,19 +30,28 @@ describe('Cache-Control parsing', () => {
       assert.ok(Number.isNaN(v(bad)), bad)
     assert.equal(v('s-maxage=5'), undefined)
   })
-  test('Age: one non-negative integer; anything else makes the response stale', () => {
+  test('Age: the first value counts; an invalid one is ignored (the response is not made stale)', () => {
     assert.equal(parseAge(undefined), 0)
     assert.equal(parseAge('30'), 30)
     assert.equal(parseAge(['30']), 30)
-    for (const bad of ['abc', '-1', '1.0', '1, 2', '1;x=2', ''] as const)
-      assert.equal(parseAge(bad), Infinity, bad)
-    assert.equal(parseAge(['0', '0']), Infinity)
+    assert.equal(parseAge(' 30 '), 30)
+    // Several values: the first line, the first member of a list.
+    assert.equal(parseAge(['0', '7200']), 0)
+    assert.equal(parseAge(['7200', '0']), 7200)
+    assert.equal(parseAge('0, 7200'), 0)
+    assert.equal(parseAge('7200, 0'), 7200)
+    assert.equal(parseAge('2147483649'), 2147483648)
+    for (const bad of ['abc', '-1', '1.0', '1;x=2', '', '+5', '0x10'] as const)
+      assert.equal(parseAge(bad), 0, bad)
   })
   test('HTTP-date: IMF-fixdate, RFC 850 and asctime; nothing else', () => {
     const t = Date.UTC(1994, 10, 6, 8, 49, 37)
     assert.equal(parseHttpDate('Sun, 06 Nov 1994 08:49:37 GMT'), t)
     assert.equal(parseHttpDate('Sunday, 06-Nov-94 08:49:37 GMT'), t)
     assert.equal(parseHttpDate('Sun Nov  6 08:49:37 1994'), t)
+    // Names in any case (the grammar says otherwise; caches accept them).
+    assert.equal(parseHttpDate('SUN, 06 NOV 1994 08:49:37 gmt'), t)
+    assert.equal(parseHttpDate('sunday, 06-nov-94 08:49:37 GMT'), t)
     for (const bad of [
       '0',
       'tomorrow',
@@ -90,6 +99,96 @@ describe('freshness and storage rules', () => {
     assert.equal(fresh([['cache-control', 'max-age=5']], 200, ttl).lifetime, 5)
     assert.equal(fresh([]).lifetime, null)
   })
+  test('route ttl and heuristic freshness: statuses cacheable by default or public responses, ttl first', () => {
+    const day = 86400_000
+    const date = new Date(now).toUTCString()
+    const lastModified = new Date(now - 10 * day).toUTCString()
+    const withLm: HeaderList = [
+      ['date', date],
+      ['last-modified', lastModified],
+    ]
+    const heuristic = parseRouteSettings({ heuristic: true })
+    // 10% of the ten days since Last-Modified, capped at a day by default.
+    assert.equal(fresh(withLm, 200, heuristic).lifetime, 86400)
+    const tenth = parseRouteSettings({ heuristic: { fraction: 0.05, max: 10 * 86400 } })
+    assert.equal(fresh(withLm, 200, tenth).lifetime, 0.5 * 86400)
+    assert.equal(fresh(withLm, 200).lifetime, null, 'off by default')
+    assert.equal(fresh([['date', date]], 200, heuristic).lifetime, null, 'no Last-Modified, no heuristic')
+    assert.equal(fresh(withLm, 500, heuristic).lifetime, null, 'not cacheable by default')
+    assert.equal(fresh([...withLm, ['cache-control', 'public']], 599, heuristic).lifetime, 86400, 'public')
+    assert.equal(fresh([['cache-control', 'public']], 599, parseRouteSettings({ ttl: 7 })).lifetime, 7)
+    const both = parseRouteSettings({ ttl: 30, heuristic: true })
+    assert.equal(fresh(withLm, 200, both).lifetime, 30, 'the route ttl wins over the heuristic')
+    assert.equal(fresh([...withLm, ['cache-control', 'max-age=3']], 200, both).lifetime, 3)
+    assert.throws(() => parseRouteSettings({ heuristic: { fraction: 2 } }), /heuristic\.fraction/)
+  })
+  test('targeted fields (RFC 9213): the first valid one replaces Cache-Control and Expires', () => {
+    const targets = ['memkit-cache-control', 'cdn-cache-control']
+    const life = (headers: HeaderList) =>
+      freshnessOf(200, headers, now, now, settings, controlOf(headers, targets))
+    const expires = new Date(now + 100_000).toUTCString()
+    assert.equal(
+      life([
+        ['cache-control', 'max-age=5'],
+        ['cdn-cache-control', 'max-age=60'],
+      ]).lifetime,
+      60,
+    )
+    assert.equal(
+      life([
+        ['cache-control', 'max-age=500'],
+        ['cdn-cache-control', 'max-age=1'],
+      ]).lifetime,
+      1,
+    )
+    assert.equal(
+      life([
+        ['memkit-cache-control', 'max-age=7'],
+        ['cdn-cache-control', 'max-age=60'],
+      ]).lifetime,
+      7,
+      'target-list order, not field order',
+    )
+    // Expires is ignored under a targeted field; an invalid field is ignored as a whole.
+    assert.equal(
+      life([
+        ['cdn-cache-control', 'private'],
+        ['expires', expires],
+      ]).lifetime,
+      null,
+    )
+    for (const invalid of ['max-age=60, &&&', 'MaX-aGe=60', 'max-age =60', ''])
+      assert.equal(
+        life([
+          ['cache-control', 'max-age=5'],
+          ['cdn-cache-control', invalid],
+        ]).lifetime,
+        5,
+        invalid,
+      )
+    // A member of the wrong type is dropped, the field still replaces Cache-Control.
+    for (const wrong of ['max-age="60"', 'max-age=1.5', 'max-age=-1'])
+      assert.equal(
+        life([
+          ['cache-control', 'max-age=5'],
+          ['cdn-cache-control', wrong],
+        ]).lifetime,
+        null,
+        wrong,
+      )
+    assert.equal(life([['cdn-cache-control', 'foo, max-age=99999999999']]).lifetime, 2147483648)
+    const control = controlOf(
+      [
+        ['cache-control', 'no-store'],
+        ['cdn-cache-control', 'no-cache="a, b", max-age=9'],
+      ],
+      targets,
+    )
+    assert.equal(control.targeted, true)
+    assert.equal(control.cc.get('no-cache'), 'a, b')
+    assert.equal(control.cc.has('no-store'), false)
+    assert.equal(controlOf([['cdn-cache-control', 'max-age=9']], []).targeted, false, 'empty target list')
+  })
   test('age: apparent age from Date, the Age header and the response delay', () => {
     const f = freshnessOf(
       200,
@@ -131,18 +230,29 @@ describe('freshness and storage rules', () => {
       headers: HeaderList,
       extra: { status?: number; authorization?: boolean; noStore?: boolean } = {},
     ) => {
-      const cc = directivesOf(headers)
+      const control = controlOf(headers)
       return notStorableReason({
         status: extra.status ?? 200,
         headers,
-        cc,
-        freshness: freshnessOf(extra.status ?? 200, headers, now, now, settings, cc),
+        cc: control.cc,
+        freshness: freshnessOf(extra.status ?? 200, headers, now, now, settings, control),
         authorization: extra.authorization ?? false,
         requestNoStore: extra.noStore ?? false,
         settings,
       })
     }
     const ok: HeaderList = [['cache-control', 'max-age=60']]
+    // must-understand: a status this cache implements is stored despite no-store; another is not.
+    assert.equal(reason([['cache-control', 'max-age=60, no-store, must-understand']]), undefined)
+    assert.equal(
+      reason([['cache-control', 'max-age=60, no-store, must-understand']], { status: 299 }),
+      'must-understand',
+    )
+    assert.equal(
+      reason([['cache-control', 'max-age=60, must-understand']], { status: 299 }),
+      'must-understand',
+    )
+
     assert.equal(reason(ok), undefined)
     assert.equal(reason(ok, { noStore: true }), 'request-no-store')
     assert.equal(reason(ok, { status: 206 }), 'status')
@@ -170,10 +280,18 @@ describe('freshness and storage rules', () => {
       ]),
       undefined,
     )
+    // An invalid Age is ignored; an Age beyond the lifetime makes the response stale on arrival.
     assert.equal(
       reason([
         ['cache-control', 'max-age=60'],
         ['age', 'abc'],
+      ]),
+      undefined,
+    )
+    assert.equal(
+      reason([
+        ['cache-control', 'max-age=60'],
+        ['age', '61'],
       ]),
       'stale',
     )

@@ -113,6 +113,54 @@ for (const framework of FRAMEWORKS) {
       )
     })
 
+    test('CDN-Cache-Control (and a targeted field named in the options) rules this cache and reaches the client', async () => {
+      const routes: Route[] = [
+        // Browsers revalidate, this cache keeps it a minute.
+        {
+          path: '/cdn',
+          handler: () => ({ headers: { 'cache-control': 'no-cache', 'cdn-cache-control': 'max-age=60' } }),
+        },
+        // The targeted field says no-store: Cache-Control's max-age does not count here.
+        {
+          path: '/veto',
+          handler: () => ({ headers: { 'cache-control': 'max-age=60', 'cdn-cache-control': 'no-store' } }),
+        },
+        // An invalid targeted field is ignored as a whole.
+        {
+          path: '/bad',
+          handler: () => ({
+            headers: { 'cache-control': 'max-age=60', 'cdn-cache-control': 'max-age=60, &&' },
+          }),
+        },
+        // A field for this cache alone beats CDN-Cache-Control when the options list it first.
+        {
+          path: '/own',
+          handler: () => ({
+            headers: { 'cdn-cache-control': 'max-age=60', 'memkit-cache-control': 'private' },
+          }),
+        },
+      ]
+      await withApp(
+        framework,
+        routes,
+        async (app) => {
+          for (const path of ['/cdn', '/veto', '/bad', '/own']) {
+            await app.request(path)
+            await app.request(path)
+          }
+          assert.equal(app.calls('/cdn'), 1)
+          assert.equal(app.calls('/veto'), 2)
+          assert.equal(app.calls('/bad'), 1)
+          assert.equal(app.calls('/own'), 2)
+          const hit = await app.request('/cdn')
+          assert.equal(hit.headers['x-cache'], 'HIT')
+          assert.equal(hit.headers['cdn-cache-control'], 'max-age=60', 'passed on to a CDN in front')
+          assert.equal(hit.headers['cache-control'], 'no-cache')
+        },
+        { targetedCacheControl: ['Memkit-Cache-Control', 'CDN-Cache-Control'] },
+      )
+    })
+
     test('Authorization and Cookie requests bypass the cache unless the route declares them shareable', async () => {
       await withApp(
         framework,

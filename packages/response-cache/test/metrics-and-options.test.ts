@@ -114,6 +114,10 @@ describe('options are validated once, with coded errors', () => {
     ['bad keyPrefix', () => ({ client, keyPrefix: 'has space' })],
     ['bad lockWait', () => ({ client, lockWait: 1.5 })],
     ['bad cacheStatusName', () => ({ client, cacheStatusName: 'two words' })],
+    ['targetedCacheControl as a string', () => ({ client, targetedCacheControl: 'CDN-Cache-Control' })],
+    ['targetedCacheControl with a non-name', () => ({ client, targetedCacheControl: ['CDN Cache Control'] })],
+    ['heuristic fraction above 1', () => ({ client, heuristic: { fraction: 1.5 } })],
+    ['heuristic as a number', () => ({ client, heuristic: 0.1 })],
   ]
   for (const [name, options] of invalid) {
     test(name, () => {
@@ -124,7 +128,14 @@ describe('options are validated once, with coded errors', () => {
 
   test('the same options without the fault are accepted', () => {
     assert.ok(
-      new ResponseCache({ client, ttl: 60, bypass: { secret: 'sixteen chars ok' }, compression: 'br' }),
+      new ResponseCache({
+        client,
+        ttl: 60,
+        bypass: { secret: 'sixteen chars ok' },
+        compression: 'br',
+        targetedCacheControl: ['Memkit-Cache-Control', 'CDN-Cache-Control'],
+        heuristic: { fraction: 0.2, max: 3600 },
+      }),
     )
   })
 
