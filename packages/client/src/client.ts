@@ -659,6 +659,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     return <T>(command: Command<T>, idempotent: boolean): Promise<T> => {
       if (this.#closed) return Promise.reject(new ClientClosedError('the client is closed'))
       command.deadline = Date.now() + this.config.timeout
+      command.timeout = this.config.timeout
       command.route = node
       if (idempotent && this.config.retries > 0) {
         command.retriesLeft = this.config.retries

@@ -37,6 +37,12 @@ export abstract class Command<T = unknown> {
   abstract readonly name: string
   /** Absolute time (ms) by which the reply must have arrived. */
   deadline = 0
+  /**
+   * The operation's timeout in ms, when it has one: when its bytes are first written, the
+   * deadline is moved to `timeout` from then (and this is cleared), so a request that waited for
+   * a blocked event loop before it left the process is not charged for that wait.
+   */
+  timeout = 0
   /** `"host:port"` of the server it was sent to. */
   server = ''
   /** Retries left; only idempotent commands get any. */

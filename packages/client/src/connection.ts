@@ -57,6 +57,11 @@ export class Connection {
   #rest: Buffer[] = []
   #restLength = 0
 
+  /** Commands queued and not yet written (the tail of the queue). */
+  #unwritten = 0
+  /** Counts data events: whether anything arrived between two looks at the same request. */
+  #received = 0
+
   #timer: NodeJS.Timeout | undefined
   #connectTimer: NodeJS.Timeout | undefined
   #nudgeTimer: NodeJS.Timeout | undefined
@@ -126,6 +131,7 @@ export class Connection {
     }
     command.server = this.#options.label
     this.#queue.push(command)
+    this.#unwritten++
     this.#append(command.out)
     if (this.#queue.length === 1) {
       this.#ref()
@@ -185,6 +191,7 @@ export class Connection {
   readonly #flush = (): void => {
     this.#flushScheduled = false
     if (this.#closed) return
+    this.#startClocks()
     const socket = this.#socket
     if (this.#outChunks.length === 0) {
       if (this.#outText) socket.write(this.#outText, 'latin1')
@@ -201,6 +208,24 @@ export class Connection {
     this.#outText = ''
   }
 
+  // A request's timeout runs from when its bytes are written, not from when it was issued: if
+  // the event loop was blocked in between (a long synchronous task right after the call), the
+  // wait was the application's, not memcached's.
+  #startClocks(): void {
+    const queue = this.#queue
+    const unwritten = this.#unwritten
+    this.#unwritten = 0
+    let now = 0
+    for (let i = queue.length - unwritten; i < queue.length; i++) {
+      const command = queue.at(i)!
+      if (command.timeout === 0) continue
+      now ||= Date.now()
+      if (now + command.timeout > command.deadline) command.deadline = now + command.timeout
+      // Once only: a retry on a fresh connection stays within the first deadline.
+      command.timeout = 0
+    }
+  }
+
   // One timer per connection, armed for the oldest command's deadline. Replies come back in
   // order, so the oldest unanswered command is always the first to expire.
   #armTimer(deadline: number): void {
@@ -212,18 +237,39 @@ export class Connection {
     this.#timer = undefined
     const head = this.#queue.peek()
     if (!head || this.#closed) return
-    const now = Date.now()
-    if (head.deadline <= now) {
-      const waited = now - head.deadline
+    if (head.deadline > Date.now()) {
+      this.#armTimer(head.deadline)
+      return
+    }
+    // Timers run before the event loop reads sockets. After the loop was blocked (a long
+    // synchronous task, a GC pause), the reply may be sitting unread in the socket: look again
+    // once the poll phase has delivered what arrived, and only then call it a timeout.
+    this.#confirmTimeout(head, this.#received)
+  }
+
+  #confirmTimeout(head: Command, received: number): void {
+    setImmediate(() => {
+      if (this.#closed || this.#timer !== undefined) return
+      const current = this.#queue.peek()
+      if (current === undefined) return
+      const now = Date.now()
+      if (current.deadline > now) {
+        this.#armTimer(current.deadline)
+        return
+      }
+      // Replies are still arriving: read on before judging (a stalled server sends nothing).
+      if (current !== head || this.#received !== received) {
+        this.#confirmTimeout(current, this.#received)
+        return
+      }
+      const waited = now - current.deadline
       this.destroy(
         new TimeoutError(
-          `${head.name} on ${this.label} timed out${this.#connected ? '' : ' while connecting'} (no reply within its timeout${waited > 50 ? `, ${waited} ms late` : ''})`,
+          `${current.name} on ${this.label} timed out${this.#connected ? '' : ' while connecting'} (no reply within its timeout${waited > 50 ? `, ${waited} ms late` : ''})`,
           this.label,
         ),
       )
-      return
-    }
-    this.#armTimer(head.deadline)
+    })
   }
 
   // memcached 1.6's TLS can leave part of a large pipelined burst decrypted in its TLS buffer
@@ -262,6 +308,12 @@ export class Connection {
 
   readonly #onConnectTimeout = (): void => {
     this.#connectTimer = undefined
+    if (this.#connected || this.#closed) return
+    // As for replies: after a blocked event loop, the connection may be up and not yet reported.
+    setImmediate(this.#confirmConnectTimeout)
+  }
+
+  readonly #confirmConnectTimeout = (): void => {
     if (this.#connected || this.#closed) return
     const error = new ConnectionError(
       `could not connect to ${this.label} within ${this.#options.connectTimeout} ms`,
@@ -339,6 +391,7 @@ export class Connection {
   }
 
   readonly #onData = (chunk: Buffer): void => {
+    this.#received++
     if (this.#nudgeTimer !== undefined) this.#lastDataAt = Date.now()
     let buffer: Buffer
     if (this.#restLength > 0) {

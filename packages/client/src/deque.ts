@@ -11,6 +11,11 @@ export class Deque<T> {
     this.#items.push(item)
   }
 
+  /** The item `index` places behind the oldest (0 = the oldest). */
+  at(index: number): T | undefined {
+    return this.#items[this.#head + index]
+  }
+
   peek(): T | undefined {
     return this.#items[this.#head]
   }

@@ -124,7 +124,10 @@ export class BinaryTarget {
       this.options.auth?.username,
       this.options.auth?.password,
       {
-        timeout: this.options.timeout / 1000,
+        // memjs's own timeout fires from its socket's idle timer, which after a blocked event loop
+        // runs before the reply waiting in the socket is read. memkit times requests itself (see
+        // request()), so memjs's is only a backstop that drops a dead socket.
+        timeout: Math.max(this.options.timeout * 20, 30_000) / 1000,
         conntimeout: this.options.connectTimeout / 1000,
         keepAlive: this.options.keepAlive !== false,
         keepAliveDelay: (this.options.keepAlive || 30_000) / 1000,
@@ -192,10 +195,14 @@ export class BinaryTarget {
           resolve(responses)
         }
       }
-      // memjs enforces its own timeout; this one guarantees the promise settles regardless.
+      // Timers run before sockets are read: after a blocked event loop, the reply may be waiting
+      // unread. Judge after the poll phase (setImmediate), when memjs has delivered it.
       const timer = setTimeout(
-        () => finish(new TimeoutError(`${name} on ${label} timed out (binary protocol)`, label)),
-        this.options.timeout + 100,
+        () =>
+          setImmediate(() =>
+            finish(new TimeoutError(`${name} on ${label} timed out (binary protocol)`, label)),
+          ),
+        this.options.timeout,
       )
       const onResponse = Object.assign(
         (response: MemjsResponse) => {
