@@ -56,8 +56,15 @@ export interface UpdateOptions extends SetOptions {
 }
 
 export interface ClientEvents {
+  /** A server was marked down after `failureLimit` consecutive failures. */
   'server:down': [{ server: string; error: MemkitError }]
-  'server:up': [{ server: string }]
+  /**
+   * A server that was down answers again. `flushed`: it was emptied first (`failover: true` with
+   * `rejoin: 'flush'`), after `'server:flushed'`.
+   */
+  'server:up': [{ server: string; flushed: boolean }]
+  /** A server was emptied (`flush_all`) before taking its keys back after a failover. */
+  'server:flushed': [{ server: string; reason: 'rejoin' }]
   error: [Error]
 }
 
@@ -136,9 +143,10 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
           deadTimeout: config.deadTimeout,
           maxPending: config.maxPending,
           // The binary transport's own connection answers the probe; the text ones use `version`.
+          flushOnRejoin: config.failover && config.rejoin === 'flush' && !config.proxy && !server.memory,
           probe:
             config.protocol === 'binary'
-              ? () => (this.#targets.get(node) as BinaryTarget).probe()
+              ? (flush) => (this.#targets.get(node) as BinaryTarget).probe(flush)
               : undefined,
         },
         {
@@ -147,10 +155,11 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
             if (serverDownChannel.hasSubscribers) serverDownChannel.publish({ server: down.label, error })
             this.emit('server:down', { server: down.label, error })
           },
-          onUp: (up) => {
+          onUp: (up, flushed) => {
+            if (flushed) this.emit('server:flushed', { server: up.label, reason: 'rejoin' })
             this.#cluster.rebuild()
-            if (serverUpChannel.hasSubscribers) serverUpChannel.publish({ server: up.label })
-            this.emit('server:up', { server: up.label })
+            if (serverUpChannel.hasSubscribers) serverUpChannel.publish({ server: up.label, flushed })
+            this.emit('server:up', { server: up.label, flushed })
           },
         },
       )
@@ -264,7 +273,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
       return this.#protocol.getAndTouch(
         this.#dispatchFor(encoded.stored),
         encoded,
-        toExptime(ttl),
+        this.#exptimeFor(encoded.stored, ttl),
         this.#decoder,
       ) as Promise<{ value: T; cas: string } | undefined>
     } catch (error) {
@@ -333,7 +342,11 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   touch(key: string, ttl: number): Promise<boolean> {
     try {
       const encoded = this.#keys.encode(key)
-      return this.#protocol.touch(this.#dispatchFor(encoded.stored), encoded, toExptime(ttl))
+      return this.#protocol.touch(
+        this.#dispatchFor(encoded.stored),
+        encoded,
+        this.#exptimeFor(encoded.stored, ttl),
+      )
     } catch (error) {
       return Promise.reject(error)
     }
@@ -588,7 +601,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   ): Promise<boolean> {
     try {
       const encoded = this.#keys.encode(key)
-      const exptime = toExptime(ttl ?? this.config.defaultTtl)
+      const exptime = this.#exptimeFor(encoded.stored, ttl ?? this.config.defaultTtl)
       const { data, flags } = this.#codec.encode(value)
       this.#checkSize(encoded.stored, data.length, flags)
       return this.#protocol.store(this.#dispatchFor(encoded.stored), mode, encoded, data, flags, exptime, cas)
@@ -642,12 +655,28 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
         decrement,
         delta: toUint64(delta, 'delta'),
         initial,
-        exptime: initial === undefined ? 0 : toExptime(options?.ttl ?? this.config.defaultTtl),
+        exptime:
+          initial === undefined
+            ? 0
+            : this.#exptimeFor(encoded.stored, options?.ttl ?? this.config.defaultTtl),
         withTtl,
       })
     } catch (error) {
       return Promise.reject(error)
     }
+  }
+
+  /**
+   * memcached's exptime for a TTL in seconds. While `stored`'s home server is down and failover
+   * sends it to a stand-in, the TTL is capped at `failoverTtl`: the stand-in's copy is a
+   * short-lived gutter entry, so once the home server is back (emptied) an older copy cannot
+   * linger on the stand-in and resurface at the next failover.
+   */
+  #exptimeFor(stored: string, ttl: number): number {
+    const exptime = toExptime(ttl)
+    if (!this.#cluster.degraded || this.#cluster.homeOf(stored)?.up !== false) return exptime
+    const cap = this.config.failoverTtl
+    return toExptime(ttl === 0 ? cap : Math.min(ttl, cap))
   }
 
   #dispatchFor(stored: string): unknown {

@@ -15,6 +15,7 @@ export class Cluster {
   readonly #fullRing: Continuum
   #ring: Continuum | undefined
   #ringNodes: readonly ServerNode[]
+  #degraded = false
 
   /**
    * `proxy`: the servers are interchangeable proxies that place keys themselves; requests
@@ -49,10 +50,19 @@ export class Cluster {
     return this.nodes[this.#fullRing.lookup(stored)]
   }
 
+  /**
+   * True while failover moves keys: some server is down and its keys go to stand-ins. (Behind
+   * proxies nothing is placed here, so nothing is ever standing in.)
+   */
+  get degraded(): boolean {
+    return this.#degraded
+  }
+
   /** Call when a server goes down or comes back. */
   rebuild(): void {
     if (!this.#failover) return
     const live = this.nodes.filter((node) => node.up)
+    this.#degraded = !this.#proxy && live.length < this.nodes.length
     this.#ringNodes = live.length === 0 ? this.nodes : live
     this.#ring =
       live.length === 0

@@ -46,8 +46,25 @@ export interface ClientOptions {
   serializer?: Serializer
   /** TTL in seconds for writes that give none. Default `0` (no expiry). */
   defaultTtl?: number
-  /** When a server is down, move its keys to the remaining servers (`true`) or fail them fast (`false`). Default `false`. */
+  /**
+   * When a server is down, move its keys to the remaining servers (`true`) or fail them fast
+   * (`false`). With `true`, writes that land on a stand-in server get a TTL of at most
+   * `failoverTtl`, and a server that comes back is emptied before it serves again (`rejoin`), so
+   * it can never answer with a value older than one written while it was away. Default `false`.
+   */
   failover?: boolean
+  /**
+   * Seconds: the longest TTL a write gets while its server is down and it lands on a stand-in
+   * (`failover: true`), so that stand-in copies never outlive the failover by long. Default `60`.
+   */
+  failoverTtl?: number
+  /**
+   * What happens when a server marked down answers again (`failover: true` only): `'flush'`
+   * empties it first (`flush_all`), so values overwritten or deleted while it was away cannot
+   * come back; `'keep'` lets it serve what it held (stale reads and resurrected deletes are then
+   * possible). Default `'flush'`.
+   */
+  rejoin?: 'flush' | 'keep'
   /** Consecutive failures (connection errors, timeouts) after which a server is marked down. Default `2`. */
   failureLimit?: number
   /** Milliseconds a down server is left alone before it is probed again. Default `5000`. */
@@ -78,6 +95,8 @@ export interface ClientConfig {
   readonly codec: ValueCodecConfig
   readonly defaultTtl: number
   readonly failover: boolean
+  readonly failoverTtl: number
+  readonly rejoin: 'flush' | 'keep'
   readonly failureLimit: number
   readonly deadTimeout: number
   readonly retries: number
@@ -102,6 +121,8 @@ const KNOWN = new Set<string>([
   'serializer',
   'defaultTtl',
   'failover',
+  'failoverTtl',
+  'rejoin',
   'failureLimit',
   'deadTimeout',
   'retries',
@@ -136,6 +157,8 @@ export function parseClientOptions(options: ClientOptions = {}): ClientConfig {
     codec: Object.freeze({ serializer, compression: parseCompression(options.compression) }),
     defaultTtl: nonNegative(options.defaultTtl, 'defaultTtl', 0),
     failover: boolean(options.failover, 'failover', false),
+    failoverTtl: integer(options.failoverTtl, 'failoverTtl', 60, 1, 2_592_000),
+    rejoin: oneOf(options.rejoin, 'rejoin', ['flush', 'keep'] as const, 'flush'),
     failureLimit: integer(options.failureLimit, 'failureLimit', 2, 1, 1000),
     deadTimeout: positive(options.deadTimeout, 'deadTimeout', 5000),
     retries: integer(options.retries, 'retries', 1, 0, 10),

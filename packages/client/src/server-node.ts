@@ -1,7 +1,7 @@
 import type { Command } from './command.js'
 import { Connection, type ConnectionOptions } from './connection.js'
 import { ClientClosedError, type MemkitError, OverloadedError, ServerDownError } from './errors.js'
-import { VersionCommand } from './protocol/text-commands.js'
+import { FlushCommand, VersionCommand } from './protocol/text-commands.js'
 import type { ServerConfig } from './servers.js'
 
 export interface NodeOptions {
@@ -17,13 +17,22 @@ export interface NodeOptions {
   deadTimeout: number
   /** Most commands in flight per connection before new ones are refused. */
   maxPending: number
-  /** Checks whether a down server is back. Default: `version` on a fresh connection. */
-  probe?: () => Promise<unknown>
+  /**
+   * Empty a server that comes back (`flush_all`) before it serves again: while it was down its
+   * keys were written elsewhere, so what it still holds may be older than the truth.
+   */
+  flushOnRejoin: boolean
+  /**
+   * Checks whether a down server is back, and empties it when `flush` is true. Default: `version`
+   * (then `flush_all`) on a fresh connection.
+   */
+  probe?: (flush: boolean) => Promise<unknown>
 }
 
 export interface NodeEvents {
   onDown(node: ServerNode, error: MemkitError): void
-  onUp(node: ServerNode): void
+  /** The server answers again; `flushed` when it was emptied first. */
+  onUp(node: ServerNode, flushed: boolean): void
 }
 
 /**
@@ -169,9 +178,12 @@ export class ServerNode {
 
   async #probe(): Promise<void> {
     if (this.#closed || !this.#down) return
+    const flush = this.#options.flushOnRejoin
     try {
-      await (this.#options.probe ? this.#options.probe() : this.#probeWithVersion())
+      await (this.#options.probe ? this.#options.probe(flush) : this.#probeWithVersion(flush))
     } catch (error) {
+      // Not back, or it could not be emptied (e.g. memcached -F forbids flush_all): it stays down
+      // rather than serve what may be stale.
       this.#lastError = error as MemkitError
       if (!this.#closed) this.#scheduleProbe()
       return
@@ -179,16 +191,20 @@ export class ServerNode {
     if (this.#closed) return
     this.#down = false
     this.#failures = 0
-    this.#events.onUp(this)
+    this.#events.onUp(this, flush)
   }
 
-  async #probeWithVersion(): Promise<void> {
+  async #probeWithVersion(flush: boolean): Promise<void> {
     const connection = new Connection(this.#connectionOptions(), { onReply: () => {}, onClose: () => {} })
-    const command = new VersionCommand()
-    command.deadline = Date.now() + this.#options.connectTimeout
-    connection.send(command)
+    const commands: Command[] = [new VersionCommand()]
+    if (flush) commands.push(new FlushCommand())
+    const deadline = Date.now() + this.#options.connectTimeout
+    for (const command of commands) {
+      command.deadline = deadline
+      connection.send(command)
+    }
     try {
-      await command.promise
+      await Promise.all(commands.map((command) => command.promise))
     } finally {
       connection.close()
     }

@@ -225,10 +225,13 @@ export class BinaryTarget {
     })
   }
 
-  /** Used while the server is marked down, to see whether it is back. */
-  async probe(): Promise<void> {
+  /** Used while the server is marked down, to see whether it is back (and to empty it on rejoin). */
+  async probe(flush: boolean): Promise<void> {
     const empty = Buffer.alloc(0)
     await this.request('version', Opcode.VERSION, empty, empty, empty, { probe: true })
+    if (!flush) return
+    const [response] = await this.request('flush', Opcode.FLUSH, empty, empty, empty, { probe: true })
+    if (response!.header.status !== Status.OK) throw statusError(response!, 'flush', this.node.label)
   }
 
   close(): void {
