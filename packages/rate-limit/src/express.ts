@@ -10,6 +10,18 @@ import { optionalFunction, text } from './options.js'
 export type { RateLimitInfo } from './info.js'
 export type { RateLimitMetrics } from './metrics.js'
 
+// `req.rateLimit` on Express's Request type, by declaration merging (as @types/express-session
+// declares `req.session`). Optional: only requests that passed a limiter carry it. A renamed
+// `requestPropertyName` is not declared; read it with a cast.
+declare global {
+  namespace Express {
+    interface Request {
+      /** This request's state in the last memkit rate limiter it passed (`requestPropertyName`). */
+      rateLimit?: RateLimitInfo
+    }
+  }
+}
+
 export interface ExpressRateLimitOptions extends HttpRateLimitOptions<Request> {
   /**
    * Sends the blocked response instead of the default JSON body. Status and headers are already

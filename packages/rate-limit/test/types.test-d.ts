@@ -38,6 +38,16 @@ rateLimit({
   instances: 4,
   breaker: { threshold: 3, cooldownMs: '10 seconds' as unknown as number },
 })
+// req.rateLimit is declared on Express's Request (declaration merging)
+app.get('/quota', limiter, (req, res) => {
+  const info: RateLimitInfo | undefined = req.rateLimit
+  res.json({ remaining: info?.remaining, reset: req.rateLimit?.resetTime.getTime() })
+  // @ts-expect-error only requests that passed a limiter carry it: possibly undefined
+  req.rateLimit.remaining
+  // @ts-expect-error it is a RateLimitInfo, not a number
+  const wrong: number | undefined = req.rateLimit
+  void wrong
+})
 const snapshot: RateLimitMetrics = limiter.metrics()
 snapshot.perMinute.map((m) => m.allowed + m.blocked)
 // @ts-expect-error limit is a number or a function
