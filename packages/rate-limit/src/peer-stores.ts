@@ -141,13 +141,24 @@ type Callback = (error: Error | null, result?: { current: number; ttl: number })
 export interface FastifyRateLimitStoreInstance {
   incr(key: string, callback: Callback, timeWindow: number, max: number): void
   read(key: string, callback: Callback, timeWindow: number, max?: number): void
-  child(routeOptions: {
-    routeInfo?: { method?: string | string[]; url?: string }
-  }): FastifyRateLimitStoreInstance
+  /** @fastify/rate-limit passes the route's options, `routeInfo` among them (typed loosely for its RouteOptions). */
+  child(routeOptions: object): FastifyRateLimitStoreInstance
 }
 
+interface ChildRouteOptions {
+  routeInfo?: { method?: string | string[]; url?: string }
+}
+
+/** The options @fastify/rate-limit passes to a store; only the two refused ones are read. */
+export interface FastifyRateLimitStoreOptions {
+  continueExceeding?: unknown
+  exponentialBackoff?: unknown
+}
+
+// The parameter is an interface without an index signature, so that @fastify/rate-limit's own
+// options type (`FastifyRateLimitOptions`) is assignable to it under strict TypeScript.
 export type FastifyRateLimitStoreClass = new (
-  options?: Record<string, unknown>,
+  options?: FastifyRateLimitStoreOptions,
 ) => FastifyRateLimitStoreInstance
 
 /**
@@ -165,7 +176,7 @@ export function createFastifyRateLimitStore(options: PeerStoreOptions): FastifyR
     // One locator per window length: @fastify/rate-limit may pass a different timeWindow per route.
     readonly #locators = new Map<number, Locator>()
 
-    constructor(params?: Record<string, unknown>, namespace = 'frl') {
+    constructor(params?: FastifyRateLimitStoreOptions, namespace = 'frl') {
       if (params?.continueExceeding === true || params?.exponentialBackoff === true) {
         throw new InvalidOptionError(
           'the memkit store does not support continueExceeding or exponentialBackoff (windows are on a fixed grid)',
@@ -203,13 +214,11 @@ export function createFastifyRateLimitStore(options: PeerStoreOptions): FastifyR
       return locator
     }
 
-    child(routeOptions: {
-      routeInfo?: { method?: string | string[]; url?: string }
-    }): FastifyRateLimitStoreInstance {
-      const info = routeOptions?.routeInfo
+    child(routeOptions: object): FastifyRateLimitStoreInstance {
+      const info = (routeOptions as ChildRouteOptions | undefined)?.routeInfo
       const method = Array.isArray(info?.method) ? info.method.join(',') : (info?.method ?? '')
       const child = new MemkitFastifyRateLimitStore(
-        routeOptions as Record<string, unknown>,
+        routeOptions as FastifyRateLimitStoreOptions,
         `${this.#namespace}:${method}:${info?.url ?? ''}`,
       )
       return child
