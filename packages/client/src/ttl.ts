@@ -4,9 +4,17 @@ import { InvalidArgumentError } from './errors.js'
 export const MAX_RELATIVE_TTL = 60 * 60 * 24 * 30
 
 /**
+ * The last absolute expiry memcached keeps: it parses exptime as a signed 32-bit integer, so a
+ * later one (2038-01-19T03:14:07Z and after) is stored and then missing at once.
+ */
+export const MAX_EXPTIME = 2 ** 31 - 1
+
+/**
  * Converts a TTL in seconds to memcached's exptime: 0 stays "never expires", fractions round
  * up (0.5 s must not become 0 = never), and anything above 30 days becomes an absolute Unix
  * time, since memcached would otherwise read 31 days as a date in 1970 and expire it at once.
+ * An expiry past MAX_EXPTIME (2038-01-19T03:14:07Z), which memcached cannot hold, is capped
+ * there: the item lives as long as memcached can keep it, never "stored" and then missing.
  */
 export function toExptime(ttl: number, now: number = Date.now()): number {
   if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
@@ -17,5 +25,5 @@ export function toExptime(ttl: number, now: number = Date.now()): number {
   if (ttl === 0) return 0
   const seconds = Math.ceil(ttl)
   if (seconds <= MAX_RELATIVE_TTL) return seconds
-  return Math.floor(now / 1000) + seconds
+  return Math.min(Math.floor(now / 1000) + seconds, MAX_EXPTIME)
 }

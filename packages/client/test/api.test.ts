@@ -13,6 +13,7 @@ import {
 import {
   createClient,
   InvalidOptionError,
+  MAX_EXPTIME,
   type MemcachedClient,
   parseServers,
   toExptime,
@@ -145,6 +146,33 @@ describe('TTL arithmetic', () => {
     assert.equal(toExptime(30 * 86400 + 1, now), now / 1000 + 30 * 86400 + 1)
     assert.throws(() => toExptime(-1), { code: 'ERR_MEMKIT_INVALID_ARGUMENT' })
     assert.throws(() => toExptime(Number.NaN), { code: 'ERR_MEMKIT_INVALID_ARGUMENT' })
+  })
+
+  test('an expiry memcached cannot hold (past 2038-01-19T03:14:07Z) is capped there', () => {
+    const now = Date.UTC(2026, 10, 22, 12, 0, 0)
+    const limit = Date.UTC(2038, 0, 19, 3, 14, 7) / 1000
+    assert.equal(MAX_EXPTIME, limit)
+    assert.equal(toExptime(limit - now / 1000, now), limit)
+    assert.equal(toExptime(20 * 365 * 86400, now), limit)
+    assert.equal(toExptime(1e12, now), limit)
+    assert.equal(toExptime(Number.MAX_SAFE_INTEGER, now), limit)
+  })
+
+  test('a 20-year TTL is kept (until 2038), on memcached and on the embedded backend alike', async () => {
+    const memory = createClient({ servers: 'memory://ttl-2038' })
+    try {
+      for (const target of [client, memory]) {
+        assert.equal(await target.set('ttl:20y', 'kept', { ttl: 20 * 365 * 86400 }), true)
+        assert.equal(await target.get('ttl:20y'), 'kept')
+        const counter = await target.incrWithTtl('ttl:20y:n', 1, { initial: 1, ttl: 20 * 365 * 86400 })
+        assert.ok(counter!.ttl > 10 * 365 * 86400 && counter!.ttl <= MAX_EXPTIME - Date.now() / 1000 + 1)
+        assert.equal(await target.get('ttl:20y:n').then((v) => v !== undefined), true)
+        assert.equal(await target.touch('ttl:20y', 30 * 365 * 86400), true)
+        assert.equal(await target.get('ttl:20y'), 'kept')
+      }
+    } finally {
+      await memory.close()
+    }
   })
 
   test('the server sees the intended remaining TTL for 31 and 365 days', async () => {
