@@ -142,6 +142,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
           failureLimit: config.failureLimit,
           deadTimeout: config.deadTimeout,
           maxPending: config.maxPending,
+          maxItemSize: config.maxItemSize,
           // The binary transport's own connection answers the probe; the text ones use `version`.
           flushOnRejoin: config.failover && config.rejoin === 'flush' && !config.proxy && !server.memory,
           probe:
@@ -175,6 +176,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
                 connectTimeout: config.connectTimeout,
                 keepAlive: config.keepAlive,
                 auth: config.auth,
+                maxItemSize: config.maxItemSize,
               })
             : this.#makeDispatch(node),
       )

@@ -20,6 +20,8 @@ export interface ConnectionOptions {
   handshake?: () => Command[]
   /** A harmless command to send when a TLS connection stalls (see #onNudgeTimer). */
   nudge?: () => Command
+  /** The largest data block a reply may announce (the item size limit); larger is a protocol error. */
+  maxValueBytes: number
 }
 
 /** How long a TLS connection may stay silent with requests outstanding before it is nudged. */
@@ -454,6 +456,15 @@ export class Connection {
           if (this.#closing) this.#socket.end()
         }
       } else if (next >= 0) {
+        // A hostile or broken server (or a man in the middle on plain TCP) must not make the
+        // client buffer hundreds of MiB: no item can be larger than the item size limit.
+        if (next > this.#options.maxValueBytes) {
+          head.protocolError(
+            `announces a value of ${next} bytes, over the item size limit of ${this.#options.maxValueBytes} (maxItemSize)`,
+          )
+          this.destroy(head.fatalError)
+          return
+        }
         this.#need = next
       } else if (next === FATAL) {
         this.destroy(head.fatalError)

@@ -17,6 +17,8 @@ export interface NodeOptions {
   deadTimeout: number
   /** Most commands in flight per connection before new ones are refused. */
   maxPending: number
+  /** The item size limit in bytes: no reply may announce a larger value. */
+  maxItemSize: number
   /**
    * Empty a server that comes back (`flush_all`) before it serves again: while it was down its
    * keys were written elsewhere, so what it still holds may be older than the truth.
@@ -148,6 +150,7 @@ export class ServerNode {
       tls: this.#options.tls,
       handshake: this.#options.handshake,
       nudge: this.#options.nudge,
+      maxValueBytes: this.#options.maxItemSize,
     }
   }
 

@@ -418,3 +418,69 @@ describe('closing', () => {
     assert.equal(result.stdout.trim(), 'v')
   })
 })
+
+describe('a reply that announces a huge value (a broken or hostile server)', () => {
+  const cases = [
+    [
+      'meta',
+      (c: string) => c.startsWith('mg '),
+      (chunk: string) => `VA 400000000 f0 O${opaqueOf(chunk)}\r\n`,
+    ],
+    [
+      'classic',
+      (c: string) => c.startsWith('get '),
+      (chunk: string) => `VALUE ${chunk.split(' ')[1]!.trim()} 0 400000000\r\n`,
+    ],
+    // A binary GET request: magic 0x80, opcode 0x00.
+    ['binary', (c: string) => c.charCodeAt(0) === 0x80 && c.charCodeAt(1) === 0, binaryHeader],
+  ] as const
+  for (const [protocol, request, header] of cases) {
+    test(`${protocol}: ERR_MEMKIT_PROTOCOL at once, the connection is reset, nothing is buffered`, async () => {
+      let closed = false
+      const garbage = Buffer.alloc(1024 * 1024, 0x61)
+      const scripted = await startScriptedServer((chunk, _text, socket) => {
+        if (!request(chunk)) return undefined
+        socket.once('close', () => {
+          closed = true
+        })
+        socket.write(header(chunk))
+        // Keeps sending: a client that believed the header would buffer all of it.
+        const pump = () => {
+          if (!socket.destroyed && socket.write(garbage)) setImmediate(pump)
+        }
+        setImmediate(pump)
+        return undefined
+      })
+      const client = createClient({ servers: scripted.address, protocol, timeout: 5000, retries: 0 })
+      const heapBefore = process.memoryUsage().arrayBuffers
+      try {
+        const error = (await client.get('big').catch((e) => e)) as MemkitError
+        assert.equal(error.code, 'ERR_MEMKIT_PROTOCOL', `${error.code}: ${error.message}`)
+        assert.match(error.message, /\b400000\d+ bytes, over the item size limit of 1048576/)
+        await waitUntil(() => closed)
+        const grown = process.memoryUsage().arrayBuffers - heapBefore
+        assert.ok(grown < 64 * 1024 * 1024, `buffers grew by ${grown} bytes`)
+      } finally {
+        await client.close()
+        await scripted.close()
+      }
+    })
+  }
+})
+
+/** A binary-protocol GET response header (24 bytes) announcing a 400 MB body, echoing the request's opaque. */
+function binaryHeader(chunk: string): Buffer {
+  const requestHeader = Buffer.from(chunk, 'latin1')
+  const header = Buffer.alloc(24)
+  header.writeUInt8(0x81, 0)
+  header.writeUInt8(0x00, 1)
+  header.writeUInt8(4, 4)
+  header.writeUInt32BE(400_000_004, 8)
+  requestHeader.copy(header, 12, 12, 16)
+  return header
+}
+
+async function waitUntil(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  assert.ok(condition(), 'condition not reached')
+}

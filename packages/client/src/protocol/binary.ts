@@ -104,6 +104,8 @@ export interface BinaryTargetOptions {
   connectTimeout: number
   keepAlive: number | false
   auth: { username: string; password: string } | undefined
+  /** The item size limit: a response announcing a larger body is a protocol error. */
+  maxItemSize: number
 }
 
 /** One server reached through a memjs Server; feeds the node's health like a connection does. */
@@ -133,7 +135,37 @@ export class BinaryTarget {
         keepAliveDelay: (this.options.keepAlive || 30_000) / 1000,
       },
     )
+    this.#bound(this.#server)
     return this.#server
+  }
+
+  /**
+   * memjs collects a response until its announced body length has arrived, however large that
+   * is. Before each chunk is added, the response at the head of its buffer is checked: one that
+   * announces more than the item size limit (plus the header and extras) closes the connection
+   * with a ProtocolError instead of being buffered.
+   */
+  #bound(server: MemjsServer & { responseBuffer?: Buffer; responseHandler?: (chunk: Buffer) => void }): void {
+    const original = server.responseHandler
+    if (typeof original !== 'function' || (original as { bounded?: boolean }).bounded) return
+    const limit = this.options.maxItemSize + 1024
+    const label = this.node.label
+    const bounded = function (this: typeof server, chunk: Buffer): void {
+      const pending = this.responseBuffer ?? Buffer.alloc(0)
+      const head = pending.length >= 12 ? pending : Buffer.concat([pending, chunk.subarray(0, 12)])
+      if (head.length >= 12 && head.readUInt32BE(8) > limit) {
+        const size = head.readUInt32BE(8)
+        ;(this as unknown as { error(error: unknown): void }).error(
+          new ProtocolError(
+            `malformed reply from ${label}: announces a body of ${size} bytes, over the item size limit of ${limit - 1024} (maxItemSize)`,
+            label,
+          ),
+        )
+        return
+      }
+      original.call(this, chunk)
+    }
+    server.responseHandler = Object.assign(bounded, { bounded: true })
   }
 
   /**
@@ -242,6 +274,7 @@ export class BinaryTarget {
 
 /** memjs reports failures as Errors or as bare strings; give them memkit's types. */
 function mapMemjsError(cause: unknown, label: string, name: string): MemkitError {
+  if (cause instanceof ProtocolError) return cause
   const message = typeof cause === 'string' ? cause : cause instanceof Error ? cause.message : String(cause)
   const code = (cause as NodeJS.ErrnoException | undefined)?.code
   if (/authentication failed/i.test(message)) {
