@@ -35,7 +35,7 @@ export {
 export { createFallbackClient, FallbackClient, type FallbackOptions } from './fallback-client.js'
 export { Generation, type GenerationReadOptions } from './generation.js'
 export { Continuum, hashKey } from './ketama.js'
-export { MAX_KEY_LENGTH } from './keys.js'
+export { MAX_KEY_LENGTH, MAX_NON_ASCII_KEY_LENGTH } from './keys.js'
 export { Lock, type LockOptions } from './lock.js'
 export type { MemkitClient } from './memkit-client.js'
 export type { ClientConfig, ClientOptions } from './options.js'

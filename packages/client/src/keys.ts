@@ -4,13 +4,27 @@ import { InvalidKeyError } from './errors.js'
 /** memcached's key limit, in bytes. */
 export const MAX_KEY_LENGTH = 250
 
+/**
+ * The limit for keys with non-ASCII characters, in UTF-8 bytes. The meta protocol carries them
+ * base64-encoded and memcached applies its 250 limit to the encoded form (186 bytes encode to
+ * 248 characters, 187 to 252). The same limit holds on every transport, so that a key names the
+ * same item whichever transport wrote it.
+ */
+export const MAX_NON_ASCII_KEY_LENGTH = 186
+
+/** What a hashed key starts with after the prefix: `prefix + "h:" + base64url(sha256(key))`. */
+const HASHED_MARK = 'h:'
+
 /** A key ready for the wire. */
 export interface EncodedKey {
   /** The key the caller passed (without prefix), for error messages and result maps. */
   readonly key: string
-  /** The key as stored on the server: prefix + key, or its hash when long-key hashing applies. */
+  /**
+   * The item's name on the server, the same on every transport: prefix + key as UTF-8, or
+   * prefix + "h:" + sha256 of the key when long-key hashing applies. What ketama hashes.
+   */
   readonly stored: string
-  /** The token written on the command line (`stored`, or its base64 form on the meta transport). */
+  /** The token written on the command line: `stored`, its base64 form (meta, non-ASCII), or its UTF-8 bytes read as latin1. */
   readonly wire: string
   /** True when `wire` is base64 (meta flag `b`). */
   readonly base64: boolean
@@ -19,15 +33,17 @@ export interface EncodedKey {
 export interface KeyCodecOptions {
   prefix: string
   hashLongKeys: boolean
-  /** The meta protocol can carry any key as base64; the classic one must send it raw. */
+  /** The meta protocol carries non-ASCII keys base64-encoded (flag `b`); the others send their UTF-8 bytes. */
   base64NonAscii: boolean
 }
 
 /**
  * Validates and encodes keys. A key may not be empty or contain ASCII whitespace or control
  * characters (so it can never end a command line and inject another), must be well-formed
- * UTF-8, and must fit memcached's 250-byte limit together with the prefix, unless
- * `hashLongKeys` is on, in which case an over-long key is replaced by a SHA-256 of itself.
+ * UTF-8, and must fit memcached's limit together with the prefix: 250 bytes for ASCII keys, 186
+ * for keys with non-ASCII characters, on every transport. With `hashLongKeys`, a longer key is
+ * stored as prefix + "h:" + its SHA-256; so that no short key can name that item, a key that
+ * itself starts with "h:" is always stored hashed too.
  */
 export class KeyCodec {
   readonly #prefix: string
@@ -47,27 +63,20 @@ export class KeyCodec {
     }
     if (key.length === 0) throw new InvalidKeyError('key must not be empty', key)
     const ascii = checkCharacters(key, 'key')
+    if (this.#hashLongKeys && key.startsWith(HASHED_MARK)) return this.#hash(key)
     const stored = this.#prefix + key
-    if (ascii && stored.length <= MAX_KEY_LENGTH) {
-      return { key, stored, wire: stored, base64: false }
-    }
+    if (ascii && stored.length <= MAX_KEY_LENGTH) return { key, stored, wire: stored, base64: false }
     const bytes = Buffer.byteLength(stored)
-    if (ascii || !this.#base64NonAscii) {
-      if (bytes > MAX_KEY_LENGTH) {
-        return this.#hashed(key, `is ${bytes} bytes with the prefix; memcached's limit is ${MAX_KEY_LENGTH}`)
-      }
-      // Command lines are written as latin1 text, so a non-ASCII key travels as the latin1
-      // reading of its UTF-8 bytes: on the wire, exactly its UTF-8 bytes.
-      return { key, stored, wire: ascii ? stored : Buffer.from(stored).toString('latin1'), base64: false }
+    if (ascii) {
+      return this.#hashed(key, `is ${bytes} bytes with the prefix; memcached's limit is ${MAX_KEY_LENGTH}`)
     }
-    // Non-ASCII on the meta transport: sent base64 so the command line stays plain ASCII.
-    // memcached checks the 250 limit on the encoded form, so the raw limit is 187 bytes.
-    const wire = Buffer.from(stored).toString('base64')
-    if (wire.length <= MAX_KEY_LENGTH) return { key, stored, wire, base64: true }
-    return this.#hashed(
-      key,
-      `is ${bytes} bytes with the prefix; non-ASCII keys travel base64-encoded (${wire.length} characters) and memcached's limit is ${MAX_KEY_LENGTH}`,
-    )
+    if (bytes > MAX_NON_ASCII_KEY_LENGTH) {
+      return this.#hashed(
+        key,
+        `is ${bytes} bytes with the prefix; keys with non-ASCII characters may be at most ${MAX_NON_ASCII_KEY_LENGTH} bytes (memcached's ${MAX_KEY_LENGTH} applies to their base64 form)`,
+      )
+    }
+    return this.#nonAscii(key, stored)
   }
 
   #hashed(key: string, reason: string): EncodedKey {
@@ -77,13 +86,28 @@ export class KeyCodec {
         key,
       )
     }
-    const stored = `${this.#prefix}h:${createHash('sha256').update(key).digest('base64url')}`
-    if (Buffer.byteLength(stored) > MAX_KEY_LENGTH) {
-      throw new InvalidKeyError(`keyPrefix is too long to leave room for a hashed key`, key)
+    return this.#hash(key)
+  }
+
+  #hash(key: string): EncodedKey {
+    const stored = `${this.#prefix}${HASHED_MARK}${createHash('sha256').update(key).digest('base64url')}`
+    if (isAscii(stored)) {
+      if (stored.length > MAX_KEY_LENGTH)
+        throw new InvalidKeyError('keyPrefix is too long to leave room for a hashed key', key)
+      return { key, stored, wire: stored, base64: false }
     }
-    if (isAscii(stored)) return { key, stored, wire: stored, base64: false }
-    const wire = Buffer.from(stored).toString(this.#base64NonAscii ? 'base64' : 'latin1')
-    return { key, stored, wire, base64: this.#base64NonAscii }
+    if (Buffer.byteLength(stored) > MAX_NON_ASCII_KEY_LENGTH) {
+      throw new InvalidKeyError('keyPrefix is too long to leave room for a hashed key', key)
+    }
+    return this.#nonAscii(key, stored)
+  }
+
+  /** The same bytes on every transport: base64 on meta, the UTF-8 bytes themselves elsewhere. */
+  #nonAscii(key: string, stored: string): EncodedKey {
+    const utf8 = Buffer.from(stored)
+    return this.#base64NonAscii
+      ? { key, stored, wire: utf8.toString('base64'), base64: true }
+      : { key, stored, wire: utf8.toString('latin1'), base64: false }
   }
 }
 

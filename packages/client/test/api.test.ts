@@ -1,5 +1,6 @@
 // Options, keys on the wire, TTL arithmetic, and the compound operations' edge cases.
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
@@ -14,6 +15,7 @@ import {
   createClient,
   InvalidOptionError,
   MAX_EXPTIME,
+  MAX_NON_ASCII_KEY_LENGTH,
   type MemcachedClient,
   parseServers,
   toExptime,
@@ -130,9 +132,66 @@ describe('keys on the wire', () => {
     // the classic protocol, which sends raw bytes, finds the same item
     const reply = await rawCommand(server.address, Buffer.from('get ключ:✓\r\n'))
     assert.match(reply, /^VALUE \S+ 16 1\r\nv\r\nEND\r\n$/)
-    // 187 bytes base64-encode to 252 characters, over memcached's limit for the encoded form
-    await assert.rejects(client.set('é'.repeat(94), 1), { code: 'ERR_MEMKIT_KEY', message: /base64/ })
+    // 188 bytes base64-encode to 252 characters, over memcached's limit for the encoded form
+    await assert.rejects(client.set('é'.repeat(94), 1), {
+      code: 'ERR_MEMKIT_KEY',
+      message: /188 bytes with the prefix; keys with non-ASCII characters may be at most 186 bytes/,
+    })
     assert.equal(await client.set('é'.repeat(93), 1), true)
+    assert.equal(MAX_NON_ASCII_KEY_LENGTH, 186)
+  })
+})
+
+describe('one key, one item, on every transport', () => {
+  const long = `report:${'q'.repeat(1000)}`
+  const keys = [
+    ['ASCII', 'plain:key'],
+    ['ASCII at the limit', 'a'.repeat(250)],
+    ['non-ASCII at the limit', 'é'.repeat(93)],
+    ['non-ASCII between 187 and 250 bytes (hashed)', 'é'.repeat(110)],
+    ['long ASCII (hashed)', long],
+    ['long non-ASCII (hashed)', 'ключ'.repeat(100)],
+  ] as const
+  const transports = ['meta', 'classic', 'binary'] as const
+
+  test('a key written on one transport is the same item on the others, and on a raw classic get', async () => {
+    const clients = transports.map((protocol) =>
+      createClient({ servers: server.address, protocol, hashLongKeys: true }),
+    )
+    try {
+      for (const [label, key] of keys) {
+        for (const [w, writer] of clients.entries()) {
+          const value = `${label} by ${transports[w]}`
+          await writer.set(key, value)
+          for (const [r, reader] of clients.entries()) {
+            assert.equal(await reader.get(key), value, `${label}: ${transports[w]} → ${transports[r]}`)
+          }
+        }
+      }
+      // Every transport placed the 110-character non-ASCII key under one hashed name.
+      const hashed = `h:${createHash('sha256').update('é'.repeat(110)).digest('base64url')}`
+      assert.match(await rawCommand(server.address, `mg ${hashed} v\r\n`), /^VA /)
+    } finally {
+      for (const c of clients) await c.close()
+    }
+  })
+
+  test('the hashed name of a long key cannot be reached with a short key', async () => {
+    const hashing = createClient({ servers: server.address, hashLongKeys: true })
+    try {
+      await hashing.set(long, 'the report')
+      const hashedName = `h:${createHash('sha256').update(long).digest('base64url')}`
+      // An attacker who controls a key (a URL, a header) sends the hashed form itself:
+      await hashing.set(hashedName, 'poisoned')
+      assert.equal(await hashing.get(long), 'the report')
+      assert.equal(await hashing.get(hashedName), 'poisoned', 'its own item, stored hashed in turn')
+      assert.match(await rawCommand(server.address, `mg ${hashedName} v\r\n`), /the report/)
+      // Without hashLongKeys there are no hashed names, and "h:" keys are ordinary.
+      await client.set('h:plain', 1)
+      assert.match(await rawCommand(server.address, 'mg h:plain v\r\n'), /^VA /)
+    } finally {
+      await hashing.close()
+    }
   })
 })
 
