@@ -9,6 +9,7 @@ import {
   DecodeError,
   InvalidArgumentError,
   InvalidValueError,
+  LoadTimeoutError,
   type MemkitError,
   PartialReadError,
   ServerFailureError,
@@ -53,6 +54,15 @@ export interface CounterOptions {
 export interface UpdateOptions extends SetOptions {
   /** Attempts before giving up with ERR_MEMKIT_CAS_CONFLICT. Default `10`. */
   retries?: number
+}
+
+export interface RememberOptions {
+  /**
+   * Milliseconds to wait for the loader before every caller sharing the load fails with
+   * LoadTimeoutError (ERR_MEMKIT_LOAD_TIMEOUT); the next call then loads again, and the late
+   * result is not cached. `Infinity` waits for ever. Default `10000`.
+   */
+  loadTimeout?: number
 }
 
 export interface ClientEvents {
@@ -447,29 +457,71 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
    * Cache-aside: the cached value, or `loader()`'s result stored for `ttl` seconds. Concurrent
    * callers for one key in this process share one load. If memcached fails, the loader still
    * runs (the failure is emitted as 'error'); a loader error is passed to every caller and
-   * nothing is cached. An undefined result is returned but not cached.
+   * nothing is cached. An undefined result is returned but not cached. A loader that does not
+   * settle within `loadTimeout` ms (default 10000) fails every waiting caller with
+   * LoadTimeoutError, and the next call loads again.
    */
-  remember<T>(key: string, ttl: number, loader: () => T | Promise<T>): Promise<T> {
-    return this.#loads.run(key, async () => {
-      let cached: unknown
+  remember<T>(key: string, ttl: number, loader: () => T | Promise<T>, options?: RememberOptions): Promise<T> {
+    const loadTimeout = options?.loadTimeout ?? 10_000
+    if (typeof loadTimeout !== 'number' || !(loadTimeout > 0)) {
+      return Promise.reject(
+        new InvalidArgumentError(
+          `remember loadTimeout must be a positive number of milliseconds (or Infinity); got ${String(loadTimeout)}`,
+        ),
+      )
+    }
+    return this.#loads.run(key, () => {
+      const load = { abandoned: false }
+      const work = this.#load(key, ttl, loader, load)
+      if (loadTimeout === Number.POSITIVE_INFINITY) return work
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          load.abandoned = true
+          reject(
+            new LoadTimeoutError(
+              `remember(${JSON.stringify(key)}): the loader did not settle within ${loadTimeout} ms (loadTimeout); the next call loads again`,
+            ),
+          )
+        }, loadTimeout)
+        work.then(
+          (value) => {
+            clearTimeout(timer)
+            resolve(value)
+          },
+          (error: unknown) => {
+            clearTimeout(timer)
+            reject(error)
+          },
+        )
+      })
+    }) as Promise<T>
+  }
+
+  async #load<T>(
+    key: string,
+    ttl: number,
+    loader: () => T | Promise<T>,
+    load: { abandoned: boolean },
+  ): Promise<unknown> {
+    let cached: unknown
+    try {
+      cached = await this.get(key)
+    } catch (error) {
+      if (!(error instanceof ServerFailureError || error instanceof DecodeError)) throw error
+      this.#emitError(error)
+    }
+    if (cached !== undefined) return cached
+    const value = await loader()
+    // Given up on: a newer load may have stored a fresher value already.
+    if (value !== undefined && !load.abandoned) {
       try {
-        cached = await this.get(key)
+        await this.set(key, value, { ttl })
       } catch (error) {
-        if (!(error instanceof ServerFailureError || error instanceof DecodeError)) throw error
+        if (!(error instanceof ServerFailureError || error instanceof ValueTooLargeError)) throw error
         this.#emitError(error)
       }
-      if (cached !== undefined) return cached
-      const value = await loader()
-      if (value !== undefined) {
-        try {
-          await this.set(key, value, { ttl })
-        } catch (error) {
-          if (!(error instanceof ServerFailureError || error instanceof ValueTooLargeError)) throw error
-          this.#emitError(error)
-        }
-      }
-      return value
-    }) as Promise<T>
+    }
+    return value
   }
 
   /**

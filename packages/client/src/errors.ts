@@ -235,6 +235,16 @@ export class LockTimeoutError extends MemkitError {
   override code = 'ERR_MEMKIT_LOCK_TIMEOUT'
 }
 
+/**
+ * `remember()` waited `loadTimeout` ms for a loader that did not settle. Every caller sharing
+ * that load gets it; the next call loads again, and the late result is not cached.
+ */
+export class LoadTimeoutError extends MemkitError {
+  static override readonly brand: string = 'memkit.LoadTimeoutError'
+  override name = 'LoadTimeoutError'
+  override code = 'ERR_MEMKIT_LOAD_TIMEOUT'
+}
+
 /** `update()` kept losing the compare-and-swap race and gave up after its retries. */
 export class CasConflictError extends MemkitError {
   static override readonly brand: string = 'memkit.CasConflictError'

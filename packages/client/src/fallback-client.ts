@@ -1,5 +1,12 @@
 import { EventEmitter } from 'node:events'
-import type { ClientEvents, CounterOptions, MemcachedClient, SetOptions, UpdateOptions } from './client.js'
+import type {
+  ClientEvents,
+  CounterOptions,
+  MemcachedClient,
+  RememberOptions,
+  SetOptions,
+  UpdateOptions,
+} from './client.js'
 import { InvalidOptionError, ServerFailureError } from './errors.js'
 import type { Generation } from './generation.js'
 import type { Lock, LockOptions } from './lock.js'
@@ -158,14 +165,19 @@ export class FallbackClient extends EventEmitter<ClientEvents> implements Memkit
   }
 
   /** Cache-aside on the new pool; a value found in an old pool is copied into the new one. */
-  remember<T>(key: string, ttl: number, loader: () => T | Promise<T>): Promise<T> {
-    return this.#primary.remember(key, ttl, async () => {
-      for (const old of this.#fallbacks) {
-        const found = await this.#fromOld(() => old.get<T>(key))
-        if (found !== undefined) return found
-      }
-      return loader()
-    })
+  remember<T>(key: string, ttl: number, loader: () => T | Promise<T>, options?: RememberOptions): Promise<T> {
+    return this.#primary.remember(
+      key,
+      ttl,
+      async () => {
+        for (const old of this.#fallbacks) {
+          const found = await this.#fromOld(() => old.get<T>(key))
+          if (found !== undefined) return found
+        }
+        return loader()
+      },
+      options,
+    )
   }
 
   /** Generations live in the new pool only (the old one is being retired). */

@@ -3,6 +3,7 @@ export {
   type CounterOptions,
   createClient,
   MemcachedClient,
+  type RememberOptions,
   type SetOptions,
   type UpdateOptions,
 } from './client.js'
@@ -18,6 +19,7 @@ export {
   InvalidOptionError,
   InvalidValueError,
   isMemkitError,
+  LoadTimeoutError,
   LockTimeoutError,
   MemkitError,
   NotNumericError,

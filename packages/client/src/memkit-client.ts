@@ -1,4 +1,4 @@
-import type { ClientEvents, CounterOptions, SetOptions, UpdateOptions } from './client.js'
+import type { ClientEvents, CounterOptions, RememberOptions, SetOptions, UpdateOptions } from './client.js'
 import type { Generation } from './generation.js'
 import type { Lock, LockOptions } from './lock.js'
 import type { ClientConfig } from './options.js'
@@ -45,7 +45,7 @@ export interface MemkitClient {
     options?: UpdateOptions,
   ): Promise<T | undefined>
   lock(name: string, options?: LockOptions): Promise<Lock>
-  remember<T>(key: string, ttl: number, loader: () => T | Promise<T>): Promise<T>
+  remember<T>(key: string, ttl: number, loader: () => T | Promise<T>, options?: RememberOptions): Promise<T>
   /** The replicated generation counter under `key` (see `Generation`). */
   generation(key: string, options?: { replicas?: number }): Generation
   maxValueSize(key: string, flags?: number): number

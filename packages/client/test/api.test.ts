@@ -14,6 +14,7 @@ import {
 import {
   createClient,
   InvalidOptionError,
+  LoadTimeoutError,
   MAX_EXPTIME,
   MAX_NON_ASCII_KEY_LENGTH,
   type MemcachedClient,
@@ -347,6 +348,49 @@ describe('remember and update', () => {
     } finally {
       await down.close()
     }
+  })
+
+  test('remember: a loader that never settles fails its waiting callers after loadTimeout; the next call loads again; the late value is not cached', async () => {
+    let release: (value: string) => void = () => {}
+    const hung = new Promise<string>((resolve) => {
+      release = resolve
+    })
+    let calls = 0
+    const hangs = () => {
+      calls++
+      return hung
+    }
+    const waiting = Array.from({ length: 5 }, () =>
+      client.remember('rem:hang', 60, hangs, { loadTimeout: 50 }),
+    )
+    for (const r of await Promise.allSettled(waiting)) {
+      assert.equal(r.status, 'rejected')
+      assert.ok((r as PromiseRejectedResult).reason instanceof LoadTimeoutError)
+      assert.equal((r as PromiseRejectedResult).reason.code, 'ERR_MEMKIT_LOAD_TIMEOUT')
+    }
+    assert.equal(calls, 1, 'they shared one load')
+    // The key is free again: the next caller runs its own loader.
+    assert.equal(await client.remember('rem:hang', 60, () => 'fresh'), 'fresh')
+    // The abandoned load finishing later must not overwrite what the newer load stored.
+    release('stale')
+    await hung
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.equal(await client.get('rem:hang'), 'fresh')
+  })
+
+  test('remember: loadTimeout is validated; Infinity waits for ever', async () => {
+    for (const loadTimeout of [0, -1, Number.NaN, '10' as unknown as number]) {
+      await assert.rejects(
+        client.remember('rem:opt', 60, () => 1, { loadTimeout }),
+        {
+          code: 'ERR_MEMKIT_INVALID_ARGUMENT',
+        },
+      )
+    }
+    assert.equal(
+      await client.remember('rem:inf', 60, () => 'ok', { loadTimeout: Number.POSITIVE_INFINITY }),
+      'ok',
+    )
   })
 
   test('remember: undefined is returned but not cached', async () => {
