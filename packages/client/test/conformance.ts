@@ -191,6 +191,22 @@ export function describeConformance(name: string, target: ConformanceTarget): vo
     )
 
     withClient(
+      'a counter read with get gives memcached’s bytes: a shrunk counter is padded with spaces',
+      async (client) => {
+        const k = key('padded')
+        assert.equal(await client.incr(k, 1, { initial: 100 }), 100)
+        assert.deepEqual(await client.get(k), Buffer.from('100'))
+        assert.equal(await client.decr(k, 1), 99)
+        assert.deepEqual(await client.get(k), Buffer.from('99 '), 'written in place, padded')
+        assert.equal(await client.incr(k, 1), 100, 'the padding does not get in the way')
+        assert.equal(await client.incr(k, 900), 1000)
+        assert.deepEqual(await client.get(k), Buffer.from('1000'), 'longer: a new, exact item')
+        assert.equal(await client.decr(k, 995), 5)
+        assert.deepEqual(await client.get(k), Buffer.from('5   '))
+      },
+    )
+
+    withClient(
       'counters are exact beyond 32 bits (4294967302) and up to 2^64-1 with incrBig',
       async (client) => {
         const k = key('counter64')

@@ -253,7 +253,9 @@ export class MemoryProtocol implements Protocol<MemoryStore> {
       )
       return { value: request.initial.toString(), ttl: remaining(created) }
     }
-    const text = current.data.toString('latin1')
+    const stored = current.data.toString('latin1')
+    // memcached reads the digits and ignores the spaces it pads a shrunk counter with.
+    const text = stored.trimEnd()
     if (!/^\d{1,20}$/.test(text) || BigInt(text) > MAX_UINT64) {
       throw new NotNumericError(
         `cannot ${request.decrement ? 'decr' : 'incr'} a value that is not a decimal number`,
@@ -266,9 +268,11 @@ export class MemoryProtocol implements Protocol<MemoryStore> {
         ? before - request.delta
         : 0n
       : (before + request.delta) & MAX_UINT64
+    // As memcached does (do_add_delta): a result no longer than the stored text is written in
+    // place, padded with spaces to the old length; a longer one becomes a new, exact item.
     const updated = store.write(
       request.key.stored,
-      Buffer.from(after.toString()),
+      Buffer.from(after.toString().padEnd(stored.length, ' ')),
       current.flags,
       current.expiresAt,
     )
