@@ -29,6 +29,13 @@ export interface MemcachedStoreOptions {
    * not touched again. Default `0` (every touch reaches memcached).
    */
   touchAfter?: number
+  /**
+   * Seconds between two reads of the namespace generation (what `clear()` moves) by this process.
+   * `clear()` takes effect at once in the process that calls it and within this interval in the
+   * others; meanwhile requests cost no extra memcached command. `0` reads it with every
+   * operation. Default `1`.
+   */
+  generationRefresh?: number
   /** Absolute lifetime in seconds from the session's first save; touches cannot extend it. Default: none. */
   maxLifetime?: number
   /**
@@ -55,6 +62,7 @@ export interface StoreConfig {
   readonly secret: Buffer
   readonly ttl: number | ((session: SessionInput) => number)
   readonly touchAfterMs: number
+  readonly generationRefreshMs: number
   readonly maxLifetimeMs: number | undefined
   readonly tombstoneTtl: number
   readonly keyRing: KeyRing | undefined
@@ -70,6 +78,7 @@ const KNOWN = new Set([
   'secret',
   'ttl',
   'touchAfter',
+  'generationRefresh',
   'maxLifetime',
   'tombstoneTtl',
   'encryption',
@@ -104,6 +113,7 @@ export function parseStoreOptions(options: MemcachedStoreOptions): StoreConfig {
     secret: parseSecret(options.secret),
     ttl: parseTtl(options.ttl),
     touchAfterMs: seconds(options.touchAfter, 'touchAfter', 0) * 1000,
+    generationRefreshMs: seconds(options.generationRefresh, 'generationRefresh', 1) * 1000,
     maxLifetimeMs:
       options.maxLifetime === undefined ? undefined : positive(options.maxLifetime, 'maxLifetime') * 1000,
     tombstoneTtl: seconds(options.tombstoneTtl, 'tombstoneTtl', 300),

@@ -15,6 +15,7 @@ import {
   forBoth,
   makeApp,
   uniquePrefix,
+  waitFor,
 } from './harness.js'
 import { rawGet, rawSet, storageKey } from './raw.js'
 
@@ -286,10 +287,12 @@ forBoth(
   'clear() ends every session of the store (in every process) and leaves other keys alone',
   async (fw) => {
     const { store, app, prefix } = await setup(fw)
+    // Another process that reads the generation with every operation.
     const other = new MemcachedStore({
       client: createClient({ servers: mc.address }),
       prefix,
       secret: SECRET,
+      generationRefresh: 0,
     })
     const alice = app.agent()
     const bob = app.agent()
@@ -311,6 +314,26 @@ forBoth(
     await carol.get('/write?key=name&value=carol')
     assert.deepEqual((await carol.get('/read')).body.data, { name: 'carol' }, 'new sessions work')
     await other.client.close()
+  },
+)
+
+forBoth(
+  'clear() with the default generationRefresh: at once in this process, at their next read of the generation in the others',
+  async (fw) => {
+    const { store, app, prefix } = await setup(fw)
+    const otherClient = createClient({ servers: mc.address })
+    const other = new MemcachedStore({ client: otherClient, prefix, secret: SECRET })
+    try {
+      const user = app.agent()
+      await user.get('/write?key=name&value=ann')
+      const sid = app.sidOf(user.cookie!)
+      assert.ok(await other.get(sid), 'the other process reads the session')
+      await store.clear()
+      assert.deepEqual((await app.request('/read', user.cookie)).body.data, {}, 'ended here at once')
+      await waitFor(async () => (await other.get(sid)) === null, 'the other process ending the session')
+    } finally {
+      await otherClient.close()
+    }
   },
 )
 

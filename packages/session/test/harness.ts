@@ -324,3 +324,16 @@ let sequence = 0
 export function uniquePrefix(): string {
   return `t${process.pid}x${++sequence}:`
 }
+
+/** Polls `condition` until it holds (every 20 ms, at most `limitMs`); fails naming `what` otherwise. */
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  what = 'the condition',
+  limitMs = 5000,
+): Promise<void> {
+  const start = performance.now()
+  while (!(await condition())) {
+    if (performance.now() - start > limitMs) throw new Error(`${what} did not hold within ${limitMs} ms`)
+    await sleep(20)
+  }
+}

@@ -7,7 +7,7 @@ import { createClient, InvalidOptionError, type MemcachedClient } from '@memkit/
 import { type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
 import expressSession from 'express-session'
 import { MemcachedStore, type SessionRecord } from '../src/index.js'
-import { countCommands, uniquePrefix } from './harness.js'
+import { countCommands, uniquePrefix, waitFor } from './harness.js'
 import { rawGet, storageKey } from './raw.js'
 
 const SECRET = 'store secret for tests'
@@ -47,6 +47,8 @@ test('invalid options throw ERR_MEMKIT_INVALID_OPTION at construction', () => {
     ['ttl zero', { ttl: 0 }],
     ['ttl string', { ttl: '1d' }],
     ['negative touchAfter', { touchAfter: -1 }],
+    ['generationRefresh in ms', { generationRefresh: '1000ms' }],
+    ['negative generationRefresh', { generationRefresh: -1 }],
     ['maxLifetime zero', { maxLifetime: 0 }],
     ['prefix with a space', { prefix: 'my sess:' }],
     ['prefix too long', { prefix: 'p'.repeat(151) }],
@@ -154,19 +156,37 @@ test('TTL: cookie.expires rounded up, else cookie.maxAge, else ttl; expired mean
   await assert.rejects(bad.store.set('nan', { user: 1 }), { code: 'ERR_MEMKIT_SESSION_VALUE' })
 })
 
-test('a generation key overwritten with a non-number starts a new generation and reports it', async () => {
-  const { store, prefix } = newStore()
+test('a generation copy overwritten with a non-number: a process that knows the generation repairs it', async () => {
+  const { store, prefix } = newStore({ generationRefresh: 0 })
   const errors: Error[] = []
   store.on('error', (e) => errors.push(e))
+  await store.set('kept', { cookie: { maxAge: 60_000 }, n: 1 })
+  const gen = (await rawGet(mc.address, `${prefix}gen`))!.data.toString('latin1')
+  await client.set(`${prefix}gen`, 'not a number')
+  assert.equal((await store.get('kept'))?.n, 1, 'the session stays: this process knows its generation')
+  await waitFor(async () => (await rawGet(mc.address, `${prefix}gen`))?.data.toString('latin1') === gen)
+  assert.deepEqual(errors, [])
+})
+
+test('every generation copy overwritten and no process knows it: a new generation starts and is reported', async () => {
+  const { store, prefix } = newStore({ generationRefresh: 0 })
   await store.set('before', { cookie: { maxAge: 60_000 }, n: 1 })
   await client.set(`${prefix}gen`, 'not a number')
-  const fresh = new MemcachedStore({ client, prefix, secret: SECRET })
-  fresh.on('error', (e) => errors.push(e))
-  assert.equal(await fresh.get('before'), null, 'the old generation is gone')
-  assert.equal((errors[0] as { code?: string }).code, 'ERR_MEMKIT_SESSION_CORRUPT')
-  await fresh.set('after', { cookie: { maxAge: 60_000 }, n: 2 })
-  assert.equal((await fresh.get('after'))?.n, 2)
-  assert.equal((await store.get('after'))?.n, 2, 'the other store follows the new generation')
+  // Another process: its own client, so it knows no generation yet.
+  const elsewhere = createClient({ servers: mc.address })
+  try {
+    const fresh = new MemcachedStore({ client: elsewhere, prefix, secret: SECRET, generationRefresh: 0 })
+    const errors: Error[] = []
+    fresh.on('error', (e) => errors.push(e))
+    assert.equal(await fresh.get('before'), null, 'the old generation is gone')
+    assert.equal((errors[0] as { code?: string }).code, 'ERR_MEMKIT_SESSION_CORRUPT')
+    await fresh.set('after', { cookie: { maxAge: 60_000 }, n: 2 })
+    assert.equal((await fresh.get('after'))?.n, 2)
+    assert.equal((await store.get('after'))?.n, 2, 'the first process follows the new, higher generation')
+    assert.equal(await store.get('before'), null)
+  } finally {
+    await elsewhere.close()
+  }
 })
 
 test('a touch from a process that never loaded the session still respects maxLifetime', async () => {
