@@ -43,7 +43,8 @@ export class HttpLimiter<Req extends object> {
       {},
       { config: config.limiter, breaker, dynamicLimit: typeof config.limit === 'function' },
     )
-    this.#countedName = config.limiter.prefix + config.limiter.name
+    // Both parts are the user's: joined so that no characters in either can make two pairs alike.
+    this.#countedName = JSON.stringify([config.limiter.prefix, config.limiter.name])
   }
 
   /** Counts the request and decides; undefined when `skip` says so. Rejects on a user callback's error. */

@@ -15,9 +15,16 @@ export interface HashedKey {
  * Hashes a client-derived key (an IP, a user id, an API key...) so that any value, however long
  * or strange, becomes a short, safe memcached key, and nothing a client sends can reach the
  * protocol. `namespace` separates limiters that must count separately.
+ *
+ * The namespace goes in with its length in front (`<bytes>:<namespace><key>`), so no choice of
+ * characters in either part can make two different (namespace, key) pairs hash alike; a plain
+ * separator could be sent inside a key.
  */
 export function hashKey(prefix: string, namespace: string, key: string, windowMs: number): HashedKey {
-  const digest = createHash('sha256').update(namespace).update('\0').update(key).digest()
+  const digest = createHash('sha256')
+    .update(`${Buffer.byteLength(namespace)}:${namespace}`)
+    .update(key)
+    .digest()
   return {
     base: prefix + digest.toString('base64url', 0, 16).slice(0, 22),
     // 48 bits are plenty to spread phases over a window of any length.

@@ -2,6 +2,7 @@ import { type ClientOptions, InvalidOptionError, type MemkitClient } from '@memk
 import type { BreakerOptions } from './breaker.js'
 import { parseDuration } from './duration.js'
 import { assertCanCount } from './transport.js'
+import { MAX_EXPIRY_MS, WindowGrid } from './window.js'
 
 export type Algorithm = 'fixed' | 'sliding'
 export type StoreErrorPolicy = 'allow' | 'deny' | 'local'
@@ -99,6 +100,7 @@ export function parseLimiterOptions(
   const windowMs = options.windowMs === undefined ? 60_000 : parseDuration(options.windowMs, 'windowMs')
   const limit = options.limit === undefined ? 100 : count(options.limit, 'limit')
   const algorithm = oneOf(options.algorithm, 'algorithm', ['fixed', 'sliding'] as const, 'fixed')
+  assertExpiryFits(new WindowGrid(algorithm, windowMs), 'windowMs')
   const prefix = keyText(options.prefix, 'prefix', 'rl:')
   if (client !== undefined) assertCanCount(client, prefix)
   const name = options.name === undefined ? `${algorithm}:${windowMs}:${limit}` : text(options.name, 'name')
@@ -137,6 +139,20 @@ function parseBreaker(value: unknown): LimiterConfig['breaker'] {
     threshold: integer(threshold, 'breaker.threshold', 5, 1, 1_000_000),
     cooldownMs: cooldownMs === undefined ? 5000 : parseDuration(cooldownMs, 'breaker.cooldownMs'),
   })
+}
+
+/**
+ * Refuses a window whose counters would have to outlive 2038-01-19T03:14:07Z, the last expiry
+ * memcached can store: memcached would refuse (or drop) such a counter and the window would
+ * never limit.
+ */
+export function assertExpiryFits(grid: WindowGrid, name: string, now = Date.now()): void {
+  const expiry = grid.longestExpiry(now)
+  if (expiry <= MAX_EXPIRY_MS) return
+  const longest = Math.floor((MAX_EXPIRY_MS - now - 1000) / (grid.algorithm === 'sliding' ? 2 : 1))
+  throw new InvalidOptionError(
+    `\`${name}\` of ${grid.windowMs} ms (${grid.algorithm}) needs counters that live until ${new Date(expiry).toISOString()}, past ${new Date(MAX_EXPIRY_MS).toISOString()}, the last expiry memcached can store (a 32-bit Unix time); today a ${grid.algorithm} window can be at most ${longest} ms (${Math.floor(longest / 86_400_000)} days)`,
+  )
 }
 
 // ---- validators shared with the HTTP options -------------------------------------------

@@ -5,7 +5,7 @@ import { InvalidOptionError, type MemkitClient } from '@memkit/client'
 import { countRequest, readCounts } from './count.js'
 import { MemcachedCounterStore } from './counter-store.js'
 import { KeyHasher } from './key.js'
-import { type Algorithm, isClient, isKeySafe, oneOf, text } from './options.js'
+import { type Algorithm, assertExpiryFits, isClient, isKeySafe, oneOf, text } from './options.js'
 import { assertCanCount } from './transport.js'
 import { type Attempt, counterKey, WindowGrid } from './window.js'
 
@@ -101,6 +101,8 @@ export class ExpressRateLimitStore {
     if (typeof options?.windowMs !== 'number' || !(options.windowMs > 0)) {
       throw new InvalidOptionError('express-rate-limit passed no valid windowMs to the store')
     }
+    const grid = new WindowGrid(this.#parsed.algorithm, options.windowMs)
+    assertExpiryFits(grid, 'windowMs')
     this.#locator = new Locator(this.#parsed, `erl:${options.windowMs}`, options.windowMs)
   }
 
@@ -153,6 +155,7 @@ interface ChildRouteOptions {
 export interface FastifyRateLimitStoreOptions {
   continueExceeding?: unknown
   exponentialBackoff?: unknown
+  timeWindow?: unknown
 }
 
 // The parameter is an interface without an index signature, so that @fastify/rate-limit's own
@@ -181,6 +184,9 @@ export function createFastifyRateLimitStore(options: PeerStoreOptions): FastifyR
         throw new InvalidOptionError(
           'the memkit store does not support continueExceeding or exponentialBackoff (windows are on a fixed grid)',
         )
+      }
+      if (typeof params?.timeWindow === 'number') {
+        assertExpiryFits(new WindowGrid(parsed.algorithm, params.timeWindow), 'timeWindow')
       }
       this.#namespace = namespace
     }
@@ -219,7 +225,8 @@ export function createFastifyRateLimitStore(options: PeerStoreOptions): FastifyR
       const method = Array.isArray(info?.method) ? info.method.join(',') : (info?.method ?? '')
       const child = new MemkitFastifyRateLimitStore(
         routeOptions as FastifyRateLimitStoreOptions,
-        `${this.#namespace}:${method}:${info?.url ?? ''}`,
+        // A route's url may hold any character: the parts are joined so that none can alias.
+        JSON.stringify([this.#namespace, method, info?.url ?? '']),
       )
       return child
     }

@@ -6,6 +6,12 @@ import type { Algorithm } from './options.js'
 /** Floating-point slack for the sliding window's weighted count (0.1 + 0.2 must not block). */
 export const EPSILON = 1e-9
 
+/**
+ * The last expiry memcached can store, 2038-01-19T03:14:07Z in epoch ms: it keeps an absolute
+ * expiry as a 32-bit Unix time (protocol.txt: expiration times over 30 days are Unix times).
+ */
+export const MAX_EXPIRY_MS = (2 ** 31 - 1) * 1000
+
 export interface Window {
   /** Index of the window on this key's grid; part of the memcached key. */
   readonly index: number
@@ -87,7 +93,14 @@ export class WindowGrid {
   counterTtl(attempt: Attempt): number {
     const { window, now } = attempt
     const end = this.algorithm === 'sliding' ? window.end + this.windowMs : window.end
-    return (end - now) / 1000 + 1
+    // Options refuse windows whose counters would outlive MAX_EXPIRY_MS; a process that runs
+    // into it years later gets its counters capped there rather than refused by memcached.
+    return Math.min(end - now + 1000, MAX_EXPIRY_MS - now) / 1000
+  }
+
+  /** Epoch ms until which the counters of a request at `now` may have to live, at the most. */
+  longestExpiry(now: number): number {
+    return now + (this.algorithm === 'sliding' ? 2 * this.windowMs : this.windowMs) + 1000
   }
 
   /** Decides an attempt from the counts (`current` includes the attempt's own cost). */

@@ -6,6 +6,7 @@ import { ipKeyGenerator } from 'express-rate-limit'
 import { parseDuration } from '../src/duration.js'
 import { ipKey } from '../src/ip.js'
 import { RateLimiter } from '../src/limiter.js'
+import { ExpressRateLimitStore } from '../src/peer-stores.js'
 import { clientFor, countCommands, sleep, startRelay, ttlOf as storedTtl, uniquePrefix } from './helpers.js'
 
 let mc: MemcachedServer
@@ -381,6 +382,43 @@ describe('options and keys', () => {
         JSON.stringify(Object.keys(options)),
       )
     }
+  })
+
+  test('a window whose counters would outlive 2038-01-19 (32-bit expiry) is refused, naming the bound', () => {
+    // A sliding window's counter lives two windows: ten years of sliding window reach 2036+.
+    assert.throws(() => limiter({ windowMs: '3650 days', algorithm: 'sliding' }), {
+      code: 'ERR_MEMKIT_INVALID_OPTION',
+      message: /past 2038-01-19T03:14:07\.000Z, the last expiry memcached can store/,
+    })
+    assert.equal(limiter({ windowMs: '3650 days' }).config.windowMs, 3650 * 86_400_000)
+    // The bound shrinks as time passes: in 2035 a fixed window of 1200 days no longer fits.
+    mock.timers.enable({ apis: ['Date'], now: Date.UTC(2035, 0, 1) })
+    assert.throws(() => limiter({ windowMs: '1200 days' }), { code: 'ERR_MEMKIT_INVALID_OPTION' })
+    assert.throws(() => new ExpressRateLimitStore({ client }).init({ windowMs: 1200 * 86_400_000 }), {
+      code: 'ERR_MEMKIT_INVALID_OPTION',
+    })
+    assert.equal(limiter({ windowMs: '365 days' }).config.windowMs, 365 * 86_400_000)
+  })
+
+  test('a limiter still running when 2038 comes close caps its counters at the bound', async () => {
+    const l = limiter({ limit: 5, windowMs: '1 day' })
+    // An hour before the last expiry memcached can store: the counter may live one hour.
+    mock.timers.enable({ apis: ['Date'], now: (2 ** 31 - 1) * 1000 - 3_600_000 })
+    const result = await l.consume('late')
+    assert.deepEqual([result.source, result.used], ['store', 1])
+    const ttl = await ttlOf(l.storageKey('late'))
+    assert.ok(ttl <= 3600 && ttl >= 3598, `ttl ${ttl}`)
+  })
+
+  test('limiter name and client key cannot alias through a separator character', async () => {
+    // Joined with a separator, ('login', 'x\0y') and ('login\0x', 'y') were the same text.
+    const prefix = uniquePrefix('alias')
+    const a = new RateLimiter({ client, prefix, name: 'login', limit: 1, windowMs: '1 hour' })
+    const b = new RateLimiter({ client, prefix, name: 'login\0x', limit: 1, windowMs: '1 hour' })
+    assert.notEqual(a.storageKey('x\0y'), b.storageKey('y'))
+    assert.equal((await a.consume('x\0y')).allowed, true)
+    assert.equal((await b.consume('y')).allowed, true, 'the other pair has its own counter')
+    assert.equal((await a.consume('x\0y')).allowed, false)
   })
 
   test('IPv6 clients are grouped by subnet exactly as express-rate-limit groups them', () => {
