@@ -429,7 +429,6 @@ describe('options and keys', () => {
       '::ffff:127.0.0.1',
       '::ffff:7f00:1',
       '::127.0.0.1',
-      '::7f00:1',
       '2001:db8:abcd:12ff:1:2:3:4',
       '2001:0db8:0000:0000:0000:0000:0000:0001',
       'ABCD:EF01:2345:6789:ABCD:EF01:2345:6789',
@@ -447,7 +446,101 @@ describe('options and keys', () => {
     }
     assert.equal(ipKey('2001:db8:abcd:12ff::1', 56), ipKey('2001:db8:abcd:1234::2', 56))
     assert.notEqual(ipKey('2001:db8:abcd:12ff::1', 64), ipKey('2001:db8:abcd:1234::2', 64))
-    assert.equal(ipKey('2001:0DB8::0001', false), '2001:db8::1')
-    assert.equal(ipKey('not an ip', 56), 'not an ip')
+  })
+
+  test('one address, one key: a table of spellings', () => {
+    // Every spelling in a row is the same address and must get the row's key.
+    const table: Array<{ key: string; subnet: number | false; spellings: string[] }> = [
+      {
+        key: '1.2.3.4',
+        subnet: 56,
+        spellings: [
+          '1.2.3.4',
+          '001.002.003.004', // zero-padded octets are decimal padding
+          '01.2.3.04',
+          ' 1.2.3.4 ',
+          '1.2.3.4:8080',
+          '::ffff:1.2.3.4', // IPv4-mapped
+          '::FFFF:1.2.3.4',
+          '::ffff:0102:0304',
+          '::ffff:102:304',
+          '0:0:0:0:0:ffff:1.2.3.4',
+          '0000:0000:0000:0000:0000:FFFF:0102:0304',
+          '::ffff:001.002.003.004',
+          '[::ffff:1.2.3.4]',
+          '[::ffff:1.2.3.4]:443',
+          '::1.2.3.4', // IPv4-compatible (RFC 4291 2.5.5.1), however it is written
+          '::0102:0304',
+          '::102:304',
+          '0:0:0:0:0:0:1.2.3.4',
+        ],
+      },
+      {
+        key: '2001:db8::1',
+        subnet: false,
+        spellings: [
+          '2001:db8::1',
+          '2001:DB8::1', // letter case
+          '2001:0db8:0000:0000:0000:0000:0000:0001', // leading zeros, no compression
+          '2001:db8:0:0:0:0:0:1',
+          '2001:db8::0:1', // compression in other places
+          '2001:db8:0::1',
+          '2001:db8:0:0::0:1',
+          '[2001:db8::1]',
+          '[2001:DB8::1]:8080',
+          '2001:db8::1%eth0', // zone id
+        ],
+      },
+      {
+        key: '2001:db8:abcd:1200::/56',
+        subnet: 56,
+        spellings: ['2001:db8:abcd:1200::1', '2001:DB8:ABCD:12FF:FFFF::', '2001:0db8:abcd:1234:0:0:0:1%2'],
+      },
+      {
+        key: 'fe80::1',
+        subnet: false,
+        spellings: ['fe80::1', 'FE80::1%eth0', 'fe80:0:0:0:0:0:0:1%1', 'fe80::0001%lo'],
+      },
+      // Loopback and unspecified stay IPv6: ::0.0.0.1 is ::1, not an IPv4 address.
+      { key: '::1', subnet: false, spellings: ['::1', '0:0:0:0:0:0:0:1', '::0.0.0.1', '[::1]:80'] },
+      { key: '::', subnet: false, spellings: ['::', '0:0:0:0:0:0:0:0', '::0.0.0.0'] },
+    ]
+    for (const { key, subnet, spellings } of table) {
+      for (const spelling of spellings) assert.equal(ipKey(spelling, subnet), key, JSON.stringify(spelling))
+    }
+    // Different addresses keep different keys.
+    const distinct = ['1.2.3.4', '1.2.3.5', '::ffff:1.2.3.5', '4.3.2.1', '::ffff:0:1.2.3.4', '::1', '::']
+    assert.deepEqual(
+      new Set(distinct.map((ip) => ipKey(ip, false))),
+      new Set(['1.2.3.4', '1.2.3.5', '4.3.2.1', '::ffff:0:102:304', '::1', '::']),
+    )
+
+    // Malformed text gets a key of its own that no real address can have.
+    const malformed = [
+      '1.2.3',
+      '1.2.3.256',
+      '1.2.3.4.5',
+      '0x7f.0.0.1',
+      '1.2.3.-4',
+      '1.2.3.4 5',
+      'not an ip',
+      '2001:db8::/56', // the text of a subnet key
+      '2001:db8:abcd:1200::/56',
+      '::ffff:1.2.3',
+      '12345::',
+      ':::',
+      '1:2:3:4:5:6:7:8::',
+      '[::1',
+      '[::1]x',
+      'invalid:1.2.3.4',
+    ]
+    const valid = table.flatMap(({ key, spellings }) => [key, ...spellings.map((ip) => ipKey(ip, 56))])
+    const malformedKeys = malformed.map((ip) => ipKey(ip, 56))
+    assert.equal(new Set(malformedKeys).size, malformed.length, 'each malformed text has its own key')
+    for (const [i, key] of malformedKeys.entries()) {
+      assert.equal(key, `invalid:${malformed[i]}`)
+      assert.ok(!valid.includes(key), `${malformed[i]} collides with a real address`)
+    }
+    assert.equal(ipKey('', 56), '', 'no address at all')
   })
 })
