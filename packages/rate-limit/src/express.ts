@@ -6,6 +6,7 @@ import type { RateLimitInfo } from './info.js'
 import type { RateLimiter } from './limiter.js'
 import type { RateLimitMetrics } from './metrics.js'
 import { optionalFunction, text } from './options.js'
+import type { AddressSource } from './validations.js'
 
 export type { RateLimitInfo } from './info.js'
 export type { RateLimitMetrics } from './metrics.js'
@@ -49,12 +50,19 @@ export interface RateLimitMiddleware {
 
 const ADAPTER_OPTIONS = ['handler', 'requestWasSuccessful', 'requestPropertyName'] as const
 
+/** Express's view of the client address: `req.ip` honours the app's 'trust proxy' setting. */
+const EXPRESS_ADDRESS: AddressSource<Request> = {
+  ip: (req) => req.ip ?? req.socket?.remoteAddress,
+  trustProxy: (req) => (typeof req.app?.get === 'function' ? req.app.get('trust proxy') : null),
+  forwardedFor: (req) => req.headers['x-forwarded-for'] !== undefined,
+}
+
 /**
  * Express middleware: `app.use(rateLimit({ client, limit: 100, windowMs: '1 minute' }))`, or
  * per route: `app.post('/login', rateLimit({ client, limit: 5, windowMs: '15 minutes' }), handler)`.
  */
 export function rateLimit(options: ExpressRateLimitOptions): RateLimitMiddleware {
-  const http = new HttpLimiter<Request>(parseHttpOptions(options, ADAPTER_OPTIONS))
+  const http = new HttpLimiter<Request>(parseHttpOptions(options, ADAPTER_OPTIONS), EXPRESS_ADDRESS)
   const handler = optionalFunction<ExpressRateLimitOptions['handler']>(options.handler, 'handler')
   const wasSuccessful =
     optionalFunction<ExpressRateLimitOptions['requestWasSuccessful']>(
@@ -73,7 +81,7 @@ export function rateLimit(options: ExpressRateLimitOptions): RateLimitMiddleware
       next(error)
     }
     http
-      .run(req, req.ip ?? req.socket?.remoteAddress)
+      .run(req)
       .then((decision) => {
         if (decision === undefined) return pass()
         ;(req as unknown as Record<string, unknown>)[property] = decision.info

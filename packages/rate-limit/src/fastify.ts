@@ -8,6 +8,7 @@ import { type HttpRateLimitOptions, parseHttpOptions } from './http-options.js'
 import type { RateLimitInfo } from './info.js'
 import type { RateLimitMetrics } from './metrics.js'
 import { oneOf, optionalFunction } from './options.js'
+import type { AddressSource } from './validations.js'
 
 export type { RateLimitInfo } from './info.js'
 export type { RateLimitMetrics } from './metrics.js'
@@ -111,7 +112,7 @@ function adapterParts(options: FastifyRateLimitRouteOptions, fallback?: AdapterP
 function makeHook(http: HttpLimiter<FastifyRequest>, parts: AdapterParts): Hook {
   const { handler, wasSuccessful } = parts
   return async function memkitRateLimit(request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-    const decision = await http.run(request, request.ip)
+    const decision = await http.run(request)
     if (decision === undefined) return undefined
     request.rateLimit = decision.info
     writeHeaders(headerTarget(reply), decision.headers)
@@ -136,6 +137,31 @@ function makeHook(http: HttpLimiter<FastifyRequest>, parts: AdapterParts): Hook 
 /** Fastify keeps reply headers itself (not on the raw response): write them through the reply. */
 function headerTarget(reply: FastifyReply): HeaderTarget {
   return { getHeader: (name) => reply.getHeader(name), setHeader: (name, value) => reply.header(name, value) }
+}
+
+/**
+ * Fastify's view of the client address: `request.ip` honours the instance's `trustProxy`.
+ * Fastify keeps that setting only in its options object (no public accessor); it is looked up
+ * once, and when it cannot be found the trust-proxy checks are skipped (`null`).
+ */
+function fastifyAddress(fastify: FastifyInstance): AddressSource<FastifyRequest> {
+  let trustProxy: unknown = null
+  for (let o: object | null = fastify; o !== null; o = Object.getPrototypeOf(o)) {
+    const symbol = Object.getOwnPropertySymbols(o).find((s) => s.description === 'fastify.options')
+    if (symbol !== undefined) {
+      const options = (o as Record<symbol, unknown>)[symbol]
+      if (typeof options === 'object' && options !== null)
+        trustProxy = (options as { trustProxy?: unknown }).trustProxy
+      break
+    }
+  }
+  // Fastify 5 trusts nothing when given a hop count (it cannot validate the nearest peer).
+  if (typeof trustProxy === 'number') trustProxy = false
+  return {
+    ip: (request) => request.ip,
+    trustProxy: () => trustProxy,
+    forwardedFor: (request) => request.headers['x-forwarded-for'] !== undefined,
+  }
 }
 
 /** Adds `hook` to a route's own hooks of that kind. */
@@ -169,10 +195,13 @@ const plugin: FastifyPluginAsync<FastifyRateLimitOptions> = async (fastify, opti
 
   const baseOptions = canonical(routeLevel, 'rate limit options')
   const baseParts = adapterParts(routeLevel)
+  const address = fastifyAddress(fastify)
   const globalHttp = new HttpLimiter<FastifyRequest>(
     parseHttpOptions({ ...baseOptions, client }, ADAPTER_OPTIONS),
+    address,
   )
   const breaker: CircuitBreaker | undefined = globalHttp.limiter.breaker
+  const validations = globalHttp.validations
   const globalHook = makeHook(globalHttp, baseParts)
 
   const instance = fastify as FastifyInstance & { [kRegistry]?: HttpLimiter<FastifyRequest>[] }
@@ -189,9 +218,14 @@ const plugin: FastifyPluginAsync<FastifyRateLimitOptions> = async (fastify, opti
   const routeLimiter = (overrides: FastifyRateLimitRouteOptions, namespace: string) => {
     // Route values (including `max` / `timeWindow`) replace the plugin's.
     const merged = { ...baseOptions, ...canonical(overrides, `config.rateLimit of ${namespace}`) }
+    // Route limiters share the plugin's breaker and checks unless the route sets its own.
     const http = new HttpLimiter<FastifyRequest>(
       parseHttpOptions({ ...merged, client }, ADAPTER_OPTIONS, namespace),
-      overrides.breaker === undefined ? breaker : undefined,
+      address,
+      {
+        breaker: overrides.breaker === undefined ? breaker : undefined,
+        validations: overrides.validate === undefined ? validations : undefined,
+      },
     )
     limiters.push(http)
     return { http, parts: adapterParts(overrides, baseParts) }

@@ -13,6 +13,7 @@ import {
   optionalFunction,
   parseLimiterOptions,
 } from './options.js'
+import { parseValidate, type ValidateOption, type ValidationCode } from './validations.js'
 
 export type MaybePromise<T> = T | Promise<T>
 
@@ -40,6 +41,11 @@ export interface HttpRateLimitOptions<Req> extends Omit<LimiterOptions, 'limit'>
   onLimitReached?: (req: Req, info: RateLimitInfo) => unknown
   /** Called on every request refused for being over the limit. */
   onBlocked?: (req: Req, info: RateLimitInfo) => unknown
+  /**
+   * The set-up checks made on live requests, each a process warning with a stable code, once:
+   * `true` (default) runs all, `false` none, `{ <code>: false }` turns one off. See validations.ts.
+   */
+  validate?: ValidateOption
 }
 
 export interface HttpConfig<Req> {
@@ -56,6 +62,7 @@ export interface HttpConfig<Req> {
   readonly message: HttpRateLimitOptions<Req>['message']
   readonly onLimitReached: HttpRateLimitOptions<Req>['onLimitReached']
   readonly onBlocked: HttpRateLimitOptions<Req>['onBlocked']
+  readonly validate: ReadonlySet<ValidationCode>
 }
 
 export const HTTP_OPTION_NAMES: ReadonlySet<string> = new Set([
@@ -71,6 +78,7 @@ export const HTTP_OPTION_NAMES: ReadonlySet<string> = new Set([
   'message',
   'onLimitReached',
   'onBlocked',
+  'validate',
 ])
 
 /**
@@ -133,5 +141,6 @@ export function parseHttpOptions<Req>(
       'onLimitReached',
     ),
     onBlocked: optionalFunction<HttpConfig<Req>['onBlocked']>(options.onBlocked, 'onBlocked'),
+    validate: parseValidate(options.validate),
   })
 }

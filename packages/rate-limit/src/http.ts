@@ -9,6 +9,7 @@ import type { HttpConfig, MaybePromise } from './http-options.js'
 import { type RateLimitInfo, toInfo } from './info.js'
 import { ipKey } from './ip.js'
 import { RateLimiter, type RateLimitResult } from './limiter.js'
+import { type AddressSource, Validations } from './validations.js'
 
 export const DEFAULT_MESSAGE = 'Too many requests, please try again later.'
 const UNAVAILABLE_MESSAGE = 'The rate limiter is unavailable, please try again later.'
@@ -34,37 +35,48 @@ const counters = Symbol('memkit.rateLimit.counted')
 export class HttpLimiter<Req extends object> {
   readonly config: HttpConfig<Req>
   readonly limiter: RateLimiter
-  #warnedDoubleCount = false
+  /** The set-up checks; one Fastify plugin registration shares them between its limiters. */
+  readonly validations: Validations
+  readonly #address: AddressSource<Req>
   readonly #countedName: string
 
-  constructor(config: HttpConfig<Req>, breaker?: CircuitBreaker) {
+  constructor(
+    config: HttpConfig<Req>,
+    address: AddressSource<Req>,
+    shared?: { breaker?: CircuitBreaker | undefined; validations?: Validations | undefined },
+  ) {
     this.config = config
+    this.#address = address
     this.limiter = new RateLimiter(
       {},
-      { config: config.limiter, breaker, dynamicLimit: typeof config.limit === 'function' },
+      { config: config.limiter, breaker: shared?.breaker, dynamicLimit: typeof config.limit === 'function' },
     )
+    this.validations = shared?.validations ?? new Validations(config.validate)
     // Both parts are the user's: joined so that no characters in either can make two pairs alike.
     this.#countedName = JSON.stringify([config.limiter.prefix, config.limiter.name])
   }
 
   /** Counts the request and decides; undefined when `skip` says so. Rejects on a user callback's error. */
-  run(req: Req, ip: string | undefined): Promise<HttpDecision | undefined> {
+  run(req: Req): Promise<HttpDecision | undefined> {
     // Written without async/await so the common case (no skip, sync options) costs no extra ticks.
     try {
       const skip = this.config.skip
-      if (skip === undefined) return this.#keyed(req, ip)
+      if (skip === undefined) return this.#keyed(req)
       const skipped = skip(req)
-      if (isThenable(skipped)) return skipped.then((yes) => (yes ? undefined : this.#keyed(req, ip)))
-      return skipped ? Promise.resolve(undefined) : this.#keyed(req, ip)
+      if (isThenable(skipped)) return skipped.then((yes) => (yes ? undefined : this.#keyed(req)))
+      return skipped ? Promise.resolve(undefined) : this.#keyed(req)
     } catch (error) {
       return Promise.reject(error)
     }
   }
 
-  #keyed(req: Req, ip: string | undefined): Promise<HttpDecision | undefined> {
+  #keyed(req: Req): Promise<HttpDecision | undefined> {
     const config = this.config
-    const generated =
-      config.keyGenerator === undefined ? ipKey(ip ?? '', config.ipv6Subnet) : config.keyGenerator(req)
+    if (config.keyGenerator === undefined) {
+      this.validations.clientAddress(req, this.#address)
+      return this.#count(req, ipKey(this.#address.ip(req) ?? '', config.ipv6Subnet))
+    }
+    const generated = config.keyGenerator(req)
     if (isThenable(generated)) return generated.then((key) => this.#count(req, key))
     return this.#count(req, generated)
   }
@@ -171,13 +183,7 @@ export class HttpLimiter<Req extends object> {
       return
     }
     const twice = typeof seen === 'string' ? seen === name : seen.has(name)
-    if (twice && !this.#warnedDoubleCount) {
-      this.#warnedDoubleCount = true
-      process.emitWarning(
-        `the rate limiter '${this.config.limiter.name}' counted one request twice: it is mounted twice, or two limiters share a name (give each its own \`name\`)`,
-        { code: 'MEMKIT_RATE_LIMIT_DOUBLE_COUNT' },
-      )
-    }
+    if (twice) this.validations.doubleCount(this.config.limiter.name)
     if (typeof seen === 'string') target[counters] = new Set([seen, name])
     else seen.add(name)
   }

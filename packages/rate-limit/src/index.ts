@@ -21,3 +21,4 @@ export {
   type FastifyRateLimitStoreInstance,
   type PeerStoreOptions,
 } from './peer-stores.js'
+export { VALIDATION_CODES, type ValidateOption, type ValidationCode } from './validations.js'

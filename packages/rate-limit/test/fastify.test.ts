@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import type { MemcachedClient } from '@memkit/client'
-import { type MemcachedServer, rawCommand, startMemcached, stopAll } from '@memkit/testing'
+import { captureWarnings, type MemcachedServer, rawCommand, startMemcached, stopAll } from '@memkit/testing'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyRateLimit, { type FastifyRateLimitOptions, fastifyRateLimit as named } from '../src/fastify.js'
 import { clientFor, countCommands, sleep, uniquePrefix } from './helpers.js'
@@ -165,7 +165,7 @@ describe('Fastify plugin', () => {
   })
 
   test('trustProxy decides whether X-Forwarded-For is the client', async () => {
-    const trusting = await app({ limit: 1 }, { trustProxy: true })
+    const trusting = await app({ limit: 1 }, { trustProxy: '127.0.0.1' })
     trusting.get('/', async () => 'ok')
     const a = await trusting.inject({ url: '/', headers: { 'x-forwarded-for': '198.51.100.1' } })
     const b = await trusting.inject({ url: '/', headers: { 'x-forwarded-for': '198.51.100.2' } })
@@ -173,10 +173,16 @@ describe('Fastify plugin', () => {
     await trusting.close()
     const plain = await app({ limit: 1 })
     plain.get('/', async () => 'ok')
-    const c = await plain.inject({ url: '/', headers: { 'x-forwarded-for': '198.51.100.1' } })
-    const d = await plain.inject({ url: '/', headers: { 'x-forwarded-for': '198.51.100.2' } })
-    assert.deepEqual([c.statusCode, d.statusCode], [200, 429])
-    await plain.close()
+    const warnings = captureWarnings('MEMKIT_RATE_LIMIT_UNEXPECTED_X_FORWARDED_FOR')
+    try {
+      const c = await plain.inject({ url: '/', headers: { 'x-forwarded-for': '198.51.100.1' } })
+      const d = await plain.inject({ url: '/', headers: { 'x-forwarded-for': '198.51.100.2' } })
+      assert.deepEqual([c.statusCode, d.statusCode], [200, 429])
+    } finally {
+      warnings.restore()
+      await plain.close()
+    }
+    assert.equal(warnings.items.length, 1, 'the set-up is reported once')
   })
 
   test('handler replaces the blocked response (returning the payload is enough)', async () => {
