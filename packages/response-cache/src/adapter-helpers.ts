@@ -43,3 +43,10 @@ export function headerString(value: unknown): string | undefined {
   if (value === undefined || value === null) return undefined
   return Array.isArray(value) ? String(value[0]) : String(value)
 }
+
+/** The port of an authority (`host:port`, `[v6]:port`); '' when it names none. */
+export function portOf(authority: string | undefined): string {
+  if (!authority) return ''
+  const m = /:(\d*)$/.exec(authority)
+  return m && !authority.endsWith(']') ? (m[1] ?? '') : ''
+}

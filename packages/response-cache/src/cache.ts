@@ -11,11 +11,12 @@ import { missStatus, statusHeaders, storedParam, withDetail } from './cache-stat
 import { CorruptEntryError, type Entry } from './entry.js'
 import { prepareForward } from './forward.js'
 import { CLIENT_SPECIFIC, endToEnd, headerGet, headerText } from './headers.js'
-import { KeySpace, pathAndQuery, rawUrlKey, resolveSameOrigin, varyValuesOf } from './key.js'
+import { KeySpace, originOf, pathAndQuery, rawUrlKey, resolveSameOrigin, varyValuesOf } from './key.js'
 import { SharedLookups } from './lookup.js'
 import { Metrics, type MetricsSnapshot, type Outcome } from './metrics.js'
 import { type CacheConfig, parseOptions, type ResponseCacheOptions } from './options.js'
 import {
+  codingAcceptable,
   controlOf,
   mayServeWhileUpdating,
   type NotStoredReason,
@@ -37,7 +38,10 @@ export type { Begin, BeginOptions }
 export { REFRESH_HEADER }
 
 export interface InvalidateOptions {
-  /** Host name the URL was requested with (no port). Default: the URL's own host, else every host of `hosts`, else ''. */
+  /**
+   * Host the URL was requested with, with its port when it was not the default
+   * (`'shop.example:8080'`). Default: the URL's own host, else every host of `hosts`, else ''.
+   */
   host?: string
 }
 
@@ -88,6 +92,10 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     if (tx.xcache === 'BYPASS') return { type: 'pass', tx }
     const lookup = await this.#lookups.find(tx)
     tx.lookup = lookup
+    if (lookup.entry && !codingAcceptable(lookup.entry.headers, req.headers)) {
+      lookup.entry = undefined
+      lookup.miss = 'vary-miss'
+    }
     const entry = lookup.entry
 
     if (tx.refresh) {
@@ -142,7 +150,7 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     if (flight) {
       const shared = await stampede.follow(flight)
       // Collapsing shares one origin response; a no-cache response is never reused unvalidated.
-      if (shared && !shared.freshness.noCache && varyMatches(shared, tx.req.headers)) {
+      if (shared && !shared.freshness.noCache && answers(shared, tx.req.headers)) {
         return this.#respondCollapsed(tx, shared)
       }
       return undefined
@@ -157,7 +165,7 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
       return this.#respond(tx, tx.stale, 'stale')
     }
     const filled = await stampede.waitForFill(tx, key)
-    if (!filled) return undefined
+    if (!filled || !answers(filled, tx.req.headers)) return undefined
     stampede.settle(tx, filled)
     return this.#respondCollapsed(tx, filled)
   }
@@ -348,12 +356,17 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     const paths = new Set([pathAndQuery(tx.req.url)])
     for (const value of [location, contentLocation]) {
       if (!value) continue
-      const path = resolveSameOrigin(value, tx.req.host, tx.req.url)
+      const path = resolveSameOrigin(value, tx.origin, tx.req.url)
       if (path !== undefined) paths.add(path)
     }
+    await this.#deleteUrls(otherSchemeToo(tx.origin), [...paths], (error) => this.reportError(error))
+  }
+
+  /** Deletes the entries of `paths` under each origin; `onError` decides what a failure does. */
+  async #deleteUrls(origins: string[], paths: string[], onError: (error: unknown) => void): Promise<void> {
     await Promise.all(
-      [...paths].map((path) =>
-        this.#storage.deleteUrl(rawUrlKey(tx.req.host, path)).catch((error) => this.reportError(error)),
+      origins.flatMap((origin) =>
+        paths.map((path) => this.#storage.deleteUrl(rawUrlKey(origin, path)).catch(onError)),
       ),
     )
   }
@@ -367,23 +380,32 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
   }
 
   /**
-   * Removes the stored response(s) of a URL: `invalidate('/products?page=2', { host: 'shop.example' })`
-   * or `invalidate('https://shop.example/products')`. All variants go with it.
+   * Removes the stored response(s) of a URL, with all variants, over http and https:
+   * `invalidate('/products?page=2', { host: 'shop.example' })` (`host` may carry a port:
+   * `'shop.example:8080'`) or `invalidate('https://shop.example/products')`. Without a host, every
+   * host of `hosts` that is not a wildcard (or the request-less origin ''). Rejects when memcached
+   * fails, so the caller knows the invalidation did not happen.
    */
   async invalidate(url: string, options: InvalidateOptions = {}): Promise<void> {
     if (typeof url !== 'string' || url.length === 0) throw new TypeError('url must be a non-empty string')
     let path = url
-    let hosts: string[]
+    let authorities: string[]
     if (!url.startsWith('/')) {
       const parsed = new URL(url)
       path = parsed.pathname + parsed.search
-      hosts = [options.host ?? parsed.hostname]
+      authorities = [options.host ?? parsed.host]
     } else if (options.host !== undefined) {
-      hosts = [options.host]
+      authorities = [options.host]
     } else {
-      hosts = this.config.hosts?.filter((h) => !h.startsWith('*.')) ?? ['']
+      authorities = this.config.hosts?.filter((h) => !h.startsWith('*.')) ?? ['']
     }
-    await Promise.all(hosts.map((host) => this.#storage.deleteUrl(rawUrlKey(host.toLowerCase(), path))))
+    const origins = authorities.flatMap((authority) => {
+      const { hostname, port } = authority ? new URL(`http://${authority}`) : { hostname: '', port: '' }
+      return otherSchemeToo(originOf('http', hostname, this.config.ignorePort ? '' : port))
+    })
+    await this.#deleteUrls(origins, [path], (error) => {
+      throw error
+    })
   }
 
   metricsSnapshot(): MetricsSnapshot {
@@ -416,8 +438,23 @@ function isConfig(value: unknown): value is CacheConfig {
   return typeof value === 'object' && value !== null && 'route' in value && Object.isFrozen(value)
 }
 
-/** A response shared between concurrent requests must have been produced for the same variant. */
-function varyMatches(entry: Entry, headers: RequestHeaders): boolean {
+/**
+ * An origin and the same one over the other scheme: an unsafe request or an invalidation removes
+ * both, so an entry kept apart by scheme (a redirect to https, say) never outlives its resource.
+ */
+function otherSchemeToo(origin: string): string[] {
+  const [scheme, rest] = origin.split('://') as [string, string]
+  const other = scheme === 'https' ? 'http' : 'https'
+  const [host, port] = rest.includes(':') && !rest.endsWith(']') ? rest.split(/:(?=[^:]*$)/) : [rest, '']
+  return [origin, originOf(other, host!, port ?? '')]
+}
+
+/**
+ * A response shared between concurrent requests must have been produced for the same variant,
+ * in a content coding this request accepts.
+ */
+function answers(entry: Entry, headers: RequestHeaders): boolean {
+  if (!codingAcceptable(entry.headers, headers)) return false
   if (entry.varyNames.length === 0) return true
   const values = varyValuesOf(entry.varyNames, headers)
   return values.every((v, i) => v === entry.varyValues[i])

@@ -2,7 +2,7 @@
 // `.route(settings)` gives route-level middleware sharing the same cache.
 import { InvalidOptionError } from '@memkit/client'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { headerString, presetFrom, resolveTags, SAFE_METHODS } from './adapter-helpers.js'
+import { headerString, portOf, presetFrom, resolveTags, SAFE_METHODS } from './adapter-helpers.js'
 import { type InvalidateOptions, ResponseCache, type Transaction } from './cache.js'
 import { capture, send } from './express-capture.js'
 import { refreshThrough } from './express-refresh.js'
@@ -104,7 +104,9 @@ async function handle(
 ): Promise<void> {
   const creq: CacheRequest = {
     method: req.method.toUpperCase(),
+    scheme: req.protocol,
     host: (req.hostname ?? '').toLowerCase(),
+    port: portOf(authority(req)),
     url: req.originalUrl,
     headers: req.headers as RequestHeaders,
     route: label ?? routeLabel(req),
@@ -120,6 +122,21 @@ async function handle(
   if (begin.type === 'pass') passThrough(cache, req, res, begin.tx, label)
   else capture(cache, res, begin.tx, () => label ?? routeLabel(req))
   proceed()
+}
+
+/**
+ * The authority the request addressed, as Express 5's `req.host` resolves it (X-Forwarded-Host
+ * when `trust proxy` trusts the peer, else Host; the first of a list). Computed here so that
+ * Express 4, whose `req.host` is the host name without port, agrees.
+ */
+function authority(req: Request): string | undefined {
+  const trust = req.app.get('trust proxy fn') as
+    | ((address: string | undefined, i: number) => boolean)
+    | undefined
+  let value = req.get('X-Forwarded-Host')
+  if (!value || !trust?.(req.socket?.remoteAddress, 0)) value = req.get('Host')
+  else if (value.includes(',')) value = value.slice(0, value.indexOf(',')).trimEnd()
+  return value
 }
 
 function routeLabel(req: Request): string | undefined {

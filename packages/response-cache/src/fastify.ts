@@ -15,7 +15,14 @@ import type {
   preHandlerAsyncHookHandler,
 } from 'fastify'
 import fp from 'fastify-plugin'
-import { headerListFrom, headerString, presetFrom, resolveTags, SAFE_METHODS } from './adapter-helpers.js'
+import {
+  headerListFrom,
+  headerString,
+  portOf,
+  presetFrom,
+  resolveTags,
+  SAFE_METHODS,
+} from './adapter-helpers.js'
 import { type InvalidateOptions, ResponseCache, type Transaction } from './cache.js'
 import type { MetricsSnapshot } from './metrics.js'
 import { parseRouteSettings, type ResponseCacheOptions, type RouteCacheOptions } from './options.js'
@@ -151,7 +158,9 @@ function cacheHooks(
     }
     const creq: CacheRequest = {
       method,
+      scheme: request.protocol,
       host: (request.hostname ?? '').toLowerCase(),
+      port: portOf(request.host),
       url: request.url,
       headers: request.raw.headers as RequestHeaders,
       route: routeOptions.url ?? '(unmatched)',

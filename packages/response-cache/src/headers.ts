@@ -95,25 +95,53 @@ export function varyNames(value: HeaderValue | undefined): string[] {
 const KNOWN_CODINGS = ['br', 'deflate', 'gzip', 'zstd']
 
 /**
- * The value of a request header as the cache keys it. Whitespace around list members and the
- * split into several lines do not matter; Accept-Encoding becomes the sorted set of content
- * codings the client accepts, so browsers that spell it differently share one variant while a
- * client that lacks a coding never gets it; Accept-Language is compared case-insensitively. A
- * missing header is distinct from an empty one.
+ * Request fields whose grammar is a comma-separated list (RFC 9110 §5.6.1 `#` rule, and the
+ * de-facto lists among common Vary targets): only these are normalised as lists for a Vary key.
+ */
+const LIST_FIELDS = new Set([
+  'accept',
+  'accept-charset',
+  'accept-encoding',
+  'accept-language',
+  'cache-control',
+  'forwarded',
+  'if-match',
+  'if-none-match',
+  'pragma',
+  'prefer',
+  'te',
+  'via',
+  'x-forwarded-for',
+])
+
+/**
+ * The value of a request header as the cache keys it (a Vary'd header). List fields: whitespace
+ * around members and the split into several lines do not matter; Accept-Encoding becomes the
+ * sorted set of content codings the client accepts, so browsers that spell it differently share
+ * one variant while a client that lacks a coding never gets it; Accept-Language is compared
+ * case-insensitively (its order is kept: negotiators use it). Every other field (User-Agent,
+ * Cookie, Authorization, custom ones) is compared as sent, trimmed: two different values never
+ * share a variant. A missing header is distinct from an empty one.
  */
 export function normalizeRequestHeader(name: string, value: string | string[] | undefined): string {
   if (value === undefined) return '\u0000'
-  const text = Array.isArray(value) ? value.join(',') : value
+  const text = Array.isArray(value) ? value.join(', ') : value
   if (name === 'accept-encoding') return acceptedCodings(text).join(',')
-  // Language tags are case-insensitive (RFC 5646 §2.1.1); their order is kept (negotiators use it).
+  if (!LIST_FIELDS.has(name)) return text.trim()
+  // Language tags are case-insensitive (RFC 5646 §2.1.1).
   const normalized = name === 'accept-language' ? text.toLowerCase() : text
-  return normalized
-    .split(',')
-    .map((s) => s.trim())
-    .join(',')
+  return splitList(normalized).join(',')
 }
 
-/** Content codings accepted with q > 0, among those the cache knows, sorted. */
+/** qvalue (RFC 9110 §12.4.2): "0" to "1" with at most three decimals. */
+const QVALUE = /^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/
+
+/**
+ * Content codings accepted, among those the cache knows, sorted (RFC 9110 §12.5.3): a coding is
+ * accepted when listed (or covered by `*`) with a weight above 0. A weight that is not a valid
+ * qvalue (`q=abc`, `q=-1`, `q=1.5`) makes its coding unacceptable, as Express's negotiator does
+ * with those it cannot read as a positive number.
+ */
 export function acceptedCodings(text: string | undefined): string[] {
   if (!text) return []
   const accepted = new Set<string>()
@@ -125,8 +153,10 @@ export function acceptedCodings(text: string | undefined): string[] {
     if (!coding) continue
     let q = 1
     for (const p of params) {
-      const m = /^\s*q\s*=\s*([0-9.]+)\s*$/i.exec(p)
-      if (m) q = Number(m[1])
+      const eq = p.indexOf('=')
+      if (eq === -1 || p.slice(0, eq).trim().toLowerCase() !== 'q') continue
+      const weight = p.slice(eq + 1).trim()
+      q = QVALUE.test(weight) ? Number(weight) : 0
     }
     const name = coding === 'x-gzip' ? 'gzip' : coding
     if (name === '*') {
@@ -138,6 +168,24 @@ export function acceptedCodings(text: string | undefined): string[] {
   }
   if (star) for (const c of KNOWN_CODINGS) if (!refused.has(c)) accepted.add(c)
   return KNOWN_CODINGS.filter((c) => accepted.has(c))
+}
+
+/**
+ * Whether a client with this Accept-Encoding can take a response in `contentEncoding` (its
+ * Content-Encoding). Only the codings the cache knows are judged; others (and identity) pass.
+ */
+export function acceptsContentCoding(
+  acceptEncoding: string | undefined,
+  contentEncoding: string | undefined,
+): boolean {
+  if (contentEncoding === undefined) return true
+  const accepted = acceptedCodings(acceptEncoding)
+  for (const raw of contentEncoding.split(',')) {
+    const coding = raw.trim().toLowerCase()
+    const name = coding === 'x-gzip' ? 'gzip' : coding
+    if (KNOWN_CODINGS.includes(name) && !accepted.includes(name)) return false
+  }
+  return true
 }
 
 export function requestHeader(headers: RequestHeaders, name: string): string | undefined {

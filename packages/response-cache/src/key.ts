@@ -10,12 +10,24 @@ export function hashKey(text: string): string {
   return createHash('sha256').update(text).digest('base64url')
 }
 
+const DEFAULT_PORTS: Record<string, string> = { http: '80', https: '443' }
+
 /**
- * The unhashed key of a URL: method class (GET and HEAD share entries), host as the framework
- * resolved it, and the path and query exactly as the router received them.
+ * The origin as keys hold it (RFC 6454): `scheme://host`, plus `:port` unless the request gave
+ * none or the scheme's default. `host` lowercased, as the framework resolved it.
  */
-export function rawUrlKey(host: string, url: string): string {
-  return `G\n${host}\n${pathAndQuery(url)}`
+export function originOf(scheme: string, host: string, port: string): string {
+  const s = scheme.toLowerCase()
+  const p = port && port !== DEFAULT_PORTS[s] ? `:${port}` : ''
+  return `${s}://${host.toLowerCase()}${p}`
+}
+
+/**
+ * The unhashed key of a URL: method class (GET and HEAD share entries), the origin (scheme, host,
+ * port) and the path and query exactly as the router received them.
+ */
+export function rawUrlKey(origin: string, url: string): string {
+  return `G\n${origin}\n${pathAndQuery(url)}`
 }
 
 /** The variant's unhashed key: the URL key plus the normalized values of the Vary'd request headers. */
@@ -40,16 +52,18 @@ export function pathAndQuery(url: string): string {
 
 /**
  * The path and query of `location` (a Location or Content-Location value) resolved against the
- * request, or undefined when it points to another host (RFC 9111 §4.4: only same-origin URIs are
- * invalidated).
+ * request, or undefined when it points to another host or port (RFC 9111 §4.4: only same-origin
+ * URIs are invalidated; both schemes are invalidated, see cache.ts).
  */
-export function resolveSameOrigin(location: string, host: string, requestUrl: string): string | undefined {
+export function resolveSameOrigin(location: string, origin: string, requestUrl: string): string | undefined {
   const value = location.trim()
   if (!value) return undefined
   try {
-    const base = new URL(`http://${host || 'localhost'}${pathAndQuery(requestUrl)}`)
+    const base = new URL(
+      `${origin.endsWith('://') ? `${origin}localhost` : origin}${pathAndQuery(requestUrl)}`,
+    )
     const target = new URL(value, base)
-    if (target.hostname !== base.hostname) return undefined
+    if (target.host !== base.host) return undefined
     // A relative reference that is already a path keeps its spelling, as the router will see it.
     if (value.startsWith('/') && !value.startsWith('//')) return value.split('#')[0]
     return target.pathname + target.search

@@ -46,13 +46,22 @@ export interface ResponseCacheOptions<Req = unknown> extends RouteCacheOptions<R
   /** Prefix of every key the cache writes. Default `'rc:'`. */
   keyPrefix?: string
   /**
+   * Leave the port out of the key: `Host: shop.example:8080` and `Host: shop.example` share
+   * entries. Only for apps that answer the same on every port. Default `false`.
+   */
+  ignorePort?: boolean
+  /**
    * Targeted cache-control fields this cache obeys (RFC 9213), highest priority first: the first
    * one with a valid value replaces `Cache-Control` and `Expires` for this cache (they still
    * reach the client, as the targeted fields do). Default `['CDN-Cache-Control']`; `[]` to obey
    * `Cache-Control` alone.
    */
   targetedCacheControl?: readonly string[]
-  /** Hosts whose responses may be cached (exact, or `*.example.com`); others bypass. Default: any host (the host is part of the key). */
+  /**
+   * Hosts whose responses may be cached, checked against the host the handler sees (`req.hostname`
+   * / `request.hostname`): `'shop.example'` (any port), `'shop.example:8080'` (that port only) or
+   * `'*.shop.example'`; others bypass. Default: any host (scheme, host and port are part of the key).
+   */
   hosts?: readonly string[]
   /** A request header that skips the cache, honoured only when its value equals `secret`. Default: none. */
   bypass?: { header?: string; secret: string }
@@ -84,6 +93,7 @@ export interface CacheConfig {
   readonly client: MemkitClient | undefined
   readonly servers: ClientOptions['servers'] | undefined
   readonly keyPrefix: string
+  readonly ignorePort: boolean
   readonly targetedCacheControl: readonly string[]
   readonly hosts: readonly string[] | undefined
   readonly bypassHeader: string | undefined
@@ -116,6 +126,7 @@ const GLOBAL_KEYS = new Set([
   'client',
   'servers',
   'keyPrefix',
+  'ignorePort',
   'targetedCacheControl',
   'hosts',
   'bypass',
@@ -182,6 +193,7 @@ export function parseOptions(options: unknown, extraKeys: readonly string[] = []
     client: o.client,
     servers: o.servers,
     keyPrefix,
+    ignorePort: boolean(o.ignorePort, 'ignorePort', false),
     targetedCacheControl: fieldNames(o.targetedCacheControl, 'targetedCacheControl', ['cdn-cache-control']),
     hosts: hosts ? Object.freeze(hosts) : undefined,
     bypassHeader,

@@ -3,10 +3,10 @@
 // request comes (fresh, stale while revalidating, stale on error) and how long memcached keeps it.
 import { type Directives, deltaSeconds, MAX_DELTA_SECONDS, parseCacheControl } from './cache-control.js'
 import type { Entry } from './entry.js'
-import { headerGet, headerText, varyNames } from './headers.js'
+import { acceptsContentCoding, headerGet, headerText, requestHeader, varyNames } from './headers.js'
 import { parseHttpDate } from './http-date.js'
 import { targetedDirectives } from './targeted.js'
-import type { HeaderList, HeaderValue, RouteSettings } from './types.js'
+import type { HeaderList, HeaderValue, RequestHeaders, RouteSettings } from './types.js'
 
 /**
  * Statuses cacheable by default (RFC 9110 §15.1): the only ones (with `public` responses) a route
@@ -52,6 +52,7 @@ export type NotStoredReason =
   | 'too-large'
   | 'incomplete'
   | 'must-understand'
+  | 'content-coding'
 
 /** The directives that govern a response for this cache, and where they came from. */
 export interface ResponseControl {
@@ -167,6 +168,18 @@ export function reuseOf(entry: Entry, now: number, canRefresh: boolean): Reuse {
   if (remaining > 0) return { kind: 'fresh', remaining }
   if (canRefresh && f.swr > 0 && -remaining <= f.swr) return { kind: 'stale-while-revalidate', remaining }
   return { kind: 'stale' }
+}
+
+/**
+ * A response in a content coding the request does not accept (gzip for a client without gzip in
+ * its Accept-Encoding) is neither stored for nor served to that request, whatever the handler's
+ * Vary says: a client that cannot take gzip never receives gzip from the cache.
+ */
+export function codingAcceptable(headers: HeaderList, request: RequestHeaders): boolean {
+  return acceptsContentCoding(
+    requestHeader(request, 'accept-encoding'),
+    headerText(headers, 'content-encoding'),
+  )
 }
 
 /** A stale entry may be served while another process fills its key (nothing forbids stale use). */

@@ -4,7 +4,7 @@ import { timingSafeEqual } from 'node:crypto'
 import { parseCacheControl } from './cache-control.js'
 import { type ClientConditions, CONDITIONAL_HEADERS } from './conditional.js'
 import { requestHeader } from './headers.js'
-import { rawUrlKey } from './key.js'
+import { originOf, rawUrlKey } from './key.js'
 import type { CacheConfig } from './options.js'
 import { Transaction } from './transaction.js'
 import type { CacheRequest, RequestHeaders } from './types.js'
@@ -30,6 +30,7 @@ export const SAFE_METHODS: ReadonlySet<string> = new Set([
  */
 export function openTransaction(req: CacheRequest, config: CacheConfig, refreshToken: string): Transaction {
   const tx = new Transaction(req)
+  tx.origin = originOf(req.scheme, req.host, config.ignorePort ? '' : req.port)
   const headers = req.headers
   const marker = headers[REFRESH_HEADER]
   if (marker !== undefined) {
@@ -47,12 +48,12 @@ export function openTransaction(req: CacheRequest, config: CacheConfig, refreshT
     tx.cacheStatus = `fwd=bypass; detail=${bypass}`
     return tx
   }
-  tx.authorization = headers.authorization !== undefined
   const requestCc = parseCacheControl(headers['cache-control'])
   tx.noStore = requestCc.has('no-store')
   tx.onlyIfCached = requestCc.has('only-if-cached')
+  tx.authorization = headers.authorization !== undefined
   tx.conditions = clientConditions(headers)
-  tx.rawKey = rawUrlKey(req.host, req.url)
+  tx.rawKey = rawUrlKey(tx.origin, req.url)
   return tx
 }
 
@@ -62,19 +63,51 @@ function bypassReason(req: CacheRequest, config: CacheConfig): string | undefine
     const value = req.headers[config.bypassHeader]
     if (typeof value === 'string' && safeEqual(value, config.bypassSecret!)) return 'bypass-header'
   }
-  if (config.hosts && !hostAllowed(config.hosts, req.host)) return 'host'
+  if (config.hosts && !hostAllowed(config.hosts, req.host, req.port)) return 'host'
+  // A body on a GET has no defined meaning (RFC 9110 §9.3.1), yet a handler may read it: the
+  // response may depend on something the key does not hold.
+  if (hasBody(req.headers)) return 'request-body'
+  if (targetDisagrees(req)) return 'target'
   if (req.headers.authorization !== undefined && !req.settings.shareAuthorization) return 'authorization'
   if (req.headers.cookie !== undefined && !req.settings.shareCookie) return 'cookie'
   return undefined
 }
 
-function hostAllowed(hosts: readonly string[], host: string): boolean {
+/** `hosts` entries: `name` (any port), `name:port`, or `*.suffix` (any port). */
+function hostAllowed(hosts: readonly string[], host: string, port: string): boolean {
   for (const allowed of hosts) {
-    if (allowed === host) return true
-    if (allowed.startsWith('*.') && host.endsWith(allowed.slice(1)) && host.length > allowed.length - 1)
-      return true
+    const colon = allowed.lastIndexOf(':')
+    const name = colon > allowed.lastIndexOf(']') ? allowed.slice(0, colon) : allowed
+    if (name !== allowed && allowed.slice(colon + 1) !== port) continue
+    if (name === host) return true
+    if (name.startsWith('*.') && host.endsWith(name.slice(1)) && host.length > name.length - 1) return true
   }
   return false
+}
+
+function hasBody(headers: RequestHeaders): boolean {
+  if (headers['transfer-encoding'] !== undefined) return true
+  const length = headers['content-length']
+  return length !== undefined && !/^\s*0*\s*$/.test(String(length))
+}
+
+/**
+ * An absolute-form target (`GET http://other.test/page`) naming another scheme, host or port than
+ * the framework hands the handler (which takes them from Host): the key and the handler could
+ * disagree on which page this is, so the request bypasses the cache.
+ */
+function targetDisagrees(req: CacheRequest): boolean {
+  if (req.url.startsWith('/')) return false
+  let target: URL
+  try {
+    target = new URL(req.url)
+  } catch {
+    return true
+  }
+  return (
+    originOf(target.protocol.slice(0, -1), target.hostname, target.port) !==
+    originOf(req.scheme, req.host, req.port)
+  )
 }
 
 /** Compares secrets in constant time. */

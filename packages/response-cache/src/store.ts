@@ -8,6 +8,7 @@ import { CLIENT_SPECIFIC, endToEnd, headerGet, headerSet, headerText, varyNames 
 import { formatHttpDate } from './http-date.js'
 import { varyValuesOf } from './key.js'
 import {
+  codingAcceptable,
   type Freshness,
   freshnessOf,
   type NotStoredReason,
@@ -42,6 +43,7 @@ export function whyNotStoredWith(
   control: ResponseControl,
   freshness: Freshness,
 ): NotStoredReason | undefined {
+  if (!codingAcceptable(headers, tx.req.headers)) return 'content-coding'
   return notStorableReason({
     status,
     headers,

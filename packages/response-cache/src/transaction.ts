@@ -36,6 +36,8 @@ export interface Flight {
 export class Transaction {
   readonly req: CacheRequest
   readonly requestTime = Date.now()
+  /** `scheme://host[:port]` of the request, as its key holds it. */
+  origin = ''
   rawKey = ''
   lookup: Lookup | undefined
   /** The stored response being revalidated (or kept for stale-if-error). */

@@ -11,9 +11,13 @@ export type RequestHeaders = Record<string, string | string[] | undefined>
 export interface CacheRequest {
   /** Upper-case method. */
   readonly method: string
+  /** `http` or `https` as the framework resolved it (trust-proxy aware: X-Forwarded-Proto). */
+  readonly scheme: string
   /** Host name without port as the framework resolved it (trust-proxy aware), lowercased; '' if none. */
   readonly host: string
-  /** Path and query exactly as the router received them. */
+  /** Port the request addressed (Host, or a trusted X-Forwarded-Host); '' when it named none. */
+  readonly port: string
+  /** The request target as the router received it: path and query, or the absolute form. */
   readonly url: string
   /** The live request headers: conditional headers are removed or replaced before the handler runs. */
   readonly headers: RequestHeaders

@@ -81,7 +81,7 @@ const host = 'zip.example'
 /** The entry as stored, following a Vary index to the gzip variant when there is one. */
 async function stored(keys: KeySpace, path: string): Promise<Entry> {
   const storage = new Storage(client, keys, new Metrics(), () => {})
-  const found = await storage.lookup(rawUrlKey(host, path), { 'accept-encoding': 'gzip' }, [])
+  const found = await storage.lookup(rawUrlKey(`http://${host}`, path), { 'accept-encoding': 'gzip' }, [])
   assert.ok(found.entry, `no entry for ${path}`)
   return found.entry
 }
@@ -122,7 +122,10 @@ for (const framework of FRAMEWORKS) {
         const entry = await stored(keys, '/json')
         const damaged = Buffer.from(entry.body)
         damaged.fill(0x41, 10, 60)
-        await client.set(keys.url(rawUrlKey(host, '/json')), encodeEntry({ ...entry, body: damaged }))
+        await client.set(
+          keys.url(rawUrlKey(`http://${host}`, '/json')),
+          encodeEntry({ ...entry, body: damaged }),
+        )
         const res = await app.rawRequest('/json', { host })
         assert.equal(res.headers['cache-status'], 'memkit; fwd=uri-miss; detail=corrupt; stored')
         assert.equal(res.text, json)

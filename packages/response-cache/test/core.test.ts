@@ -5,9 +5,15 @@ import { describe, test } from 'node:test'
 import { deltaSeconds, parseCacheControl } from '../src/cache-control.js'
 import { evaluatePreconditions, evaluateRange, parseEntityTags } from '../src/conditional.js'
 import { CorruptEntryError, decodeStored, type Entry, encodeEntry, encodeIndex } from '../src/entry.js'
-import { acceptedCodings, endToEnd, normalizeRequestHeader, varyNames } from '../src/headers.js'
+import {
+  acceptedCodings,
+  acceptsContentCoding,
+  endToEnd,
+  normalizeRequestHeader,
+  varyNames,
+} from '../src/headers.js'
 import { parseHttpDate } from '../src/http-date.js'
-import { KeySpace, rawUrlKey, resolveSameOrigin } from '../src/key.js'
+import { KeySpace, originOf, rawUrlKey, resolveSameOrigin } from '../src/key.js'
 import { parseRouteSettings } from '../src/options.js'
 import { controlOf, freshnessOf, notStorableReason, parseAge, remainingFreshness } from '../src/policy.js'
 import type { HeaderList } from '../src/types.js'
@@ -379,30 +385,73 @@ describe('headers and keys', () => {
       normalizeRequestHeader('accept-encoding', 'br, gzip'),
       normalizeRequestHeader('accept-encoding', 'gzip,br;q=0.9'),
     )
-    assert.equal(normalizeRequestHeader('foo', ' 1, 2 '), normalizeRequestHeader('foo', ['1', '2']))
+    // q-values per RFC 9110 §12.4.2: anything that is not one refuses its coding.
+    for (const bad of ['abc', '-1', '1.5', '0.0001', '2', '', '.5'])
+      assert.deepEqual(acceptedCodings(`gzip;q=${bad}, br`), ['br'], bad)
+    for (const good of ['1', '1.', '1.000', '0.5', '0.001'])
+      assert.deepEqual(acceptedCodings(`gzip;Q=${good}`), ['gzip'], good)
+    assert.deepEqual(acceptedCodings('gzip;q=0.000, br;q=0.'), [])
+    assert.deepEqual(acceptedCodings('x-gzip, deflate;level=1'), ['deflate', 'gzip'])
+    assert.equal(acceptsContentCoding('gzip;q=abc', 'gzip'), false)
+    assert.equal(acceptsContentCoding('br, gzip', 'gzip'), true)
+    assert.equal(acceptsContentCoding(undefined, 'gzip'), false, 'no Accept-Encoding: identity only')
+    assert.equal(acceptsContentCoding(undefined, 'x-custom'), true, 'codings the cache does not know pass')
+    assert.equal(acceptsContentCoding(undefined, undefined), true)
+    // Lists (Accept-*): members trimmed, lines joined. Free-form fields: as sent, trimmed.
+    assert.equal(
+      normalizeRequestHeader('accept', ' text/html ,  */*;q=0.1'),
+      normalizeRequestHeader('accept', ['text/html', '*/*;q=0.1']),
+    )
     assert.equal(normalizeRequestHeader('accept-language', 'EN, De'), 'en,de')
+    assert.notEqual(normalizeRequestHeader('user-agent', 'a, b'), normalizeRequestHeader('user-agent', 'a,b'))
+    assert.notEqual(normalizeRequestHeader('cookie', 'a=1; b=2'), normalizeRequestHeader('cookie', 'a=1;b=2'))
+    assert.notEqual(normalizeRequestHeader('x-tenant', 'a,b'), normalizeRequestHeader('x-tenant', 'a, b'))
+    assert.equal(normalizeRequestHeader('user-agent', ' a, b '), 'a, b')
+    assert.equal(
+      normalizeRequestHeader('foo', ['1', '2']),
+      normalizeRequestHeader('foo', '1, 2'),
+      'lines as Node joins them',
+    )
     assert.notEqual(normalizeRequestHeader('foo', undefined), normalizeRequestHeader('foo', ''))
   })
-  test('keys are fixed-length hashes of method class, host and URL', () => {
+  test('keys are fixed-length hashes of method class, origin (scheme, host, port) and URL', () => {
     const keys = new KeySpace('p:')
-    const long = keys.url(rawUrlKey('example.com', `/x?q=${'y'.repeat(5000)}`))
+    const long = keys.url(rawUrlKey('http://example.com', `/x?q=${'y'.repeat(5000)}`))
     assert.equal(long.length, 'p:'.length + 43)
-    assert.notEqual(keys.url(rawUrlKey('a.example', '/x')), keys.url(rawUrlKey('b.example', '/x')))
-    assert.equal(rawUrlKey('h', 'http://other/x?y'), rawUrlKey('h', '/x?y'))
+    assert.notEqual(
+      keys.url(rawUrlKey('http://a.example', '/x')),
+      keys.url(rawUrlKey('http://b.example', '/x')),
+    )
+    assert.equal(rawUrlKey('http://h', 'http://h/x?y'), rawUrlKey('http://h', '/x?y'))
+    // The origin: scheme and port count, default ports and case do not.
+    assert.notEqual(originOf('http', 'h', ''), originOf('https', 'h', ''))
+    assert.notEqual(originOf('http', 'h', ''), originOf('http', 'h', '8080'))
+    assert.equal(originOf('http', 'H.Example', '80'), 'http://h.example')
+    assert.equal(originOf('https', 'h', '443'), 'https://h')
+    assert.equal(originOf('https', 'h', '80'), 'https://h:80')
+    assert.equal(originOf('http', '[::1]', '8080'), 'http://[::1]:8080')
   })
-  test('Location and Content-Location resolve against the request, same origin only', () => {
-    assert.equal(resolveSameOrigin('/a/b?c', 'example.com', '/z'), '/a/b?c')
-    assert.equal(resolveSameOrigin('b', 'example.com', '/a/z'), '/a/b')
-    assert.equal(resolveSameOrigin('http://example.com:8080/q', 'example.com', '/'), '/q')
-    assert.equal(resolveSameOrigin('https://elsewhere.example/q', 'example.com', '/'), undefined)
-    assert.equal(resolveSameOrigin('//elsewhere.example/q', 'example.com', '/'), undefined)
+  test('Location and Content-Location resolve against the request, same host and port only', () => {
+    const origin = 'http://example.com'
+    assert.equal(resolveSameOrigin('/a/b?c', origin, '/z'), '/a/b?c')
+    assert.equal(resolveSameOrigin('b', origin, '/a/z'), '/a/b')
+    assert.equal(
+      resolveSameOrigin('https://example.com/q', origin, '/'),
+      '/q',
+      'the other scheme: same resource',
+    )
+    assert.equal(resolveSameOrigin('http://example.com:8080/q', origin, '/'), undefined)
+    assert.equal(resolveSameOrigin('http://example.com:8080/q', 'http://example.com:8080', '/'), '/q')
+    assert.equal(resolveSameOrigin('https://elsewhere.example/q', origin, '/'), undefined)
+    assert.equal(resolveSameOrigin('//elsewhere.example/q', origin, '/'), undefined)
+    assert.equal(resolveSameOrigin('/q', 'http://', '/'), '/q', 'a request without Host')
   })
 })
 
 describe('stored envelope', () => {
   const entry: Entry = {
     kind: 'entry',
-    rawKey: rawUrlKey('h', '/x'),
+    rawKey: rawUrlKey('http://h', '/x'),
     status: 200,
     reason: 'OK',
     headers: [

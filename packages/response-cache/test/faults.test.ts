@@ -121,7 +121,7 @@ for (const framework of FRAMEWORKS) {
     test('corrupt, foreign and undecodable stored values are misses, and get repaired', async () => {
       const prefix = `ft${++n}:`
       const app = await makeApp(framework, { client: sharedClient, keyPrefix: prefix }, routes)
-      const key = new KeySpace(prefix).url(rawUrlKey('app.example', '/page'))
+      const key = new KeySpace(prefix).url(rawUrlKey('http://app.example', '/page'))
       const expectRepair = async (what: string) => {
         const before = app.calls('/page')
         const miss = await app.request('/page', { headers: host })
@@ -156,16 +156,16 @@ for (const framework of FRAMEWORKS) {
       try {
         const keys = new KeySpace(prefix)
         await app.request('/other', { headers: host })
-        const other = (await sharedClient.get(keys.url(rawUrlKey('app.example', '/other')))) as Buffer
+        const other = (await sharedClient.get(keys.url(rawUrlKey('http://app.example', '/other')))) as Buffer
         // As if two URLs hashed alike, or someone wrote /other's entry where /page's belongs.
-        await sharedClient.set(keys.url(rawUrlKey('app.example', '/page')), other)
+        await sharedClient.set(keys.url(rawUrlKey('http://app.example', '/page')), other)
         const res = await app.request('/page', { headers: host })
         assert.equal(res.text, 'page 1')
         assert.equal(res.headers['cache-status'], 'memkit; fwd=uri-miss; detail=corrupt; stored')
         // A hand-made entry with a different raw key is refused the same way.
         const forged: Entry = {
           kind: 'entry',
-          rawKey: rawUrlKey('evil.example', '/page'),
+          rawKey: rawUrlKey('http://evil.example', '/page'),
           status: 200,
           reason: undefined,
           headers: [['cache-control', 'max-age=600']],
@@ -181,7 +181,7 @@ for (const framework of FRAMEWORKS) {
           size: 6,
           chunks: undefined,
         }
-        await sharedClient.set(keys.url(rawUrlKey('app.example', '/page')), encodeEntry(forged))
+        await sharedClient.set(keys.url(rawUrlKey('http://app.example', '/page')), encodeEntry(forged))
         assert.equal((await app.request('/page', { headers: host })).text, 'page 2')
       } finally {
         await app.close()

@@ -2,8 +2,10 @@
 // (driven with fastify.inject) with the same routes behind the cache, and counts handler calls.
 import { request as httpRequest, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { after, before } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { MemkitClient } from '@memkit/client'
+import { createClient, type MemcachedClient, type MemkitClient } from '@memkit/client'
+import { type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
 import express from 'express'
 import Fastify, { type FastifyInstance } from 'fastify'
 import supertest from 'supertest'
@@ -54,16 +56,24 @@ export interface TestApp {
   ): Promise<Res>
   /** The bytes as sent on the wire (no client-side decompression). */
   rawRequest(path: string, headers?: Record<string, string>): Promise<Res>
+  /** A port the app listens on, for requests a framework client cannot express (absolute-form targets, aborts). */
+  listen(): Promise<number>
   metrics(): MetricsSnapshot
   invalidateTag(tag: string): Promise<void>
   cache: ResponseCache
   close(): Promise<void>
 }
 
+export interface AppSetup {
+  /** Express `trust proxy` / Fastify `trustProxy`: X-Forwarded-Proto and -Host count. */
+  trustProxy?: boolean
+}
+
 export async function makeApp(
   framework: Framework,
   options: ResponseCacheOptions & { client: MemkitClient },
   routes: Route[],
+  setup: AppSetup = {},
 ): Promise<TestApp> {
   const counts = new Map<string, number>()
   const bump = (path: string) => {
@@ -74,8 +84,8 @@ export async function makeApp(
   const calls = (path?: string) =>
     path === undefined ? [...counts.values()].reduce((a, b) => a + b, 0) : (counts.get(path) ?? 0)
   return framework === 'express'
-    ? expressApp(options, routes, bump, calls)
-    : fastifyApp(options, routes, bump, calls)
+    ? expressApp(options, routes, bump, calls, setup)
+    : fastifyApp(options, routes, bump, calls, setup)
 }
 
 async function expressApp(
@@ -83,8 +93,10 @@ async function expressApp(
   routes: Route[],
   bump: (path: string) => number,
   calls: (path?: string) => number,
+  setup: AppSetup,
 ): Promise<TestApp> {
   const app = express()
+  if (setup.trustProxy) app.set('trust proxy', true)
   app.set('etag', false)
   app.set('x-powered-by', false)
   const middleware: ResponseCacheMiddleware = responseCache(options)
@@ -115,6 +127,7 @@ async function expressApp(
     framework: 'express',
     calls,
     cache: middleware.cache,
+    listen: async () => (server.address() as AddressInfo).port,
     metrics: () => middleware.metrics(),
     invalidateTag: (tag) => middleware.invalidateTag(tag),
     async request(path, init = {}) {
@@ -163,8 +176,9 @@ async function fastifyApp(
   routes: Route[],
   bump: (path: string) => number,
   calls: (path?: string) => number,
+  setup: AppSetup,
 ): Promise<TestApp> {
-  const app: FastifyInstance = Fastify()
+  const app: FastifyInstance = Fastify({ trustProxy: setup.trustProxy ?? false })
   await app.register(fastifyResponseCache, options)
   for (const route of routes) {
     app.route({
@@ -189,6 +203,10 @@ async function fastifyApp(
     framework: 'fastify',
     calls,
     cache: app.responseCache.cache,
+    async listen() {
+      if (!app.server.listening) await app.listen({ port: 0, host: '127.0.0.1' })
+      return (app.server.address() as AddressInfo).port
+    },
     metrics: () => app.responseCache.metrics(),
     invalidateTag: (tag) => app.responseCache.invalidateTag(tag),
     async request(path, init = {}) {
@@ -225,5 +243,76 @@ export async function until(condition: () => boolean | Promise<boolean>, ms = 30
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error('condition not met in time')
     await sleep(10)
+  }
+}
+
+/**
+ * One request on its own connection, written as given: `target` may be an absolute URL, `body`
+ * goes out with the framing the headers declare. Resolves with the response (or the error the
+ * client sees when the connection ends early).
+ */
+export function rawHttp(
+  port: number,
+  target: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: target, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => {
+        const data = Buffer.concat(chunks)
+        resolve({ status: res.statusCode!, headers: flatten(res.headers), body: data, text: data.toString() })
+      })
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+/**
+ * A test file's memcached (started in `before`, stopped in `after`) and a `withApp` that gives
+ * every app its own key prefix, so tests never see each other's entries.
+ */
+export function cacheTestbed(prefix: string) {
+  let server: MemcachedServer | undefined
+  let client: MemcachedClient | undefined
+  let n = 0
+  before(async () => {
+    server = await startMemcached()
+    client = createClient({ servers: server.address })
+  })
+  after(async () => {
+    await client?.close()
+    await stopAll()
+  })
+  return {
+    get client(): MemcachedClient {
+      return client!
+    },
+    get server(): MemcachedServer {
+      return server!
+    },
+    async withApp(
+      framework: Framework,
+      routes: Route[],
+      fn: (app: TestApp) => Promise<void>,
+      options: Partial<ResponseCacheOptions> = {},
+      setup: AppSetup = {},
+    ): Promise<void> {
+      const app = await makeApp(
+        framework,
+        { client: client!, keyPrefix: `${prefix}${++n}:`, ...options },
+        routes,
+        setup,
+      )
+      try {
+        await fn(app)
+      } finally {
+        await app.close()
+      }
+    },
   }
 }

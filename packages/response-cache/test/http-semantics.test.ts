@@ -8,7 +8,7 @@ import express from 'express'
 import supertest from 'supertest'
 import { responseCache } from '../src/express.js'
 import type { ResponseCacheOptions } from '../src/index.js'
-import { KeySpace, rawUrlKey } from '../src/key.js'
+import { KeySpace, originOf, rawUrlKey } from '../src/key.js'
 import { FRAMEWORKS, type Framework, makeApp, type Route, type TestApp } from './harness.js'
 
 let server: MemcachedServer
@@ -482,7 +482,10 @@ for (const framework of FRAMEWORKS) {
           },
         ],
         async (app) => {
-          const host = (await app.request(long)).text.split(':')[1]!
+          // The origin the key holds: the Host the handler saw (supertest: 127.0.0.1:<port>; inject: localhost:80).
+          const seen = new URL(
+            `http://${(await app.request(long)).text.slice(String(long.length).length + 1)}`,
+          )
           const hit = await app.request(long)
           assert.equal(hit.headers['x-cache'], 'HIT')
           assert.equal(hit.text.split(':')[0], String(long.length))
@@ -491,7 +494,7 @@ for (const framework of FRAMEWORKS) {
           assert.equal(otherHost.headers['x-cache'], 'MISS')
           assert.equal(otherHost.text.split(':')[1], 'other.example')
           // The memcached key is the prefix plus a SHA-256 of the raw key; the raw key is inside the entry.
-          const raw = rawUrlKey(host, long)
+          const raw = rawUrlKey(originOf('http', seen.hostname, seen.port), long)
           const key = new KeySpace(`hs${n}:`).url(raw)
           assert.ok(key.length < 60, key)
           assert.match(await rawCommand(server.address, `mg ${key} s\r\n`), /^HD s\d+/)
@@ -660,7 +663,9 @@ test('Express: a revalidation answered 304 by res.send (Express ETag) refreshes 
     calls++
     res.set('cache-control', 'max-age=0, must-revalidate').send('express body')
   })
-  const agent = supertest(app)
+  // One listener, as in production: its address (Host) is part of the key.
+  const listener = app.listen(0)
+  const agent = supertest(listener)
   const first = await agent.get('/e')
   assert.match(first.headers.etag!, /^W\/"/)
   const second = await agent.get('/e')
@@ -668,5 +673,6 @@ test('Express: a revalidation answered 304 by res.send (Express ETag) refreshes 
   assert.equal(second.text, 'express body')
   assert.equal(second.headers['cache-status'], 'memkit; fwd=stale; fwd-status=304; stored')
   assert.equal(calls, 2)
+  listener.close()
   await mw.close()
 })

@@ -56,7 +56,7 @@ async function withApp(
 const host = { host: 'files.example' }
 
 async function manifest(prefix: string, path: string): Promise<Entry> {
-  const stored = await client.get(new KeySpace(prefix).url(rawUrlKey('files.example', path)))
+  const stored = await client.get(new KeySpace(prefix).url(rawUrlKey('http://files.example', path)))
   return decodeStored(stored) as Entry
 }
 

@@ -59,8 +59,8 @@ test('Express: app-level middleware labels hits with the route that produced the
   app.get('/users/:id', (_req, res) => {
     res.set('cache-control', 'max-age=60').send('user')
   })
-  await supertest(app).get('/users/1')
-  const hit = await supertest(app).get('/users/1')
+  await supertest(app).get('/users/1').set('host', 'shop.example')
+  const hit = await supertest(app).get('/users/1').set('host', 'shop.example')
   assert.equal(hit.headers['x-cache'], 'HIT')
   assert.deepEqual(Object.keys(cache.metrics().routes), ['/users/:id'])
   assert.equal(cache.metrics().routes['/users/:id']!.hit, 1)
