@@ -232,17 +232,22 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
 
   /** Turns the handler's (buffered) response into the response to send, storing it when allowed. */
   async finish(tx: Transaction, captured: CapturedResponse): Promise<OutgoingResponse> {
+    if (tx.settled) {
+      // The fill was abandoned (the client went away): nothing is stored, nothing counted twice.
+      return passedThrough(this.config, tx, captured, captured.body)
+    }
     tx.settled = true
     const now = Date.now()
     const label = tx.req.route
     let body = captured.body
-    let incomplete = false
+    let incomplete: number | undefined
     const declared = headerText(captured.headers, 'content-length')
     if (declared !== undefined && /^\d+$/.test(declared.trim())) {
-      // What the client would have read: a Content-Length shorter than the body frames it.
+      // What the client would have read: a Content-Length shorter than the body frames it; a
+      // longer one leaves the response cut short (not stored, and still cut short for the client).
       const n = Number(declared)
       if (n < body.length) body = body.subarray(0, n)
-      else if (n > body.length) incomplete = true
+      else if (n > body.length) incomplete = n
     }
     if (captured.status === 304 && tx.revalidating && tx.stale) {
       return this.#updateFrom304(tx, tx.stale, captured, now)
@@ -256,9 +261,10 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
       return fromEntry(this.config, tx, tx.stale)
     }
     const control = controlOf(captured.headers, this.config.targetedCacheControl)
-    let reason: NotStoredReason | 'unavailable' | undefined = incomplete
-      ? 'incomplete'
-      : whyNotStored(tx, captured.status, captured.headers, control, now)
+    let reason: NotStoredReason | 'unavailable' | undefined =
+      incomplete !== undefined
+        ? 'incomplete'
+        : whyNotStored(tx, captured.status, captured.headers, control, now)
     if (reason === undefined && body.length > this.config.maxBodySize) reason = 'too-large'
     if (reason === undefined && tx.lookup?.failed) reason = 'unavailable'
     let entry: Entry | undefined
@@ -276,7 +282,7 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
       this.#stampede.settle(tx, undefined)
       this.#stampede.release(tx)
       tx.cacheStatus = withDetail(tx.cacheStatus, String(reason))
-      return passedThrough(this.config, tx, captured, body)
+      return passedThrough(this.config, tx, captured, body, incomplete)
     }
     const placement = this.#storage.placement(tx.rawKey, tx.lookup!, entry.varyNames, entry.varyValues)
     const stored = { ...entry, rawKey: placement.rawKey }

@@ -58,6 +58,18 @@ export function capture(
     chunks.push(buf)
     size += buf.length
   }
+  // A fill that never completes (the client went away, the handler destroyed the response after
+  // its stream failed, or it hangs until the client gives up) releases the requests waiting on
+  // it and the cross-process lease at once; whatever the handler writes later goes nowhere.
+  res.once('close', () => {
+    if (res.writableFinished || tx.settled) return
+    cache.abandon(tx, 'aborted')
+    if (mode !== 'pass') {
+      mode = 'pass'
+      chunks.length = 0
+      restore()
+    }
+  })
   const overflow = () => {
     // Too large to store: stream what was buffered and the rest straight through.
     cache.abandon(tx, 'too-large')

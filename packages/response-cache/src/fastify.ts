@@ -189,7 +189,8 @@ function cacheHooks(
     if (begin.type === 'respond') {
       states.set(request, { type: 'served' })
       write(reply, begin.response)
-      return reply.send(begin.response.body ?? null)
+      // No payload for 304 and friends: `null` would be serialised as JSON (Content-Type, Length 4).
+      return begin.response.body === undefined ? reply.send() : reply.send(begin.response.body)
     }
     states.set(request, begin)
   }
@@ -198,9 +199,9 @@ function cacheHooks(
   const capture: onSendAsyncHookHandler<unknown> = async function capture(request, reply, payload) {
     const state = states.get(request)
     if (!state || state.type === 'served') return payload
-    states.set(request, { type: 'served' })
     const tx = state.tx
     if (state.type === 'pass') {
+      states.set(request, { type: 'served' })
       for (const [name, value] of cache.statusHeaders(tx)) reply.header(name, value)
       const settled = cache.afterPass(
         tx,
@@ -211,14 +212,23 @@ function cacheHooks(
       if (!SAFE_METHODS.has(tx.req.method)) await settled
       return payload
     }
-    const headers = headerListFrom(reply.getHeaders())
+    // The state stays 'forward' until the response is decided: an abort meanwhile releases the fill.
+    let headers = headerListFrom(reply.getHeaders())
     let body: Buffer
     if (payload instanceof Readable || isStream(payload)) {
       if (cache.precheck(tx, reply.statusCode, headers) === 'pass') {
+        states.set(request, { type: 'served' })
         for (const [name, value] of cache.statusHeaders(tx)) reply.header(name, value)
         return payload
       }
       const collected = await collect(payload as Readable, cache.config.maxBodySize)
+      states.set(request, { type: 'served' })
+      if (collected.failed) {
+        // The handler's stream failed midway: nothing is stored, the fill is released, and the
+        // client gets what it would without the cache (the part that was read, then the failure).
+        cache.abandon(tx, 'aborted')
+        return collected.failed
+      }
       if (collected.overflow) {
         cache.abandon(tx, 'too-large')
         for (const [name, value] of cache.statusHeaders(tx)) reply.header(name, value)
@@ -226,7 +236,11 @@ function cacheHooks(
       }
       body = collected.body
     } else {
+      states.set(request, { type: 'served' })
       body = bufferOf(payload)
+      // Fastify frames a buffered payload itself, correcting a wrong Content-Length: the
+      // handler's value is not what the client would see.
+      headers = headers.filter(([name]) => name.toLowerCase() !== 'content-length')
     }
     let out: OutgoingResponse
     try {
@@ -237,6 +251,9 @@ function cacheHooks(
     }
     for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
     write(reply, out)
+    // A stream keeps the declared Content-Length (Fastify would correct a buffer's): the client
+    // sees the response cut short.
+    if (out.truncated) return Readable.from([out.body!])
     return out.body ?? null
   }
 
@@ -276,24 +293,39 @@ function isStream(value: unknown): boolean {
   return typeof value === 'object' && value !== null && typeof (value as Readable).pipe === 'function'
 }
 
-/** Reads a stream up to `limit` bytes; beyond that, hands back a stream of everything (read and unread). */
-async function collect(stream: Readable, limit: number): Promise<{ body: Buffer; overflow?: Readable }> {
+/**
+ * Reads a stream up to `limit` bytes. Beyond that, `overflow` replays everything (read and
+ * unread); when the stream fails, `failed` replays what was read, then the same error.
+ */
+async function collect(
+  stream: Readable,
+  limit: number,
+): Promise<{ body: Buffer; overflow?: Readable; failed?: Readable }> {
   const chunks: Buffer[] = []
   let size = 0
   const iterator = stream[Symbol.asyncIterator]()
   for (;;) {
-    const { value, done } = await iterator.next()
-    if (done) break
-    const chunk = Buffer.isBuffer(value) ? value : Buffer.from(value as string)
+    let next: IteratorResult<unknown>
+    try {
+      next = await iterator.next()
+    } catch (error) {
+      const replay = async function* () {
+        yield* chunks
+        throw error
+      }
+      return { body: Buffer.alloc(0), failed: Readable.from(replay()) }
+    }
+    if (next.done) break
+    const chunk = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value as string)
     chunks.push(chunk)
     size += chunk.length
     if (size > limit) {
       const rest = async function* () {
         yield* chunks
         for (;;) {
-          const next = await iterator.next()
-          if (next.done) return
-          yield next.value as Buffer
+          const more = await iterator.next()
+          if (more.done) return
+          yield more.value as Buffer
         }
       }
       return { body: Buffer.alloc(0), overflow: Readable.from(rest()) }

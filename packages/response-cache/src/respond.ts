@@ -99,20 +99,35 @@ export async function fromEntry(
   }
 }
 
-/** The handler's response, not stored: end-to-end headers, corrected framing, status headers. */
+/**
+ * The handler's response, not stored: end-to-end headers, status headers and the framing the
+ * client would have seen: the body's own length, or, when the handler declared more than it
+ * wrote (`declared`), that length and a closed connection (`truncated`).
+ */
 export function passedThrough(
   config: CacheConfig,
   tx: Transaction,
   captured: CapturedResponse,
   body: Buffer,
+  declared?: number,
 ): OutgoingResponse {
   const headers = endToEnd(captured.headers)
   const bodiless = captured.status === 204 || captured.status === 304 || captured.status < 200
-  if (!bodiless) headers.push(['Content-Length', String(body.length)])
+  if (!bodiless) headers.push(['Content-Length', String(declared ?? body.length)])
   const age = headerGet(captured.headers, 'age')
   if (age !== undefined) headers.push(['Age', age])
   headers.push(...statusHeaders(config, tx))
-  return { status: captured.status, reason: captured.reason, headers, body: bodiless ? undefined : body }
+  const out: OutgoingResponse = {
+    status: captured.status,
+    reason: captured.reason,
+    headers,
+    body: bodiless ? undefined : body,
+  }
+  if (declared !== undefined && !bodiless) {
+    headers.push(['Connection', 'close'])
+    out.truncated = true
+  }
+  return out
 }
 
 /** `only-if-cached` on a miss (RFC 9111 §5.2.1.7). */

@@ -49,6 +49,12 @@ export interface OutgoingResponse {
   headers: HeaderList
   /** undefined for HEAD, 204, 304: send no body. */
   body: Buffer | undefined
+  /**
+   * The handler declared a longer body than it wrote: send the declared Content-Length with these
+   * bytes and close the connection, so the client sees the response cut short, as it would
+   * without the cache. Adapters must not correct the length.
+   */
+  truncated?: true
 }
 
 /** Route-level settings after validation. */
