@@ -9,15 +9,15 @@ import { createClient, type MemkitClient } from '@memkit/client'
 import { listedFields } from './cache-control.js'
 import { missStatus, statusHeaders, storedParam, withDetail } from './cache-status.js'
 import { CorruptEntryError, type Entry } from './entry.js'
-import { prepareForward } from './forward.js'
+import { prepareForward, restoreRequest } from './forward.js'
 import { CLIENT_SPECIFIC, endToEnd, headerGet, headerText } from './headers.js'
 import { KeySpace, originOf, pathAndQuery, rawUrlKey, resolveSameOrigin, varyValuesOf } from './key.js'
 import { SharedLookups } from './lookup.js'
 import { Metrics, type MetricsSnapshot, type Outcome } from './metrics.js'
 import { type CacheConfig, parseOptions, type ResponseCacheOptions } from './options.js'
 import {
-  codingAcceptable,
   controlOf,
+  mayAnswer,
   mayServeWhileUpdating,
   type NotStoredReason,
   remainingFreshness,
@@ -92,7 +92,7 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     if (tx.xcache === 'BYPASS') return { type: 'pass', tx }
     const lookup = await this.#lookups.find(tx)
     tx.lookup = lookup
-    if (lookup.entry && !codingAcceptable(lookup.entry.headers, req.headers)) {
+    if (lookup.entry && !mayAnswer(lookup.entry, req.headers)) {
       lookup.entry = undefined
       lookup.miss = 'vary-miss'
     }
@@ -227,7 +227,21 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     }
     this.#count(tx, 'miss')
     this.#stampede.settle(tx, undefined)
-    this.#stampede.release(tx)
+    void this.#stampede.release(tx)
+  }
+
+  /**
+   * Takes the transaction back before the handler ran (another cache layer takes the request
+   * over): the request is put back as it arrived, waiters and lease are released, nothing is
+   * counted.
+   */
+  async withdraw(tx: Transaction): Promise<void> {
+    restoreRequest(tx)
+    if (tx.settled) return
+    tx.settled = true
+    this.#stampede.settle(tx, undefined)
+    // Resolves once the lease is gone, so the layer taking over can take it itself.
+    await this.#stampede.release(tx)
   }
 
   /** Turns the handler's (buffered) response into the response to send, storing it when allowed. */
@@ -254,7 +268,7 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     }
     if (captured.status >= 500 && tx.stale && staleIfErrorAllowed(tx.stale, now)) {
       this.#stampede.settle(tx, undefined)
-      this.#stampede.release(tx)
+      void this.#stampede.release(tx)
       tx.xcache = 'STALE'
       tx.cacheStatus = `fwd=stale; fwd-status=${captured.status}; detail=stale-if-error`
       this.#count(tx, 'stale', tx.stale)
@@ -280,7 +294,7 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
       this.metrics.notStored(label, reason ?? 'unavailable')
       this.#count(tx, 'miss')
       this.#stampede.settle(tx, undefined)
-      this.#stampede.release(tx)
+      void this.#stampede.release(tx)
       tx.cacheStatus = withDetail(tx.cacheStatus, String(reason))
       return passedThrough(this.config, tx, captured, body, incomplete)
     }
@@ -319,7 +333,7 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
     tx.cacheStatus = 'fwd=stale; fwd-status=304'
     if (blocked) {
       this.#stampede.settle(tx, undefined)
-      this.#stampede.release(tx)
+      void this.#stampede.release(tx)
       this.metrics.notStored(tx.req.route, blocked)
       this.#count(tx, 'miss', stale)
       const out = await fromEntry(this.config, tx, updated)
@@ -356,7 +370,7 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
       tx.settled = true
       this.#count(tx, tx.xcache === 'BYPASS' ? 'bypass' : 'miss')
       this.#stampede.settle(tx, undefined)
-      this.#stampede.release(tx)
+      void this.#stampede.release(tx)
     }
     if (SAFE_METHODS.has(tx.req.method) || status < 200 || status >= 400) return
     const paths = new Set([pathAndQuery(tx.req.url)])
@@ -460,7 +474,7 @@ function otherSchemeToo(origin: string): string[] {
  * in a content coding this request accepts.
  */
 function answers(entry: Entry, headers: RequestHeaders): boolean {
-  if (!codingAcceptable(entry.headers, headers)) return false
+  if (!mayAnswer(entry, headers)) return false
   if (entry.varyNames.length === 0) return true
   const values = varyValuesOf(entry.varyNames, headers)
   return values.every((v, i) => v === entry.varyValues[i])

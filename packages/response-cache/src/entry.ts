@@ -32,6 +32,12 @@ export interface Entry {
   readonly body: Buffer
   /** Byte length of the stored body. */
   readonly size: number
+  /**
+   * The stored response may answer requests carrying Authorization / Cookie: the route that
+   * stored it declared them shareable. Another layer or route with looser settings cannot reuse it
+   * for such requests.
+   */
+  readonly shared: { readonly authorization: boolean; readonly cookie: boolean }
   /** Present when the body lives in separate chunk items. */
   readonly chunks: { readonly id: string; readonly count: number; readonly sha256: string } | undefined
 }
@@ -66,6 +72,8 @@ interface EntryMeta {
   enc?: 'gzip' | 'br'
   len: number
   ch?: [id: string, count: number, sha256: string]
+  /** shared: 1 authorization, 2 cookie. */
+  sh?: number
 }
 
 interface IndexMeta {
@@ -101,6 +109,8 @@ export function encodeEntry(entry: Entry, includeBody = true): Buffer {
   if (entry.route !== undefined) meta.rt = entry.route
   if (entry.encoding) meta.enc = entry.encoding
   if (entry.chunks) meta.ch = [entry.chunks.id, entry.chunks.count, entry.chunks.sha256]
+  const shared = (entry.shared.authorization ? 1 : 0) | (entry.shared.cookie ? 2 : 0)
+  if (shared) meta.sh = shared
   return envelope('E', meta, includeBody && !entry.chunks ? entry.body : undefined)
 }
 
@@ -206,6 +216,7 @@ function decodeEntry(meta: unknown, body: Buffer): Entry {
   if (m.tg !== undefined && (typeof m.tg !== 'object' || m.tg === null)) {
     throw new CorruptEntryError('malformed tags')
   }
+  if (m.sh !== undefined && !Number.isInteger(m.sh)) throw new CorruptEntryError('malformed sharing flags')
   if (m.enc !== undefined && m.enc !== 'gzip' && m.enc !== 'br')
     throw new CorruptEntryError('unknown encoding')
   return {
@@ -232,6 +243,7 @@ function decodeEntry(meta: unknown, body: Buffer): Entry {
     body,
     size: m.len!,
     chunks: chunks ? { id: chunks[0], count: chunks[1], sha256: chunks[2] } : undefined,
+    shared: { authorization: ((m.sh ?? 0) & 1) !== 0, cookie: ((m.sh ?? 0) & 2) !== 0 },
   }
 }
 

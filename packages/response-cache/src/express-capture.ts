@@ -11,14 +11,15 @@ type EndArgs = [chunk?: unknown, encoding?: unknown, callback?: unknown]
 
 /**
  * Buffers the handler's response, unless it is clearly not storable, in which case it streams
- * through. `label` fills in the metrics label once the route is known.
+ * through. `label` fills in the metrics label once the route is known. Returns `undo`, which puts
+ * the response back as it was (false once the handler has started writing).
  */
 export function capture(
   cache: ResponseCache,
   res: Response,
   tx: Transaction,
   label: () => string | undefined,
-): void {
+): () => boolean {
   const original = {
     writeHead: res.writeHead,
     write: res.write,
@@ -61,7 +62,7 @@ export function capture(
   // A fill that never completes (the client went away, the handler destroyed the response after
   // its stream failed, or it hangs until the client gives up) releases the requests waiting on
   // it and the cross-process lease at once; whatever the handler writes later goes nowhere.
-  res.once('close', () => {
+  const onClose = () => {
     if (res.writableFinished || tx.settled) return
     cache.abandon(tx, 'aborted')
     if (mode !== 'pass') {
@@ -69,7 +70,8 @@ export function capture(
       chunks.length = 0
       restore()
     }
-  })
+  }
+  res.once('close', onClose)
   const overflow = () => {
     // Too large to store: stream what was buffered and the rest straight through.
     cache.abandon(tx, 'too-large')
@@ -134,6 +136,13 @@ export function capture(
     )
     return res
   } as Response['end']
+
+  return () => {
+    if (mode !== 'undecided' || res.headersSent) return false
+    restore()
+    res.off('close', onClose)
+    return true
+  }
 }
 
 /** The response's headers with the names as the handler spelled them. */

@@ -34,9 +34,20 @@ export interface ResponseCacheMiddleware extends RequestHandler {
   close(): Promise<void>
 }
 
-const kSeen = Symbol('memkit.responseCache.seen')
+const kLayer = Symbol('memkit.responseCache.layer')
 
-type Seen = Request & { [kSeen]?: true }
+/** The response-cache layer that handles a request, so that a later one can tell. */
+interface Layer {
+  /** Mounted with app.use / router.use (no route matched yet), not on a route. */
+  readonly appLevel: boolean
+  /**
+   * Undoes what the layer did before the handler ran (headers, interception, lease, request
+   * edits); resolves false when it is too late (the handler has written).
+   */
+  takeBack: (() => Promise<boolean>) | undefined
+}
+
+type WithLayer = Request & { [kLayer]?: Layer }
 
 /**
  * Express middleware: `app.use(responseCache({ client }))` or per route
@@ -59,24 +70,19 @@ function build(
   if (label !== undefined && typeof label !== 'string')
     throw new InvalidOptionError('`label` must be a string')
   const handler = (req: Request, res: Response, next: NextFunction): void => {
-    const seen = req as Seen
-    // Only the first response-cache layer a request meets handles it.
-    if (seen[kSeen]) {
-      next()
-      return
-    }
-    seen[kSeen] = true
     let nextCalled = false
     const proceed = (error?: unknown) => {
       if (nextCalled) return
       nextCalled = true
       next(error)
     }
-    handle(cache, settings, label, req, res, proceed).catch((error: unknown) => {
-      // A fault in the cache itself: the request goes on uncached.
-      cache.reportError(error)
-      proceed()
-    })
+    enter(req)
+      .then((layer) => (layer ? handle(cache, settings, label, req, res, layer, proceed) : proceed()))
+      .catch((error: unknown) => {
+        // A fault in the cache itself: the request goes on uncached.
+        cache.reportError(error)
+        proceed()
+      })
   }
   const middleware = handler as ResponseCacheMiddleware
   Object.defineProperty(middleware, 'cache', { value: cache, enumerable: true })
@@ -94,12 +100,31 @@ function build(
   return middleware
 }
 
+/**
+ * The layer this middleware becomes for the request, or undefined when another handles it. The
+ * first layer a request meets handles it, except that a route-level one (on `app.get(...)`,
+ * `cache.route(...)`) takes the request over from an app-level one (`app.use(cache)`), so the
+ * route's settings apply: the app-level layer's work is undone first (the handler has not run).
+ */
+async function enter(req: Request): Promise<Layer | undefined> {
+  const appLevel = req.route === undefined
+  const withLayer = req as WithLayer
+  const prior = withLayer[kLayer]
+  if (prior) {
+    if (appLevel || !prior.appLevel || !prior.takeBack || !(await prior.takeBack())) return undefined
+  }
+  const layer: Layer = { appLevel, takeBack: undefined }
+  withLayer[kLayer] = layer
+  return layer
+}
+
 async function handle(
   cache: ResponseCache,
   settings: RouteSettings,
   label: string | undefined,
   req: Request,
   res: Response,
+  layer: Layer,
   proceed: (error?: unknown) => void,
 ): Promise<void> {
   const creq: CacheRequest = {
@@ -119,8 +144,17 @@ async function handle(
     send(res, begin.response, false)
     return
   }
-  if (begin.type === 'pass') passThrough(cache, req, res, begin.tx, label)
-  else capture(cache, res, begin.tx, () => label ?? routeLabel(req))
+  const tx = begin.tx
+  const undo =
+    begin.type === 'pass'
+      ? passThrough(cache, req, res, tx, label)
+      : capture(cache, res, tx, () => label ?? routeLabel(req))
+  layer.takeBack = async () => {
+    layer.takeBack = undefined
+    if (!undo()) return false
+    await cache.withdraw(tx)
+    return true
+  }
   proceed()
 }
 
@@ -145,15 +179,19 @@ function routeLabel(req: Request): string | undefined {
   return `${req.baseUrl}${String(route.path)}`
 }
 
-/** The handler's response goes out as it is; unsafe methods invalidate before it completes. */
+/**
+ * The handler's response goes out as it is; unsafe methods invalidate before it completes.
+ * Returns `undo` (false once the response has started).
+ */
 function passThrough(
   cache: ResponseCache,
   req: Request,
   res: Response,
   tx: Transaction,
   label: string | undefined,
-): void {
-  for (const [name, value] of cache.statusHeaders(tx)) res.setHeader(name, value)
+): () => boolean {
+  const status = cache.statusHeaders(tx)
+  for (const [name, value] of status) res.setHeader(name, value)
   const settle = () => {
     tx.req.route ??= label ?? routeLabel(req)
     return cache.afterPass(
@@ -163,17 +201,25 @@ function passThrough(
       headerString(res.getHeader('content-location')),
     )
   }
-  if (SAFE_METHODS.has(tx.req.method)) {
-    res.once('finish', () => void settle())
-    return
-  }
-  // The response completes only once the invalidation was sent, so the client's next request sees it.
+  const onFinish = () => void settle()
   const end = res.end
-  res.end = function (this: Response, ...args: unknown[]) {
+  if (SAFE_METHODS.has(tx.req.method)) {
+    res.once('finish', onFinish)
+  } else {
+    // The response completes only once the invalidation was sent, so the client's next request sees it.
+    res.end = function (this: Response, ...args: unknown[]) {
+      res.end = end
+      settle().then(() => (end as (...a: unknown[]) => Response).apply(res, args))
+      return res
+    } as Response['end']
+  }
+  return () => {
+    if (res.headersSent) return false
+    for (const [name] of status) res.removeHeader(name)
+    res.off('finish', onFinish)
     res.end = end
-    settle().then(() => (end as (...a: unknown[]) => Response).apply(res, args))
-    return res
-  } as Response['end']
+    return true
+  }
 }
 
 export type { InvalidateOptions, MetricsSnapshot, RouteCacheOptions }

@@ -5,9 +5,11 @@
 import { CONDITIONAL_HEADERS } from './conditional.js'
 import { headerText } from './headers.js'
 import { hasValidator } from './policy.js'
+import { CONDITION_FIELDS, REFRESH_HEADER } from './request.js'
 import type { Transaction } from './transaction.js'
 
 export function prepareForward(tx: Transaction): void {
+  tx.forwarded = true
   const headers = tx.req.headers
   for (const name of CONDITIONAL_HEADERS) delete headers[name]
   const stale = tx.stale
@@ -18,4 +20,18 @@ export function prepareForward(tx: Transaction): void {
     if (lastModified !== undefined) headers['if-modified-since'] = lastModified
     tx.revalidating = true
   }
+}
+
+/** Puts the request back as it arrived: the client's conditionals on, the stale validators off. */
+export function restoreRequest(tx: Transaction): void {
+  const headers = tx.req.headers
+  if (tx.marker !== undefined) headers[REFRESH_HEADER] = tx.marker
+  if (!tx.forwarded) return
+  for (const name of CONDITIONAL_HEADERS) delete headers[name]
+  for (const [name, field] of CONDITION_FIELDS) {
+    const value = tx.conditions[field]
+    if (value !== undefined) headers[name] = value
+  }
+  tx.forwarded = false
+  tx.revalidating = false
 }

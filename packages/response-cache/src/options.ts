@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
 import { type ClientOptions, InvalidOptionError, type MemkitClient } from '@memkit/client'
 import type { RouteSettings } from './types.js'
 
@@ -43,7 +46,13 @@ export interface ResponseCacheOptions<Req = unknown> extends RouteCacheOptions<R
   client?: MemkitClient
   /** Servers for a client the cache creates (and closes) itself. */
   servers?: ClientOptions['servers']
-  /** Prefix of every key the cache writes. Default `'rc:'`. */
+  /**
+   * Prefix of every key the cache writes: its namespace in memcached. Default `'rc:'` plus eight
+   * characters derived from the application's name (the `name` of the package.json nearest to
+   * the main script), so two applications sharing one memcached never serve each other's
+   * responses. Set it explicitly to share entries between programs (a worker that invalidates,
+   * two deployments of one app under different names), or when the app has no package.json.
+   */
   keyPrefix?: string
   /**
    * Leave the port out of the key: `Host: shop.example:8080` and `Host: shop.example` share
@@ -163,7 +172,7 @@ export function parseOptions(options: unknown, extraKeys: readonly string[] = []
   if (o.client !== undefined && (typeof o.client !== 'object' || typeof o.client.getMany !== 'function')) {
     throw new InvalidOptionError('`client` must be a @memkit/client instance (createClient())')
   }
-  const keyPrefix = o.keyPrefix ?? 'rc:'
+  const keyPrefix = o.keyPrefix ?? defaultKeyPrefix()
   if (typeof keyPrefix !== 'string' || !/^[\x21-\x7e]*$/.test(keyPrefix) || keyPrefix.length > 64) {
     throw new InvalidOptionError('`keyPrefix` must be a string of at most 64 characters without whitespace')
   }
@@ -350,4 +359,29 @@ function fn<T>(value: unknown, name: string): T | undefined {
   if (value === undefined) return undefined
   if (typeof value !== 'function') throw new InvalidOptionError(`\`${name}\` must be a function`)
   return value as T
+}
+
+let appPrefix: string | undefined
+
+/** `rc:` plus eight characters naming this application (see `keyPrefix`). */
+export function defaultKeyPrefix(): string {
+  appPrefix ??= `rc:${createHash('sha256').update(applicationName()).digest('base64url').slice(0, 8)}:`
+  return appPrefix
+}
+
+/**
+ * The `name` of the package.json nearest to the main script (else to the working directory); the
+ * directory searched from when there is none. The same for every process of one application.
+ */
+function applicationName(): string {
+  const start = process.argv[1] ? dirname(resolve(process.argv[1])) : process.cwd()
+  for (let dir = start; ; dir = dirname(dir)) {
+    try {
+      const name = (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown }).name
+      if (typeof name === 'string' && name.length > 0) return `package:${name}`
+    } catch {
+      // no (readable) package.json here: look further up
+    }
+    if (dirname(dir) === dir) return `directory:${start}`
+  }
 }

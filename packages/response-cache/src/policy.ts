@@ -182,6 +182,18 @@ export function codingAcceptable(headers: HeaderList, request: RequestHeaders): 
   )
 }
 
+/**
+ * Whether a stored response may answer this request at all (fresh or not): its content coding is
+ * one the request accepts, and a request carrying Authorization or Cookie is answered only from
+ * an entry stored by a route that declared those shareable.
+ */
+export function mayAnswer(entry: Entry, request: RequestHeaders): boolean {
+  if (!codingAcceptable(entry.headers, request)) return false
+  if (request.authorization !== undefined && !entry.shared.authorization) return false
+  if (request.cookie !== undefined && !entry.shared.cookie) return false
+  return true
+}
+
 /** A stale entry may be served while another process fills its key (nothing forbids stale use). */
 export function mayServeWhileUpdating(entry: Entry): boolean {
   return !entry.freshness.noStale && !entry.freshness.noCache

@@ -2,7 +2,7 @@
 // asks of the cache (request directives, its own conditionals), and its key.
 import { timingSafeEqual } from 'node:crypto'
 import { parseCacheControl } from './cache-control.js'
-import { type ClientConditions, CONDITIONAL_HEADERS } from './conditional.js'
+import type { ClientConditions, CONDITIONAL_HEADERS } from './conditional.js'
 import { requestHeader } from './headers.js'
 import { originOf, rawUrlKey } from './key.js'
 import type { CacheConfig } from './options.js'
@@ -34,6 +34,7 @@ export function openTransaction(req: CacheRequest, config: CacheConfig, refreshT
   const headers = req.headers
   const marker = headers[REFRESH_HEADER]
   if (marker !== undefined) {
+    tx.marker = marker
     delete headers[REFRESH_HEADER]
     tx.refresh = typeof marker === 'string' && safeEqual(marker, refreshToken)
   }
@@ -117,20 +118,22 @@ export function safeEqual(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y)
 }
 
-const CONDITION_FIELDS: Record<(typeof CONDITIONAL_HEADERS)[number], keyof ClientConditions> = {
-  'if-match': 'ifMatch',
-  'if-none-match': 'ifNoneMatch',
-  'if-modified-since': 'ifModifiedSince',
-  'if-unmodified-since': 'ifUnmodifiedSince',
-  range: 'range',
-  'if-range': 'ifRange',
-}
+/** Each conditional request field and where ClientConditions keeps it. */
+export const CONDITION_FIELDS: ReadonlyArray<[(typeof CONDITIONAL_HEADERS)[number], keyof ClientConditions]> =
+  [
+    ['if-match', 'ifMatch'],
+    ['if-none-match', 'ifNoneMatch'],
+    ['if-modified-since', 'ifModifiedSince'],
+    ['if-unmodified-since', 'ifUnmodifiedSince'],
+    ['range', 'range'],
+    ['if-range', 'ifRange'],
+  ]
 
 function clientConditions(headers: RequestHeaders): ClientConditions {
   const c: ClientConditions = {}
-  for (const name of CONDITIONAL_HEADERS) {
+  for (const [name, field] of CONDITION_FIELDS) {
     const v = requestHeader(headers, name)
-    if (v !== undefined) c[CONDITION_FIELDS[name]] = v
+    if (v !== undefined) c[field] = v
   }
   return c
 }

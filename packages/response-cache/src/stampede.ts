@@ -130,12 +130,15 @@ export class Stampede {
       this.#flights.delete(tx.flightKey)
   }
 
-  /** Frees this request's cross-process lease (in the background; failures are reported). */
-  release(tx: Transaction): void {
+  /** Frees this request's cross-process lease; resolves once freed (failures are reported, never thrown). */
+  release(tx: Transaction): Promise<void> {
     const lease = tx.lease
-    if (!lease) return
+    if (!lease) return Promise.resolve()
     tx.lease = undefined
-    this.#free(lease).catch(this.#report)
+    return this.#free(lease).then(
+      () => undefined,
+      (error) => this.#report(error),
+    )
   }
 
   /**

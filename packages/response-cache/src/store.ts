@@ -113,6 +113,7 @@ export async function buildEntry(
     body: stored,
     size: stored.length,
     chunks: undefined,
+    shared: { authorization: settings.shareAuthorization, cookie: settings.shareCookie },
   }
 }
 
@@ -136,6 +137,6 @@ export async function persist(
   }
   if (result === 'stored') metrics.route(label).stored++
   else metrics.notStored(label, result === 'too-large' ? 'too-large' : 'unavailable')
-  ctx.stampede.release(tx)
+  void ctx.stampede.release(tx)
   return result
 }

@@ -44,10 +44,14 @@ export class Transaction {
   stale: Entry | undefined
   /** Validators from `stale` were put on the request. */
   revalidating = false
+  /** The request was prepared for the handler (prepareForward): its conditionals changed. */
+  forwarded = false
   /** The client's own conditional and range headers, taken off the request. */
   conditions: ClientConditions = {}
   /** This is the cache's own background refresh (the marker carried this process's secret). */
   refresh = false
+  /** The refresh marker as it arrived (taken off the request), to put back on withdraw(). */
+  marker: string | string[] | undefined
   authorization = false
   /** Request `Cache-Control: no-store`. */
   noStore = false

@@ -469,6 +469,7 @@ describe('stored envelope', () => {
     body: Buffer.from('body bytes'),
     size: 10,
     chunks: undefined,
+    shared: { authorization: false, cookie: true },
   }
   test('round-trips entries and indexes', () => {
     assert.deepEqual(decodeStored(encodeEntry(entry)), entry)

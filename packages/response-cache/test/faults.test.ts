@@ -180,6 +180,7 @@ for (const framework of FRAMEWORKS) {
           body: Buffer.from('forged'),
           size: 6,
           chunks: undefined,
+          shared: { authorization: false, cookie: false },
         }
         await sharedClient.set(keys.url(rawUrlKey('http://app.example', '/page')), encodeEntry(forged))
         assert.equal((await app.request('/page', { headers: host })).text, 'page 2')
