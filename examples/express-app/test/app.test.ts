@@ -1,6 +1,8 @@
 // The shop story through Express (supertest) against a real memcached: caching with tags,
 // rate limits with their headers, login/logout with sessions, the status page and metrics.
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import type { Server } from 'node:http'
 import { after, before, test } from 'node:test'
 import { createClient, type MemcachedClient } from '@memkit/client'
 import {
@@ -17,6 +19,9 @@ import { buildApp } from '../src/app.js'
 let mc: MemcachedServer
 let client: MemcachedClient
 let shop: ReturnType<typeof buildApp>
+// One listener for the whole story, as in production: the cache keys on the address the
+// request was sent to (host and port), and supertest given an app would start one per request.
+let server: Server
 before(async () => {
   mc = await startMemcached()
   client = createClient({ servers: mc.address })
@@ -26,15 +31,18 @@ before(async () => {
     storeSecret: 'test',
     catalogDelayMs: 5,
   })
+  server = shop.app.listen(0, '127.0.0.1')
+  await once(server, 'listening')
 })
 after(async () => {
+  server.close()
   shop.close()
   await client.close()
   await stopAll()
 })
 
 test('the shop: cached products, admin login and tag invalidation, logout, login limit, status and metrics', async () => {
-  const visitor = request.agent(shop.app)
+  const visitor = request.agent(server)
 
   // The product listing: a miss fills the cache, the next request is a hit; the API limit's headers.
   const first = await visitor.get('/api/products').expect(200)
@@ -53,7 +61,7 @@ test('the shop: cached products, admin login and tag invalidation, logout, login
   assert.equal(shop.catalog.reads, 1, 'the second request never reached the database')
 
   // Logging in as admin gives a session; the public listing is still served from the cache.
-  const admin = request.agent(shop.app)
+  const admin = request.agent(server)
   const login = await admin.post('/login').send({ username: 'admin', password: 'swordfish' }).expect(200)
   assert.match(String(login.headers['set-cookie']), /shop\.sid=/)
   assert.deepEqual((await admin.get('/me').expect(200)).body, { user: { name: 'admin', role: 'admin' } })
@@ -68,7 +76,7 @@ test('the shop: cached products, admin login and tag invalidation, logout, login
   assert.equal((await visitor.get('/api/products/1').expect(200)).headers['x-cache'], 'HIT')
 
   // Customers cannot change prices; logging out ends the session.
-  const alice = request.agent(shop.app)
+  const alice = request.agent(server)
   await alice
     .post('/login')
     .set('x-forwarded-for', '198.51.100.7')
@@ -80,14 +88,14 @@ test('the shop: cached products, admin login and tag invalidation, logout, login
   // POST /login allows 5 attempts per 15 minutes per address, then answers 429.
   const attacker = '203.0.113.9'
   for (let i = 0; i < 5; i++) {
-    const attempt = await request(shop.app)
+    const attempt = await request(server)
       .post('/login')
       .set('x-forwarded-for', attacker)
       .send({ username: 'admin', password: 'guess' })
     assert.equal(attempt.status, 401)
     assert.equal(attempt.headers['x-ratelimit-limit'], '5')
   }
-  const blocked = await request(shop.app)
+  const blocked = await request(server)
     .post('/login')
     .set('x-forwarded-for', attacker)
     .send({ username: 'admin', password: 'swordfish' })
@@ -97,16 +105,16 @@ test('the shop: cached products, admin login and tag invalidation, logout, login
   assert.equal(blocked.body.statusCode, 429)
   assert.equal(blocked.body.error, 'Too Many Requests')
   // another address is not affected
-  await request(shop.app)
+  await request(server)
     .post('/login')
     .set('x-forwarded-for', '203.0.113.10')
     .send({ username: 'admin', password: 'swordfish' })
     .expect(200)
 
   // The status page and its figures.
-  const page = await request(shop.app).get('/memkit').expect(200)
+  const page = await request(server).get('/memkit').expect(200)
   assert.match(String(page.headers['content-type']), /text\/html/)
-  const status = (await request(shop.app).get('/memkit?format=json').expect(200)).body
+  const status = (await request(server).get('/memkit?format=json').expect(200)).body
   assert.equal(status.servers[0].server, mc.address)
   assert.equal(status.servers[0].up, true)
   const products = status.caches.find((c: { route: string }) => c.route === '/api/products')
@@ -115,7 +123,7 @@ test('the shop: cached products, admin login and tag invalidation, logout, login
   assert.equal(loginLimit.blocked, 1)
 
   // Prometheus metrics from the shared client.
-  const metrics = await request(shop.app).get('/metrics').expect(200)
+  const metrics = await request(server).get('/metrics').expect(200)
   assert.match(metrics.text, /^memkit_cache_hits_total\{command="\w+"\} [1-9]\d*/m)
   assert.match(metrics.text, new RegExp(`memkit_server_up\\{server="${mc.address}"\\} 1`))
 })
