@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { Cluster } from './cluster.js'
+import { Cluster, type PlacedKey } from './cluster.js'
 import type { Command, RetryTarget } from './command.js'
 import { commandChannel, serverDownChannel, serverUpChannel } from './diagnostics.js'
 import {
@@ -191,7 +191,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
             : this.#makeDispatch(node),
       )
     }
-    this.#cluster = new Cluster(nodes, config.failover, config.proxy)
+    this.#cluster = new Cluster(nodes, config.failover, config.proxy, config.distribution)
     this.#proxyCount = config.proxy ? nodes.length : 0
   }
 
@@ -201,9 +201,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   get<T = unknown>(key: string): Promise<T | undefined> {
     try {
       const encoded = this.#keys.encode(key)
-      return this.#protocol.get(this.#dispatchFor(encoded.stored), encoded, this.#decoder) as Promise<
-        T | undefined
-      >
+      return this.#protocol.get(this.#dispatchFor(encoded), encoded, this.#decoder) as Promise<T | undefined>
     } catch (error) {
       return Promise.reject(error)
     }
@@ -222,7 +220,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
       if (seen.has(key)) continue
       seen.add(key)
       const encoded = this.#keys.encode(key)
-      const node = this.#cluster.nodeFor(encoded.stored)
+      const node = this.#cluster.nodeFor(encoded)
       const list = perNode.get(node)
       if (list) list.push(encoded)
       else perNode.set(node, [encoded])
@@ -261,7 +259,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   gets<T = unknown>(key: string): Promise<{ value: T; cas: string } | undefined> {
     try {
       const encoded = this.#keys.encode(key)
-      return this.#protocol.gets(this.#dispatchFor(encoded.stored), encoded, this.#decoder) as Promise<
+      return this.#protocol.gets(this.#dispatchFor(encoded), encoded, this.#decoder) as Promise<
         { value: T; cas: string } | undefined
       >
     } catch (error) {
@@ -283,9 +281,9 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     try {
       const encoded = this.#keys.encode(key)
       return this.#protocol.getAndTouch(
-        this.#dispatchFor(encoded.stored),
+        this.#dispatchFor(encoded),
         encoded,
-        this.#exptimeFor(encoded.stored, ttl),
+        this.#exptimeFor(encoded, ttl),
         this.#decoder,
       ) as Promise<{ value: T; cas: string } | undefined>
     } catch (error) {
@@ -332,7 +330,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   delete(key: string): Promise<boolean> {
     try {
       const encoded = this.#keys.encode(key)
-      return this.#protocol.delete(this.#dispatchFor(encoded.stored), encoded)
+      return this.#protocol.delete(this.#dispatchFor(encoded), encoded)
     } catch (error) {
       return Promise.reject(error)
     }
@@ -344,7 +342,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
       if (typeof cas !== 'string' || !/^\d+$/.test(cas))
         throw new InvalidArgumentError('cas must be the token string from gets()')
       const encoded = this.#keys.encode(key)
-      return this.#protocol.deleteIfUnchanged(this.#dispatchFor(encoded.stored), encoded, cas)
+      return this.#protocol.deleteIfUnchanged(this.#dispatchFor(encoded), encoded, cas)
     } catch (error) {
       return Promise.reject(error)
     }
@@ -354,11 +352,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   touch(key: string, ttl: number): Promise<boolean> {
     try {
       const encoded = this.#keys.encode(key)
-      return this.#protocol.touch(
-        this.#dispatchFor(encoded.stored),
-        encoded,
-        this.#exptimeFor(encoded.stored, ttl),
-      )
+      return this.#protocol.touch(this.#dispatchFor(encoded), encoded, this.#exptimeFor(encoded, ttl))
     } catch (error) {
       return Promise.reject(error)
     }
@@ -549,11 +543,11 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   #spread(key: string, count: number): string[] {
     const wanted = Math.min(count, this.#cluster.nodes.length)
     const keys = [key]
-    const homes = new Set([this.#cluster.homeOf(this.#keys.encode(key).stored)])
+    const homes = new Set([this.#cluster.homeOf(this.#keys.encode(key))])
     // Behind proxies placement is unknown: numbered variants are all that can be done.
     for (let n = 1; keys.length < wanted && n < 64 * count; n++) {
       const candidate = `${key}#${n}`
-      const home = this.#cluster.homeOf(this.#keys.encode(candidate).stored)
+      const home = this.#cluster.homeOf(this.#keys.encode(candidate))
       if (home !== undefined && homes.has(home)) continue
       homes.add(home)
       keys.push(candidate)
@@ -564,7 +558,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   readonly #generationBackend: GenerationBackend = {
     readCopy: async (key) => {
       const encoded = this.#keys.encode(key)
-      const item = (await this.#protocol.gets(this.#dispatchFor(encoded.stored), encoded, RAW_DECODER)) as
+      const item = (await this.#protocol.gets(this.#dispatchFor(encoded), encoded, RAW_DECODER)) as
         | { value: Buffer; cas: string }
         | undefined
       if (item === undefined) return { value: undefined, cas: undefined }
@@ -574,7 +568,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     replaceCopy: (key, value, cas) => {
       const encoded = this.#keys.encode(key)
       const data = Buffer.from(String(value), 'latin1')
-      return this.#protocol.store(this.#dispatchFor(encoded.stored), 'cas', encoded, data, 0, 0, cas)
+      return this.#protocol.store(this.#dispatchFor(encoded), 'cas', encoded, data, 0, 0, cas)
     },
     deleteCopy: (key) => this.delete(key),
     report: (error) => this.#emitError(error),
@@ -594,7 +588,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
 
   /** `"host:port"` of the server that holds `key` right now. */
   serverFor(key: string): string {
-    return this.#cluster.nodeFor(this.#keys.encode(key).stored).label
+    return this.#cluster.nodeFor(this.#keys.encode(key)).label
   }
 
   /** Removes every item on every server. */
@@ -655,10 +649,10 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   ): Promise<boolean> {
     try {
       const encoded = this.#keys.encode(key)
-      const exptime = this.#exptimeFor(encoded.stored, ttl ?? this.config.defaultTtl)
+      const exptime = this.#exptimeFor(encoded, ttl ?? this.config.defaultTtl)
       const { data, flags } = this.#codec.encode(value)
       this.#checkSize(encoded.stored, data.length, flags)
-      return this.#protocol.store(this.#dispatchFor(encoded.stored), mode, encoded, data, flags, exptime, cas)
+      return this.#protocol.store(this.#dispatchFor(encoded), mode, encoded, data, flags, exptime, cas)
     } catch (error) {
       return Promise.reject(error)
     }
@@ -672,7 +666,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
       const encoded = this.#keys.encode(key)
       const data = typeof value === 'string' ? Buffer.from(value) : value
       this.#checkSize(encoded.stored, data.length, 0)
-      return this.#protocol.store(this.#dispatchFor(encoded.stored), mode, encoded, data, 0, 0)
+      return this.#protocol.store(this.#dispatchFor(encoded), mode, encoded, data, 0, 0)
     } catch (error) {
       return Promise.reject(error)
     }
@@ -704,15 +698,13 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
           'a counter ttl applies when the counter is created: pass `initial` with it',
         )
       }
-      return this.#protocol.arith(this.#dispatchFor(encoded.stored), {
+      return this.#protocol.arith(this.#dispatchFor(encoded), {
         key: encoded,
         decrement,
         delta: toUint64(delta, 'delta'),
         initial,
         exptime:
-          initial === undefined
-            ? 0
-            : this.#exptimeFor(encoded.stored, options?.ttl ?? this.config.defaultTtl),
+          initial === undefined ? 0 : this.#exptimeFor(encoded, options?.ttl ?? this.config.defaultTtl),
         withTtl,
       })
     } catch (error) {
@@ -726,16 +718,16 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
    * short-lived gutter entry, so once the home server is back (emptied) an older copy cannot
    * linger on the stand-in and resurface at the next failover.
    */
-  #exptimeFor(stored: string, ttl: number): number {
+  #exptimeFor(key: PlacedKey, ttl: number): number {
     const exptime = toExptime(ttl)
-    if (!this.#cluster.degraded || this.#cluster.homeOf(stored)?.up !== false) return exptime
+    if (!this.#cluster.degraded || this.#cluster.homeOf(key)?.up !== false) return exptime
     const cap = this.config.failoverTtl
     return toExptime(ttl === 0 ? cap : Math.min(ttl, cap))
   }
 
-  #dispatchFor(stored: string): unknown {
+  #dispatchFor(key: PlacedKey): unknown {
     if (this.#closed) throw new ClientClosedError('the client is closed')
-    return this.#targets.get(this.#cluster.nodeFor(stored))!
+    return this.#targets.get(this.#cluster.nodeFor(key))!
   }
 
   #makeDispatch(node: ServerNode): Dispatch {
@@ -769,7 +761,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
       error.code === 'ERR_MEMKIT_SERVER_DOWN' || (error as ConnectionError).connecting === true
     if (neverSent && command.reroutesLeft > 0) {
       command.reroutesLeft--
-      const next = this.#cluster.nodeFor('')
+      const next = this.#cluster.anyNode()
       command.route = next
       next.send(command as Command)
       return true

@@ -7,6 +7,7 @@ export {
   type SetOptions,
   type UpdateOptions,
 } from './client.js'
+export type { Distribution } from './cluster.js'
 export { CHANNELS, type CommandEvent } from './diagnostics.js'
 export {
   AuthError,
@@ -41,6 +42,7 @@ export { MAX_KEY_LENGTH, MAX_NON_ASCII_KEY_LENGTH } from './keys.js'
 export { Lock, type LockOptions } from './lock.js'
 export type { MemkitClient } from './memkit-client.js'
 export type { ClientConfig, ClientOptions } from './options.js'
+export { murmur3, Rendezvous } from './rendezvous.js'
 export { type CompressionOptions, defaultSerializer, Flags, type Serializer } from './serializer.js'
 export { parseServers, type ServerConfig, type ServerSpec } from './servers.js'
 export type { ServerStats } from './stats.js'

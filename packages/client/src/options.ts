@@ -1,4 +1,5 @@
 import type { ConnectionOptions as TlsOptions } from 'node:tls'
+import type { Distribution } from './cluster.js'
 import { InvalidOptionError } from './errors.js'
 import {
   type CompressionAlgorithm,
@@ -28,6 +29,14 @@ export interface ClientOptions {
    * string. Default: the `MEMCACHED_SERVERS` environment variable, else `"127.0.0.1:11211"`.
    */
   servers?: ServerSpec | readonly ServerSpec[]
+  /**
+   * How keys are placed on servers. `'ketama'`: libmemcached's weighted ketama (what pylibmc,
+   * PHP's memcached extension and twemproxy with `hash: md5` use). `'rendezvous'`: pymemcache's
+   * HashClient default (rendezvous hashing with its murmur3), for a pool shared with Python
+   * services that use pymemcache; it hashes the key without `keyPrefix` (set pymemcache's
+   * `key_prefix` to the same) and has no weights. Default `'ketama'`.
+   */
+  distribution?: Distribution
   /** Prepended to every key (counts toward the 250-byte limit). Default `''`. */
   keyPrefix?: string
   /** Store keys over 250 bytes as `prefix + "h:" + sha256(key)` instead of refusing them. Default `false`. */
@@ -86,6 +95,7 @@ export interface ClientConfig {
   readonly proxy: boolean
   readonly auth: Readonly<{ username: string; password: string }> | undefined
   readonly servers: readonly ServerConfig[]
+  readonly distribution: Distribution
   readonly keyPrefix: string
   readonly hashLongKeys: boolean
   readonly timeout: number
@@ -111,6 +121,7 @@ const KNOWN = new Set<string>([
   'proxy',
   'auth',
   'servers',
+  'distribution',
   'keyPrefix',
   'hashLongKeys',
   'timeout',
@@ -148,6 +159,7 @@ export function parseClientOptions(options: ClientOptions = {}): ClientConfig {
     proxy: boolean(options.proxy, 'proxy', false),
     auth: parseAuth(options.auth, options.protocol ?? 'meta'),
     servers: Object.freeze(parseServers(options.servers)),
+    distribution: oneOf(options.distribution, 'distribution', ['ketama', 'rendezvous'] as const, 'ketama'),
     keyPrefix: keyPrefix(options.keyPrefix),
     hashLongKeys: boolean(options.hashLongKeys, 'hashLongKeys', false),
     timeout: positive(options.timeout, 'timeout', 500),
@@ -166,6 +178,14 @@ export function parseClientOptions(options: ClientOptions = {}): ClientConfig {
     decodeErrors: oneOf(options.decodeErrors, 'decodeErrors', ['throw', 'miss'] as const, 'throw'),
     keepAlive: options.keepAlive === false ? false : nonNegative(options.keepAlive, 'keepAlive', 30_000),
     tls: parseTls(options.tls),
+  }
+  if (config.distribution === 'rendezvous') {
+    const weighted = config.servers.find((server) => server.weight !== 1)
+    if (weighted) {
+      throw new InvalidOptionError(
+        `server ${weighted.label} has weight ${weighted.weight}, but distribution 'rendezvous' (pymemcache's placement) has no weights; remove the weight or use distribution 'ketama'`,
+      )
+    }
   }
   const memory = config.servers.filter((server) => server.memory).length
   if (memory > 0 && memory !== config.servers.length) {
