@@ -2,7 +2,8 @@
 // own files: request.ts (may it use the cache, its key), lookup.ts (the stored response),
 // respond.ts (a response from an entry), forward.ts (the request the handler sees on a miss),
 // store.ts (what is stored), revalidation.ts (a 304 for a stale entry), stampede.ts (one fill
-// per key), with the rules in policy.ts and memcached in storage.ts.
+// per key), invalidation.ts (what unsafe requests and invalidate() remove), with the rules in
+// policy.ts and memcached in storage.ts.
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { createClient, type MemkitClient } from '@memkit/client'
@@ -11,7 +12,8 @@ import { missStatus, statusHeaders, storedParam, withDetail } from './cache-stat
 import { CorruptEntryError, type Entry } from './entry.js'
 import { prepareForward, restoreRequest } from './forward.js'
 import { CLIENT_SPECIFIC, endToEnd, headerGet, headerText } from './headers.js'
-import { KeySpace, originOf, pathAndQuery, rawUrlKey, resolveSameOrigin, varyValuesOf } from './key.js'
+import { invalidateAfterUnsafe, invalidateUrl } from './invalidation.js'
+import { KeySpace, varyValuesOf } from './key.js'
 import { SharedLookups } from './lookup.js'
 import { Metrics, type MetricsSnapshot, type Outcome } from './metrics.js'
 import { type CacheConfig, parseOptions, type ResponseCacheOptions } from './options.js'
@@ -373,21 +375,8 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
       void this.#stampede.release(tx)
     }
     if (SAFE_METHODS.has(tx.req.method) || status < 200 || status >= 400) return
-    const paths = new Set([pathAndQuery(tx.req.url)])
-    for (const value of [location, contentLocation]) {
-      if (!value) continue
-      const path = resolveSameOrigin(value, tx.origin, tx.req.url)
-      if (path !== undefined) paths.add(path)
-    }
-    await this.#deleteUrls(otherSchemeToo(tx.origin), [...paths], (error) => this.reportError(error))
-  }
-
-  /** Deletes the entries of `paths` under each origin; `onError` decides what a failure does. */
-  async #deleteUrls(origins: string[], paths: string[], onError: (error: unknown) => void): Promise<void> {
-    await Promise.all(
-      origins.flatMap((origin) =>
-        paths.map((path) => this.#storage.deleteUrl(rawUrlKey(origin, path)).catch(onError)),
-      ),
+    await invalidateAfterUnsafe(this.#storage, tx, [location, contentLocation], (error) =>
+      this.reportError(error),
     )
   }
 
@@ -408,24 +397,7 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
    */
   async invalidate(url: string, options: InvalidateOptions = {}): Promise<void> {
     if (typeof url !== 'string' || url.length === 0) throw new TypeError('url must be a non-empty string')
-    let path = url
-    let authorities: string[]
-    if (!url.startsWith('/')) {
-      const parsed = new URL(url)
-      path = parsed.pathname + parsed.search
-      authorities = [options.host ?? parsed.host]
-    } else if (options.host !== undefined) {
-      authorities = [options.host]
-    } else {
-      authorities = this.config.hosts?.filter((h) => !h.startsWith('*.')) ?? ['']
-    }
-    const origins = authorities.flatMap((authority) => {
-      const { hostname, port } = authority ? new URL(`http://${authority}`) : { hostname: '', port: '' }
-      return otherSchemeToo(originOf('http', hostname, this.config.ignorePort ? '' : port))
-    })
-    await this.#deleteUrls(origins, [path], (error) => {
-      throw error
-    })
+    await invalidateUrl(this.#storage, this.config, url, options.host)
   }
 
   metricsSnapshot(): MetricsSnapshot {
@@ -456,17 +428,6 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
 
 function isConfig(value: unknown): value is CacheConfig {
   return typeof value === 'object' && value !== null && 'route' in value && Object.isFrozen(value)
-}
-
-/**
- * An origin and the same one over the other scheme: an unsafe request or an invalidation removes
- * both, so an entry kept apart by scheme (a redirect to https, say) never outlives its resource.
- */
-function otherSchemeToo(origin: string): string[] {
-  const [scheme, rest] = origin.split('://') as [string, string]
-  const other = scheme === 'https' ? 'http' : 'https'
-  const [host, port] = rest.includes(':') && !rest.endsWith(']') ? rest.split(/:(?=[^:]*$)/) : [rest, '']
-  return [origin, originOf(other, host!, port ?? '')]
 }
 
 /**
