@@ -5,7 +5,7 @@
 //   <prefix>t:<sha256(tag)>             tag generations (tag-generations.ts)
 //   <prefix>l:<...>, <prefix>r:<...>    fill and refresh leases (stampede.ts)
 import { createHash, randomBytes } from 'node:crypto'
-import { DecodeError, type MemkitClient } from '@memkit/client'
+import { type DecodeError, isMemkitError, type MemkitClient } from '@memkit/client'
 import {
   CorruptEntryError,
   decodeStored,
@@ -279,10 +279,11 @@ export class Storage {
         }
         return await this.#client.getMany(keys)
       } catch (error) {
-        if (!(error instanceof DecodeError) || attempt > 0) throw error
+        // By its stable code: another installed copy of @memkit/client throws its own class.
+        if (!isMemkitError(error, 'ERR_MEMKIT_DECODE') || attempt > 0) throw error
         this.#metrics.corrupt++
         this.#report(error)
-        await this.#client.delete(error.key).catch(() => false)
+        await this.#client.delete((error as DecodeError).key).catch(() => false)
       }
     }
   }
