@@ -62,6 +62,14 @@ export class CircuitBreaker {
     this.#state = 'closed'
   }
 
+  /**
+   * A request that was let through ended without telling whether memcached is healthy (the
+   * client refused it before sending: overload): the next request may probe instead.
+   */
+  release(): void {
+    this.#probing = false
+  }
+
   /** Records a failure; true when this failure opened the circuit. */
   failure(now: number): boolean {
     this.#probing = false

@@ -1,4 +1,5 @@
 import { type MemkitClient, ProtocolError } from '@memkit/client'
+import { hasCode } from './transport.js'
 
 /** Where the counters live: memcached, or this process's memory (the `local` fallback). */
 export interface CounterStore {
@@ -64,14 +65,6 @@ export class MemcachedCounterStore implements CounterStore {
   async remove(key: string): Promise<void> {
     await this.#client.delete(key)
   }
-}
-
-/**
- * Client errors are told apart by their stable `code`, not by class: with two installed copies
- * of @memkit/client, `instanceof` fails for errors made by the other copy.
- */
-export function hasCode(error: unknown, code: string): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === code
 }
 
 /** incr/decr on something that is not a counter (`ERR_MEMKIT_NOT_NUMERIC`). */

@@ -50,6 +50,11 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Snapshots of every memkit rate limiter registered on this instance (global and per route). */
     rateLimitMetrics(): RateLimitMetrics[]
+    /**
+     * Forgets a key's counts in every memkit rate limiter of this instance (global and per
+     * route), e.g. after a solved captcha; other processes see it within `preBlockRecheckMs`.
+     */
+    rateLimitResetKey(key: string): Promise<void>
     /** A hook limiting with the plugin's options overridden by `options`, e.g. for setNotFoundHandler. */
     rateLimitHook(
       options?: FastifyRateLimitRouteOptions,
@@ -211,6 +216,9 @@ const plugin: FastifyPluginAsync<FastifyRateLimitOptions> = async (fastify, opti
     const limiters = registry
     fastify.decorate(kRegistry, limiters)
     fastify.decorate('rateLimitMetrics', () => limiters.map((http) => http.limiter.metrics()))
+    fastify.decorate('rateLimitResetKey', async (key: string) => {
+      await Promise.all(limiters.map((http) => http.limiter.reset(key)))
+    })
   }
   registry.push(globalHttp)
   const limiters = registry

@@ -4,8 +4,13 @@ import { countRequest, readCounts } from './count.js'
 import { type CounterStore, MemcachedCounterStore, MemoryCounterStore } from './counter-store.js'
 import { KeyHasher } from './key.js'
 import { MetricsRecorder, type Outcome, type RateLimitMetrics } from './metrics.js'
-import { type LimiterConfig, type LimiterOptions, parseLimiterOptions } from './options.js'
-import { isConfigurationError } from './transport.js'
+import {
+  type LimiterConfig,
+  type LimiterOptions,
+  parseLimiterOptions,
+  type StoreErrorPolicy,
+} from './options.js'
+import { isConfigurationError, isOverload } from './transport.js'
 import { type Attempt, counterKey, type Decision, type Window, WindowGrid } from './window.js'
 
 export type RateLimitSource = Outcome
@@ -51,10 +56,13 @@ interface Counted {
 
 const counted = new WeakMap<RateLimitResult, Counted>()
 
+/** A key memcached said is over its limit, refused from memory until `until`. */
 interface PreBlock {
   until: number
   limit: number
   used: number
+  /** When the next request for the key asks memcached again (so a reset elsewhere is seen). */
+  checkAt: number
 }
 
 /** How an attempt was decided: by whom, where it was counted, and the failure behind a fallback. */
@@ -142,7 +150,7 @@ export class RateLimiter {
 
     const breaker = this.#breaker
     if (breaker !== undefined && !breaker.allow(attempt.now)) {
-      return Promise.resolve(this.#fallback(attempt, undefined))
+      return Promise.resolve(this.#fallback(attempt, undefined, this.config.onStoreError))
     }
     return countRequest(this.#store, this.#grid, attempt).then(
       ({ decision, storageKey }) => {
@@ -154,9 +162,16 @@ export class RateLimiter {
         // A key or call the client refuses is a set-up mistake, not an outage: never fail open on it.
         if (isConfigurationError(error)) throw error
         const failure = error instanceof Error ? error : new Error(String(error))
+        if (isOverload(failure)) {
+          // Back pressure, not an outage: it must not open the breaker (whose fallback may be
+          // 'allow'), and it is handled by onOverload, which is not 'allow' unless chosen.
+          breaker?.release()
+          this.#report(failure, false, 'onOverload', this.config.onOverload)
+          return this.#fallback(attempt, failure, this.config.onOverload)
+        }
         const opened = breaker?.failure(Date.now()) ?? false
-        this.#report(failure, opened)
-        return this.#fallback(attempt, failure)
+        this.#report(failure, opened, 'onStoreError', this.config.onStoreError)
+        return this.#fallback(attempt, failure, this.config.onStoreError)
       },
     )
   }
@@ -173,7 +188,12 @@ export class RateLimiter {
     try {
       await where.store.subtract(where.storageKey, result.cost)
     } catch (error) {
-      this.#report(error instanceof Error ? error : new Error(String(error)), false)
+      this.#report(
+        error instanceof Error ? error : new Error(String(error)),
+        false,
+        'onStoreError',
+        this.config.onStoreError,
+      )
     }
   }
 
@@ -236,22 +256,35 @@ export class RateLimiter {
     return { key, base: hashed.base, window: this.#grid.at(now, hashed.phase), cost, limit, now }
   }
 
-  /** The in-memory refusal of a key known to be over its limit, or undefined to ask memcached. */
+  /**
+   * The in-memory refusal of a key known to be over its limit, or undefined to ask memcached:
+   * once the block has ended, for a larger limit, and for one request per `preBlockRecheckMs`
+   * (the others keep being refused from memory meanwhile).
+   */
   #preBlocked(attempt: Attempt): RateLimitResult | undefined {
     const block = this.#preBlocks.get(attempt.base)
     if (block === undefined) return undefined
-    if (block.until > attempt.now && attempt.limit <= block.limit) {
-      return this.#result(attempt, {
-        decision: { allowed: false, used: block.used, remaining: 0, resetTime: block.until, crossed: false },
-        source: 'pre-block',
-      })
+    const { now } = attempt
+    if (block.until <= now) {
+      this.#preBlocks.delete(attempt.base)
+      return undefined
     }
-    if (block.until <= attempt.now) this.#preBlocks.delete(attempt.base)
-    return undefined
+    if (attempt.limit > block.limit) return undefined
+    if (now >= block.checkAt) {
+      block.checkAt = now + this.config.preBlockRecheckMs
+      return undefined
+    }
+    return this.#result(attempt, {
+      decision: { allowed: false, used: block.used, remaining: 0, resetTime: block.until, crossed: false },
+      source: 'pre-block',
+    })
   }
 
-  #fallback(attempt: Attempt, error: Error | undefined): RateLimitResult | Promise<RateLimitResult> {
-    const policy = this.config.onStoreError
+  #fallback(
+    attempt: Attempt,
+    error: Error | undefined,
+    policy: StoreErrorPolicy,
+  ): RateLimitResult | Promise<RateLimitResult> {
     if (policy === 'local') {
       const share = Math.max(1, Math.floor(attempt.limit / this.config.instances))
       const local = { ...attempt, limit: share }
@@ -285,13 +318,19 @@ export class RateLimiter {
       reached = this.#reached.get(base) !== window.index
       if (reached) remember(this.#reached, base, window.index, this.config.maxLocalKeys)
     }
-    if (!decision.allowed && this.config.preBlock && source === 'store') {
-      remember(
-        this.#preBlocks,
-        base,
-        { until: decision.resetTime, limit: attempt.limit, used: decision.used },
-        this.config.maxLocalKeys,
-      )
+    if (source === 'store' && this.config.preBlock) {
+      if (!decision.allowed) {
+        const block = {
+          until: decision.resetTime,
+          limit: attempt.limit,
+          used: decision.used,
+          checkAt: attempt.now + this.config.preBlockRecheckMs,
+        }
+        remember(this.#preBlocks, base, block, this.config.maxLocalKeys)
+      } else if (this.#preBlocks.size > 0) {
+        // Allowed by memcached while blocked here: the key was reset, or its limit grew.
+        this.#preBlocks.delete(base)
+      }
     }
     const result = this.#result(attempt, { ...settlement, limitReached: reached })
     if (decision.allowed && settlement.store !== undefined && settlement.storageKey !== undefined) {
@@ -320,7 +359,7 @@ export class RateLimiter {
     return result
   }
 
-  #report(error: Error, opened: boolean): void {
+  #report(error: Error, opened: boolean, option: string, policy: StoreErrorPolicy): void {
     const onError = this.config.onError
     if (onError !== undefined) {
       try {
@@ -334,7 +373,7 @@ export class RateLimiter {
     if (!this.#failing || opened) {
       this.#failing = true
       process.emitWarning(
-        `memcached failed (${error.message}); requests are handled per onStoreError: '${this.config.onStoreError}'${opened ? `; not trying memcached for ${this.#breaker?.cooldownMs} ms` : ''}`,
+        `memcached failed (${error.message}); requests are handled per ${option}: '${policy}'${opened ? `; not trying memcached for ${this.#breaker?.cooldownMs} ms` : ''}`,
         { code: 'MEMKIT_RATE_LIMIT_STORE_ERROR' },
       )
     }

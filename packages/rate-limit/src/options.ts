@@ -29,12 +29,28 @@ export interface LimiterOptions {
   name?: string
   /** What to do when memcached fails or times out. Default `'allow'`. */
   onStoreError?: StoreErrorPolicy
+  /**
+   * What to do when the client refuses a request because too many are already waiting for
+   * memcached (`maxPending`, `ERR_MEMKIT_OVERLOADED`): a flood can cause that, so it is not
+   * permission unless chosen here. Default: `'local'`, or `'deny'` under `onStoreError: 'deny'`.
+   */
+  onOverload?: StoreErrorPolicy
   /** Processes sharing this limit, for `onStoreError: 'local'` (each allows `floor(limit / instances)`, at least 1). Default `1`. */
   instances?: number
   /** Circuit breaker around memcached, or `false` to try memcached on every request. Default `{ threshold: 5, cooldownMs: 5000 }`. */
   breaker?: BreakerOptions | false
-  /** Refuse a key in memory, without a memcached round trip, once it is over its limit, until its reset. Default `false`. */
+  /**
+   * Refuse a key in memory, without a memcached command, once memcached said it is over its
+   * limit, until its reset; one request per `preBlockRecheckMs` still asks memcached, so a
+   * `reset()` made by another process is seen. Default `true`.
+   */
   preBlock?: boolean
+  /**
+   * How often a blocked key asks memcached again (milliseconds or a duration string): the
+   * longest a reset made elsewhere takes to reach this process, and the cost of a flood, one
+   * memcached command per blocked key per period while its requests keep coming. Default `1000`.
+   */
+  preBlockRecheckMs?: number | string
   /** Most keys held in memory by the local fallback and the pre-block table. Default `10000`. */
   maxLocalKeys?: number
   /** Called with every memcached failure (the request is then handled per `onStoreError`). Default: one process warning per outage. */
@@ -50,9 +66,11 @@ export interface LimiterConfig {
   readonly prefix: string
   readonly name: string
   readonly onStoreError: StoreErrorPolicy
+  readonly onOverload: StoreErrorPolicy
   readonly instances: number
   readonly breaker: { readonly threshold: number; readonly cooldownMs: number } | false
   readonly preBlock: boolean
+  readonly preBlockRecheckMs: number
   readonly maxLocalKeys: number
   readonly onError: ((error: Error) => void) | undefined
 }
@@ -66,12 +84,16 @@ const LIMITER_KEYS = [
   'prefix',
   'name',
   'onStoreError',
+  'onOverload',
   'instances',
   'breaker',
   'preBlock',
+  'preBlockRecheckMs',
   'maxLocalKeys',
   'onError',
 ] as const
+
+const POLICIES = ['allow', 'deny', 'local'] as const
 
 export const LIMITER_OPTION_NAMES: ReadonlySet<string> = new Set(LIMITER_KEYS)
 
@@ -105,6 +127,7 @@ export function parseLimiterOptions(
   if (client !== undefined) assertCanCount(client, prefix)
   const name = options.name === undefined ? `${algorithm}:${windowMs}:${limit}` : text(options.name, 'name')
   const breaker = parseBreaker(options.breaker)
+  const onStoreError = oneOf(options.onStoreError, 'onStoreError', POLICIES, 'allow')
   const onError = options.onError
   if (onError !== undefined && typeof onError !== 'function') {
     throw new InvalidOptionError('`onError` must be a function')
@@ -117,10 +140,15 @@ export function parseLimiterOptions(
     algorithm,
     prefix,
     name,
-    onStoreError: oneOf(options.onStoreError, 'onStoreError', ['allow', 'deny', 'local'] as const, 'allow'),
+    onStoreError,
+    onOverload: oneOf(options.onOverload, 'onOverload', POLICIES, onStoreError === 'deny' ? 'deny' : 'local'),
     instances: integer(options.instances, 'instances', 1, 1, 1_000_000),
     breaker,
-    preBlock: boolean(options.preBlock, 'preBlock', false),
+    preBlock: boolean(options.preBlock, 'preBlock', true),
+    preBlockRecheckMs:
+      options.preBlockRecheckMs === undefined
+        ? 1000
+        : parseDuration(options.preBlockRecheckMs, 'preBlockRecheckMs'),
     maxLocalKeys: integer(options.maxLocalKeys, 'maxLocalKeys', 10_000, 1, 100_000_000),
     onError,
   })

@@ -57,10 +57,21 @@ const CONFIGURATION_ERRORS = new Set([
   'ERR_MEMKIT_AUTH',
 ])
 
+/**
+ * Client errors are told apart by their stable `code`, not by class: with two installed copies
+ * of @memkit/client, `instanceof` fails for errors made by the other copy.
+ */
+export function hasCode(error: unknown, code: string | ReadonlySet<string>): boolean {
+  if (typeof error !== 'object' || error === null) return false
+  const actual = String((error as { code?: unknown }).code)
+  return typeof code === 'string' ? actual === code : code.has(actual)
+}
+
 export function isConfigurationError(error: unknown): boolean {
-  return (
-    typeof error === 'object' &&
-    error !== null &&
-    CONFIGURATION_ERRORS.has(String((error as { code?: unknown }).code))
-  )
+  return hasCode(error, CONFIGURATION_ERRORS)
+}
+
+/** The client refused the request before sending it: too many already wait (`maxPending`). */
+export function isOverload(error: unknown): boolean {
+  return hasCode(error, 'ERR_MEMKIT_OVERLOADED')
 }

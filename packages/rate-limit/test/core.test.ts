@@ -48,7 +48,7 @@ function pinClock(
 
 describe('counting', () => {
   test('one memcached command per request, the first of a window included, and no second key', async () => {
-    const l = limiter({ limit: 3 })
+    const l = limiter({ limit: 3, preBlock: false })
     const commands = countCommands()
     const results = []
     for (let i = 0; i < 5; i++) results.push(await l.consume('client-a'))
@@ -297,29 +297,157 @@ describe('windows', () => {
   })
 })
 
-describe('pre-block and metrics', () => {
-  test('pre-block refuses a key that is over its limit without asking memcached', async () => {
-    const l = limiter({ limit: 2, preBlock: true })
-    for (let i = 0; i < 3; i++) await l.consume('hot')
+describe('floods: pre-block, resets seen everywhere, overload', () => {
+  test('by default a key over its limit costs no memcached command until its window resets', async () => {
+    const l = limiter({ limit: 2 })
+    const clock = pinClock(l, 'flood', 1000)
+    for (let i = 0; i < 3; i++) await l.consume('flood') // the third is refused by memcached
     const commands = countCommands()
-    const blocked = [await l.consume('hot'), await l.consume('hot')]
-    const other = await l.consume('cold')
+    const refused = []
+    for (let i = 0; i < 1000; i++) refused.push(await l.consume('flood'))
+    const other = await l.consume('quiet')
     commands.stop()
-    assert.deepEqual(
-      blocked.map((r) => [r.allowed, r.source, r.remaining]),
-      [
-        [false, 'pre-block', 0],
-        [false, 'pre-block', 0],
-      ],
-    )
-    assert.equal(blocked[0]!.resetTime, (await l.peek('hot')).resetTime)
-    assert.equal(other.source, 'store')
     assert.equal(commands.count(), 1, 'only the other key reached memcached')
+    assert.equal(other.source, 'store')
+    assert.ok(refused.every((r) => !r.allowed && r.source === 'pre-block' && r.remaining === 0))
+    // The same reset and Retry-After as memcached's own answer.
+    assert.equal(refused[0]!.resetTime, clock.end)
+    assert.equal(refused[0]!.retryAfter, Math.ceil((clock.end - Date.now()) / 1000))
     // A larger limit for the same key is not pre-blocked by a smaller one.
-    assert.equal((await l.consume('hot', { limit: 100 })).source, 'store')
-    assert.equal(l.metrics().totals.preBlocked, 2)
+    assert.equal((await l.consume('flood', { limit: 100 })).source, 'store')
+    assert.equal(l.metrics().totals.preBlocked, 1000)
+    // The block ends with the window.
+    clock.set(clock.end - clock.start)
+    const next = await l.consume('flood')
+    assert.deepEqual([next.allowed, next.source, next.used], [true, 'store', 1])
   })
 
+  test('a blocked key asks memcached again once per preBlockRecheckMs while it keeps sending', async () => {
+    const l = limiter({ limit: 1, preBlockRecheckMs: 1000 })
+    const clock = pinClock(l, 'recheck', 1000)
+    await l.consume('recheck')
+    await l.consume('recheck') // refused by memcached: blocked in memory from here
+    const sources: string[] = []
+    for (const at of [1000, 1999, 2000, 2000, 2999, 3000]) {
+      clock.set(at)
+      sources.push((await l.consume('recheck')).source)
+    }
+    assert.deepEqual(sources, ['pre-block', 'pre-block', 'store', 'pre-block', 'pre-block', 'store'])
+  })
+
+  test('a reset made by another instance reaches this one within preBlockRecheckMs', async () => {
+    const prefix = uniquePrefix('reset')
+    const otherClient = clientFor(mc.address)
+    try {
+      const here = new RateLimiter({ client, prefix, name: 'login', limit: 1, windowMs: '1 hour' })
+      const elsewhere = new RateLimiter({
+        client: otherClient,
+        prefix,
+        name: 'login',
+        limit: 1,
+        windowMs: '1 hour',
+      })
+      const clock = pinClock(here, 'user-7', 1000)
+      await here.consume('user-7')
+      assert.equal((await here.consume('user-7')).allowed, false)
+      clock.set(1300)
+      await elsewhere.reset('user-7') // e.g. an admin unblocks, or a captcha was solved
+      clock.set(1999)
+      assert.equal(
+        (await here.consume('user-7')).source,
+        'pre-block',
+        'not yet: the block was checked at 1000',
+      )
+      clock.set(2000)
+      const after = await here.consume('user-7')
+      assert.deepEqual([after.allowed, after.source, after.used], [true, 'store', 1])
+      assert.equal((await here.consume('user-7')).source, 'store', 'the block is gone, not renewed')
+    } finally {
+      await otherClient.close()
+    }
+  })
+
+  test('the block list holds at most maxLocalKeys keys (the oldest make room)', async () => {
+    const l = limiter({ limit: 1, maxLocalKeys: 3 })
+    pinClock(l, 'k0', 1000)
+    const keys = ['k0', 'k1', 'k2', 'k3', 'k4']
+    for (const key of keys) {
+      await l.consume(key)
+      await l.consume(key) // blocked
+    }
+    // Newest first, so that asking memcached again (which renews a block) happens last.
+    const reached: string[] = []
+    for (const key of [...keys].reverse()) {
+      const commands = countCommands()
+      await l.consume(key)
+      commands.stop()
+      reached.push(`${key}:${commands.count()}`)
+    }
+    // k0 and k1 were dropped to make room for k3 and k4.
+    assert.deepEqual(reached, ['k4:0', 'k3:0', 'k2:0', 'k1:1', 'k0:1'])
+  })
+
+  test('preBlock: false sends every request to memcached', async () => {
+    const l = limiter({ limit: 1, preBlock: false })
+    pinClock(l, 'every', 1000)
+    await l.consume('every')
+    const commands = countCommands()
+    for (let i = 0; i < 5; i++) assert.equal((await l.consume('every')).source, 'store')
+    commands.stop()
+    assert.equal(commands.count(), 5)
+  })
+
+  describe('overload (the client refuses past maxPending) is not permission', () => {
+    let small: MemcachedClient
+    before(() => {
+      small = clientFor(mc.address, { maxPending: 1 })
+    })
+    after(() => small.close())
+
+    /** 20 requests for one key at once: one reaches memcached, the client refuses the rest. */
+    async function burst(options: ConstructorParameters<typeof RateLimiter>[0]) {
+      const l = new RateLimiter({
+        client: small,
+        prefix: uniquePrefix('over'),
+        limit: 5,
+        windowMs: '1 hour',
+        onError: () => {},
+        ...options,
+      })
+      const results = await Promise.all(Array.from({ length: 20 }, () => l.consume('flooder')))
+      const tally: Record<string, number> = {}
+      for (const r of results)
+        tally[`${r.source}:${r.allowed}`] = (tally[`${r.source}:${r.allowed}`] ?? 0) + 1
+      assert.ok(
+        results.filter((r) => r.error !== undefined).every((r) => r.error!.name === 'OverloadedError'),
+      )
+      return { tally, limiter: l }
+    }
+
+    test('default: the overloaded requests are counted in process (limit / instances), never let through', async () => {
+      const { tally, limiter: l } = await burst({})
+      assert.deepEqual(tally, { 'store:true': 1, 'local:true': 5, 'local:false': 14 })
+      assert.equal(l.metrics().breaker.state, 'closed', 'overload does not open the breaker')
+      assert.equal(l.metrics().totals.failOpen, 0)
+    })
+
+    test("onStoreError 'allow' does not apply to overload unless onOverload: 'allow' is chosen", async () => {
+      assert.deepEqual((await burst({ onStoreError: 'allow', onOverload: 'allow' })).tally, {
+        'store:true': 1,
+        'fail-open:true': 19,
+      })
+    })
+
+    test("under onStoreError: 'deny', overload is refused (fail-closed) by default", async () => {
+      assert.deepEqual((await burst({ onStoreError: 'deny' })).tally, {
+        'store:true': 1,
+        'fail-closed:false': 19,
+      })
+    })
+  })
+})
+
+describe('metrics', () => {
   test('metrics: allowed and blocked per minute for the last 15 minutes, with totals', async () => {
     const l = limiter({ limit: 2 })
     for (let i = 0; i < 5; i++) await l.consume('metrics')

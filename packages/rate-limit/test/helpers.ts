@@ -1,7 +1,8 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { connect, createServer, type Socket } from 'node:net'
+import { after, before } from 'node:test'
 import { CHANNELS, type CommandEvent, createClient, type MemcachedClient } from '@memkit/client'
-import { rawCommand } from '@memkit/testing'
+import { type MemcachedServer, rawCommand, startMemcached, stopAll } from '@memkit/testing'
 import express, { type Request } from 'express'
 import Fastify, { type FastifyInstance } from 'fastify'
 import request from 'supertest'
@@ -205,6 +206,33 @@ export async function startRelay(target: { host: string; port: number }) {
     async close(): Promise<void> {
       for (const socket of sockets) socket.destroy()
       await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
+
+/**
+ * One memcached for a test file and a client on it: started before the file's tests, stopped
+ * (with every other server the file started) after them. Read the members inside tests.
+ */
+export function useMemcached(): { readonly server: MemcachedServer; readonly client: MemcachedClient } {
+  let server: MemcachedServer | undefined
+  let client: MemcachedClient | undefined
+  before(async () => {
+    server = await startMemcached()
+    client = clientFor(server.address)
+  })
+  after(async () => {
+    await client?.close()
+    await stopAll()
+  })
+  return {
+    get server() {
+      if (server === undefined) throw new Error('useMemcached: read the server inside a test')
+      return server
+    },
+    get client() {
+      if (client === undefined) throw new Error('useMemcached: read the client inside a test')
+      return client
     },
   }
 }

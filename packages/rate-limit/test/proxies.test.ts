@@ -3,27 +3,17 @@
 // carry X-Forwarded-For while nothing is trusted (every client behind the proxy shares a key).
 // Each check can be turned off by its code. Both frameworks, real requests.
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import type { MemcachedClient } from '@memkit/client'
-import { captureWarnings, type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
+import { describe, test } from 'node:test'
+import { captureWarnings } from '@memkit/testing'
 import express from 'express'
 import Fastify from 'fastify'
 import request from 'supertest'
 import { rateLimit } from '../src/express.js'
 import fastifyRateLimit from '../src/fastify.js'
 import { VALIDATION_CODES } from '../src/validations.js'
-import { clientFor, uniquePrefix } from './helpers.js'
+import { uniquePrefix, useMemcached } from './helpers.js'
 
-let mc: MemcachedServer
-let client: MemcachedClient
-before(async () => {
-  mc = await startMemcached()
-  client = clientFor(mc.address)
-})
-after(async () => {
-  await client.close()
-  await stopAll()
-})
+const memcached = useMemcached()
 
 const PERMISSIVE = 'MEMKIT_RATE_LIMIT_PERMISSIVE_TRUST_PROXY'
 const UNEXPECTED = 'MEMKIT_RATE_LIMIT_UNEXPECTED_X_FORWARDED_FOR'
@@ -41,7 +31,7 @@ const frameworks: Array<{ name: string; run: Run }> = [
     async run(trust, options, forwardedFor) {
       const app = express()
       if (trust !== undefined) app.set('trust proxy', trust)
-      app.use(rateLimit({ client, prefix: uniquePrefix('px'), ...options }))
+      app.use(rateLimit({ client: memcached.client, prefix: uniquePrefix('px'), ...options }))
       app.get('/', (_req, res) => {
         res.send('ok')
       })
@@ -61,7 +51,11 @@ const frameworks: Array<{ name: string; run: Run }> = [
     name: 'fastify',
     async run(trust, options, forwardedFor) {
       const app = Fastify(trust === undefined ? {} : { trustProxy: trust as boolean })
-      await app.register(fastifyRateLimit, { client, prefix: uniquePrefix('px'), ...options })
+      await app.register(fastifyRateLimit, {
+        client: memcached.client,
+        prefix: uniquePrefix('px'),
+        ...options,
+      })
       // Two routes with limiters of their own: the plugin's checks are shared, still one warning.
       app.get('/', { config: { rateLimit: { limit: 100 } } }, async () => 'ok')
       app.get('/other', { config: { rateLimit: { limit: 50 } } }, async () => 'ok')
@@ -141,7 +135,7 @@ test('fastify: a hop count trusts nothing in Fastify 5, so X-Forwarded-For is re
 test('validate is checked at construction', () => {
   for (const validate of ['yes', 1, { MEMKIT_RATE_LIMIT_TRUST: false }, { [PERMISSIVE]: 'no' }]) {
     assert.throws(
-      () => rateLimit({ client, validate: validate as never }),
+      () => rateLimit({ client: memcached.client, validate: validate as never }),
       { code: 'ERR_MEMKIT_INVALID_OPTION', message: /validat/ },
       JSON.stringify(validate),
     )
