@@ -7,7 +7,7 @@ import { HttpLimiter, JSON_TYPE } from './http.js'
 import { type HttpRateLimitOptions, parseHttpOptions } from './http-options.js'
 import type { RateLimitInfo } from './info.js'
 import type { RateLimitMetrics } from './metrics.js'
-import { oneOf, optionalFunction } from './options.js'
+import { boolean, oneOf, optionalFunction } from './options.js'
 import type { AddressSource } from './validations.js'
 
 export type { RateLimitInfo } from './info.js'
@@ -31,6 +31,12 @@ export interface FastifyRateLimitRouteOptions
   handler?: (request: FastifyRequest, reply: FastifyReply, info: RateLimitInfo) => unknown
   /** Whether a finished request counts as successful, for the skip options. Default: status < 400. */
   requestWasSuccessful?: (request: FastifyRequest, reply: FastifyReply) => boolean | Promise<boolean>
+  /**
+   * The HEAD route Fastify adds for a GET route (`exposeHeadRoutes`) counts against the GET
+   * route's limit, with one counter, instead of getting a limit of its own (a client would then
+   * get twice the limit). Default `true`.
+   */
+  shareHeadWithGet?: boolean
 }
 
 export interface FastifyRateLimitOptions extends FastifyRateLimitRouteOptions {
@@ -66,7 +72,15 @@ declare module 'fastify' {
   }
 }
 
-const ADAPTER_OPTIONS = ['max', 'timeWindow', 'hook', 'handler', 'requestWasSuccessful', 'global'] as const
+const ADAPTER_OPTIONS = [
+  'max',
+  'timeWindow',
+  'hook',
+  'handler',
+  'requestWasSuccessful',
+  'shareHeadWithGet',
+  'global',
+] as const
 const HOOKS = ['onRequest', 'preParsing', 'preValidation', 'preHandler'] as const
 const kRegistry = Symbol('memkit.rateLimit.registry')
 
@@ -75,7 +89,15 @@ function canonical(
   options: FastifyRateLimitRouteOptions,
   where: string,
 ): HttpRateLimitOptions<FastifyRequest> {
-  const { max, timeWindow, hook: _hook, handler: _handler, requestWasSuccessful: _rws, ...rest } = options
+  const {
+    max,
+    timeWindow,
+    hook: _hook,
+    handler: _handler,
+    requestWasSuccessful: _rws,
+    shareHeadWithGet: _head,
+    ...rest
+  } = options
   const out = { ...rest } as HttpRateLimitOptions<FastifyRequest> & { global?: unknown }
   delete out.global
   if (max !== undefined) {
@@ -101,6 +123,7 @@ interface AdapterParts {
   hook: RateLimitHook
   handler: FastifyRateLimitRouteOptions['handler']
   wasSuccessful: NonNullable<FastifyRateLimitRouteOptions['requestWasSuccessful']>
+  shareHeadWithGet: boolean
 }
 
 function adapterParts(options: FastifyRateLimitRouteOptions, fallback?: AdapterParts): AdapterParts {
@@ -111,6 +134,11 @@ function adapterParts(options: FastifyRateLimitRouteOptions, fallback?: AdapterP
       optionalFunction<AdapterParts['wasSuccessful']>(options.requestWasSuccessful, 'requestWasSuccessful') ??
       fallback?.wasSuccessful ??
       ((_request: FastifyRequest, reply: FastifyReply) => reply.statusCode < 400),
+    shareHeadWithGet: boolean(
+      options.shareHeadWithGet,
+      'shareHeadWithGet',
+      fallback?.shareHeadWithGet ?? true,
+    ),
   }
 }
 
@@ -248,6 +276,10 @@ const plugin: FastifyPluginAsync<FastifyRateLimitOptions> = async (fastify, opti
   }
   if (!fastify.hasRequestDecorator('rateLimit')) fastify.decorateRequest('rateLimit', null)
 
+  // GET routes with a config.rateLimit of their own, by that config object and url, so that
+  // the HEAD route Fastify derives from one can share its limiter.
+  const getRoutes = new WeakMap<object, Map<string, { parts: AdapterParts; hook: Hook }>>()
+
   fastify.addHook('onRoute', (routeOptions) => {
     const config = routeOptions.config?.rateLimit
     if (config === false) return
@@ -261,9 +293,22 @@ const plugin: FastifyPluginAsync<FastifyRateLimitOptions> = async (fastify, opti
         `config.rateLimit of ${routeOptions.url} must be an options object or false; got ${typeof config}`,
       )
     }
-    const method = Array.isArray(routeOptions.method) ? routeOptions.method.join(',') : routeOptions.method
-    const { http, parts } = routeLimiter(config, `${method}:${routeOptions.url}:`)
-    attach(route, parts.hook, makeHook(http, parts))
+    const methods = Array.isArray(routeOptions.method) ? routeOptions.method : [routeOptions.method]
+    // The HEAD route Fastify adds for a GET route carries the GET route's very config object.
+    const head = methods.length === 1 && methods[0] === 'HEAD'
+    const shared = head ? getRoutes.get(config)?.get(routeOptions.url) : undefined
+    if (shared?.parts.shareHeadWithGet) {
+      attach(route, shared.parts.hook, shared.hook)
+      return
+    }
+    const { http, parts } = routeLimiter(config, `${methods.join(',')}:${routeOptions.url}:`)
+    const hook = makeHook(http, parts)
+    attach(route, parts.hook, hook)
+    if (methods.includes('GET')) {
+      const byUrl = getRoutes.get(config) ?? new Map<string, { parts: AdapterParts; hook: Hook }>()
+      byUrl.set(routeOptions.url, { parts, hook })
+      getRoutes.set(config, byUrl)
+    }
   })
 }
 

@@ -90,6 +90,57 @@ describe('Fastify plugin', () => {
     await f.close()
   })
 
+  test("a route's automatic HEAD route counts against its GET limit (shareHeadWithGet, default true)", async () => {
+    const f = await app({ limit: 100 })
+    f.get('/doc', { config: { rateLimit: { limit: 3 } } }, async () => 'doc')
+    f.route({
+      method: ['GET', 'POST'],
+      url: '/form',
+      config: { rateLimit: { limit: 2 } },
+      handler: async () => 'f',
+    })
+    const sequence = []
+    for (const method of ['GET', 'HEAD', 'HEAD', 'GET', 'HEAD'] as const) {
+      sequence.push((await f.inject({ method, url: '/doc' })).statusCode)
+    }
+    assert.deepEqual(sequence, [200, 200, 200, 429, 429])
+    assert.deepEqual(await statuses(f, '/form', 1, 'POST'), [200])
+    assert.equal((await f.inject({ method: 'HEAD', url: '/form' })).statusCode, 200)
+    assert.equal((await f.inject({ method: 'HEAD', url: '/form' })).statusCode, 429)
+    // One limiter each, not one for GET and one for HEAD.
+    const names = f.rateLimitMetrics().map((m) => m.name)
+    assert.deepEqual(
+      names.filter((n) => n.includes('/doc')),
+      ['GET:/doc:fixed:3600000:3'],
+    )
+    assert.deepEqual(
+      names.filter((n) => n.includes('/form')),
+      ['GET,POST:/form:fixed:3600000:2'],
+    )
+    await f.close()
+  })
+
+  test('shareHeadWithGet: false gives the HEAD route a limit of its own; an explicit HEAD route has its own', async () => {
+    const f = await app({ limit: 100 })
+    f.get('/own', { config: { rateLimit: { limit: 1, shareHeadWithGet: false } } }, async () => 'own')
+    f.head('/explicit', { config: { rateLimit: { limit: 1 } } }, async () => '')
+    f.get('/explicit', { config: { rateLimit: { limit: 1 } } }, async () => 'explicit')
+    assert.deepEqual(await statuses(f, '/own', 2), [200, 429])
+    assert.equal((await f.inject({ method: 'HEAD', url: '/own' })).statusCode, 200)
+    assert.deepEqual(await statuses(f, '/explicit', 2), [200, 429])
+    assert.equal((await f.inject({ method: 'HEAD', url: '/explicit' })).statusCode, 200)
+    await f.close()
+  })
+
+  test('shareHeadWithGet set on the plugin applies to every route', async () => {
+    const f = await app({ limit: 100, shareHeadWithGet: false })
+    f.get('/p', { config: { rateLimit: { limit: 1 } } }, async () => 'p')
+    assert.deepEqual(await statuses(f, '/p', 1), [200])
+    assert.equal((await f.inject({ method: 'HEAD', url: '/p' })).statusCode, 200)
+    await assert.rejects(app({ shareHeadWithGet: 'yes' as never }), { code: 'ERR_MEMKIT_INVALID_OPTION' })
+    await f.close()
+  })
+
   test('routes with the same config.rateLimit name share a counter', async () => {
     const f = await app({ limit: 100 })
     f.get('/x', { config: { rateLimit: { limit: 2, name: 'shared' } } }, async () => 'x')
