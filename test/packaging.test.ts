@@ -92,6 +92,25 @@ test('internal dependencies carry version ranges that the workspace versions sat
   }
 })
 
+test('engines and the dependency set agree: every locked package supports every Node line memkit supports', () => {
+  // The first release of each line that `engines` admits (20.19.0, 22.0.0, 24.0.0).
+  const floors = ['20.19.0', '22.0.0', '24.0.0']
+  for (const floor of floors)
+    assert.ok(semver.satisfies(floor, rootManifest.engines!.node), `engines admit ${floor}`)
+  const lock = readJson(join(root, 'package-lock.json')) as {
+    packages: Record<string, { version?: string; engines?: { node?: string } | string[]; optional?: boolean }>
+  }
+  const narrower: string[] = []
+  for (const [location, entry] of Object.entries(lock.packages)) {
+    const range = Array.isArray(entry.engines) ? undefined : entry.engines?.node
+    if (!location || !range) continue
+    const missed = floors.filter((floor) => !semver.satisfies(floor, range, { includePrerelease: true }))
+    if (missed.length > 0)
+      narrower.push(`${location}@${entry.version} needs node ${range} (not ${missed.join(', ')})`)
+  }
+  assert.deepEqual(narrower, [], 'npm ci would print EBADENGINE on a supported Node line')
+})
+
 for (const [dir, pkg] of published) {
   describe(pkg.name, () => {
     test('metadata: licence file, repository, homepage, bugs, keywords, engines', () => {
@@ -149,7 +168,8 @@ for (const [dir, pkg] of published) {
     })
 
     test('npm publish --dry-run: the tarball holds the licence, the README and every file the manifest points to', async () => {
-      const { stdout } = await run('npm', ['publish', '--dry-run', '--json'], {
+      // --offline: the dry run packs and validates locally; only its login check would reach the registry.
+      const { stdout } = await run('npm', ['publish', '--dry-run', '--json', '--offline'], {
         cwd: join(root, dir),
         maxBuffer: 64 * 1024 * 1024,
       })
