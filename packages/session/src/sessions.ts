@@ -9,7 +9,7 @@ import { SessionConflictError, SessionCorruptError, type SessionError } from './
 import type { Namespace } from './namespace.js'
 import type { StoreConfig } from './options.js'
 import { type KeyState, RecentSessions } from './recent.js'
-import { sessionTtl } from './ttl.js'
+import { sessionExpiry, storageTtl } from './ttl.js'
 import type { SessionInput, SessionRecord } from './types.js'
 
 /** Attempts of the compare-and-swap save loop before ERR_MEMKIT_SESSION_CONFLICT. */
@@ -155,6 +155,12 @@ export class Sessions {
     await this.#refresh(hash, input, load ?? this.#recent.get(hash), Date.now())
   }
 
+  /** Seconds to store the session for, so that memcached keeps it as long as its cookie; 0 = expired. */
+  #ttl(session: SessionInput, now: number, createdAt: number): number {
+    const expiresAt = sessionExpiry(session, this.#config.ttl, now, createdAt, this.#config.maxLifetimeMs)
+    return storageTtl(expiresAt, now)
+  }
+
   #unchanged(
     session: SessionInput,
     load: LoadState | undefined,
@@ -198,7 +204,7 @@ export class Sessions {
       if (decoded.kind === 'session') createdAt = decoded.createdAt
     }
     const key = this.#namespace.key(gen, hash)
-    const ttl = sessionTtl(session, this.#config.ttl, now, createdAt ?? now, this.#config.maxLifetimeMs)
+    const ttl = this.#ttl(session, now, createdAt ?? now)
     if (ttl <= 0) {
       await this.#client.delete(key)
       this.#recent.delete(hash)
@@ -227,7 +233,6 @@ export class Sessions {
     now: number,
   ): Promise<void> {
     const ring = this.#config.keyRing
-    const maxLifetime = this.#config.maxLifetimeMs
     const saved = (gen: number, createdAt: number) => {
       this.#recent.set(hash, { gen, createdAt, cookieJson, refreshedAt: now })
       loads.set(session, { hash, gen, createdAt, dataJson, cookieJson })
@@ -240,7 +245,7 @@ export class Sessions {
       const cas = known.cas
       known.cas = undefined
       const key = this.#namespace.key(known.gen, hash)
-      const ttl = sessionTtl(session, this.#config.ttl, now, known.createdAt, maxLifetime)
+      const ttl = this.#ttl(session, now, known.createdAt)
       if (ttl > 0) {
         const value = encodeSession(ring, key, known.createdAt, now, cookieJson, dataJson)
         if (await this.#client.cas(key, value, cas, { ttl })) return saved(known.gen, known.createdAt)
@@ -250,7 +255,7 @@ export class Sessions {
       }
     } else if (known === undefined) {
       // A new session: `add` never overwrites anything, so it is safe without a read.
-      const ttl = sessionTtl(session, this.#config.ttl, now, now, maxLifetime)
+      const ttl = this.#ttl(session, now, now)
       if (ttl > 0) {
         const { gen, value: added } = await this.#namespace.withGen((g) => {
           const key = this.#namespace.key(g, hash)
@@ -285,7 +290,7 @@ export class Sessions {
         if (prior.kind === 'session') createdAt = prior.createdAt
       }
       createdAt ??= now
-      const ttl = sessionTtl(session, this.#config.ttl, now, createdAt, maxLifetime)
+      const ttl = this.#ttl(session, now, createdAt)
       if (ttl <= 0) {
         // Already expired: deleted, not stored.
         if (item && !(await this.#client.deleteIfUnchanged(key, item.cas))) continue
