@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express'
 import { writeHeaders } from './headers.js'
-import { HttpLimiter, JSON_TYPE } from './http.js'
+import { type BlockedResponse, HttpLimiter, JSON_TYPE } from './http.js'
 import { type HttpRateLimitOptions, parseHttpOptions } from './http-options.js'
 import type { RateLimitInfo } from './info.js'
 import type { RateLimiter } from './limiter.js'
@@ -95,15 +95,9 @@ export function rateLimit(options: ExpressRateLimitOptions): RateLimitMiddleware
           res.status(http.config.statusCode)
           return handler(req, res, pass, info)
         }
-        return http.blockedResponse(req, decision).then(({ statusCode, body }) => {
-          if (res.headersSent) return
-          res.statusCode = statusCode
-          // Written directly (not res.json/res.send) so Express adds no ETag and the bytes are
-          // exactly the Fastify plugin's.
-          res.setHeader('Content-Type', JSON_TYPE)
-          res.setHeader('Content-Length', Buffer.byteLength(body))
-          res.end(body)
-        })
+        const blocked = http.blockedResponse(req, decision)
+        if (blocked instanceof Promise) return blocked.then((response) => sendBlocked(res, response))
+        sendBlocked(res, blocked)
       })
       .catch((error: unknown) => {
         // A failing callback (keyGenerator, limit, handler...) goes to Express's error handling,
@@ -119,6 +113,15 @@ export function rateLimit(options: ExpressRateLimitOptions): RateLimitMiddleware
     limiter: http.limiter,
     close: () => http.limiter.close(),
   })
+}
+
+/** Written directly (not res.json/res.send) so Express adds no ETag and the bytes are the Fastify plugin's. */
+function sendBlocked(res: Response, { statusCode, body }: BlockedResponse): void {
+  if (res.headersSent) return
+  res.statusCode = statusCode
+  res.setHeader('Content-Type', JSON_TYPE)
+  res.setHeader('Content-Length', Buffer.byteLength(body))
+  res.end(body)
 }
 
 export default rateLimit

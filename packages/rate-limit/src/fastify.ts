@@ -160,7 +160,8 @@ function makeHook(http: HttpLimiter<FastifyRequest>, parts: AdapterParts): Hook 
       if (!reply.sent) await reply.send(payload)
       return undefined
     }
-    const { statusCode, body } = await http.blockedResponse(request, decision)
+    const blocked = http.blockedResponse(request, decision)
+    const { statusCode, body } = blocked instanceof Promise ? await blocked : blocked
     reply.code(statusCode).header('content-type', JSON_TYPE)
     await reply.send(body)
     return undefined

@@ -7,7 +7,7 @@ import type { CircuitBreaker } from './breaker.js'
 import { type HeaderField, headerFields } from './headers.js'
 import type { HttpConfig, MaybePromise } from './http-options.js'
 import { type RateLimitInfo, toInfo } from './info.js'
-import { ipKey } from './ip.js'
+import { IpKeys } from './ip.js'
 import { RateLimiter, type RateLimitResult } from './limiter.js'
 import { type AddressSource, Validations } from './validations.js'
 
@@ -38,6 +38,7 @@ export class HttpLimiter<Req extends object> {
   /** The set-up checks; one Fastify plugin registration shares them between its limiters. */
   readonly validations: Validations
   readonly #address: AddressSource<Req>
+  readonly #ipKeys: IpKeys
   readonly #countedName: string
 
   constructor(
@@ -47,6 +48,7 @@ export class HttpLimiter<Req extends object> {
   ) {
     this.config = config
     this.#address = address
+    this.#ipKeys = new IpKeys(config.ipv6Subnet)
     this.limiter = new RateLimiter(
       {},
       { config: config.limiter, breaker: shared?.breaker, dynamicLimit: typeof config.limit === 'function' },
@@ -74,7 +76,7 @@ export class HttpLimiter<Req extends object> {
     const config = this.config
     if (config.keyGenerator === undefined) {
       this.validations.clientAddress(req, this.#address)
-      return this.#count(req, ipKey(this.#address.ip(req) ?? '', config.ipv6Subnet))
+      return this.#count(req, this.#ipKeys.key(this.#address.ip(req) ?? ''))
     }
     const generated = config.keyGenerator(req)
     if (isThenable(generated)) return generated.then((key) => this.#count(req, key))
@@ -114,8 +116,11 @@ export class HttpLimiter<Req extends object> {
     return { result, info, headers }
   }
 
-  /** The default status and JSON body for a blocked request (503 when memcached failed under `deny`). */
-  async blockedResponse(req: Req, decision: HttpDecision): Promise<BlockedResponse> {
+  /**
+   * The default status and JSON body for a blocked request (503 when memcached failed under
+   * `deny`); a promise only when `message` is a function.
+   */
+  blockedResponse(req: Req, decision: HttpDecision): BlockedResponse | Promise<BlockedResponse> {
     const { result, info } = decision
     if (result.source === 'fail-closed') {
       return {
@@ -128,10 +133,14 @@ export class HttpLimiter<Req extends object> {
         }),
       }
     }
-    const statusCode = this.config.statusCode
     const configured = this.config.message
-    const message =
-      typeof configured === 'function' ? await configured(req, info) : (configured ?? DEFAULT_MESSAGE)
+    // Without a message function the answer is ready at once: no promise per refused request.
+    if (typeof configured !== 'function') return this.#blockedBody(result, configured ?? DEFAULT_MESSAGE)
+    return Promise.resolve(configured(req, info)).then((message) => this.#blockedBody(result, message))
+  }
+
+  #blockedBody(result: RateLimitResult, message: string | object): BlockedResponse {
+    const statusCode = this.config.statusCode
     if (typeof message === 'object' && message !== null) return { statusCode, body: JSON.stringify(message) }
     return {
       statusCode,

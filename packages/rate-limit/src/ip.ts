@@ -34,6 +34,33 @@ export function ipKey(ip: string, subnet: number | false): string {
   return `${formatIPv6(masked)}/${subnet}`
 }
 
+/**
+ * `ipKey` for one limiter, remembering the last `cacheSize` addresses: a busy client's address
+ * is parsed once, not on every request.
+ */
+export class IpKeys {
+  readonly #subnet: number | false
+  readonly #cacheSize: number
+  readonly #cache = new Map<string, string>()
+
+  constructor(subnet: number | false, cacheSize = 1024) {
+    this.#subnet = subnet
+    this.#cacheSize = cacheSize
+  }
+
+  key(ip: string): string {
+    const cached = this.#cache.get(ip)
+    if (cached !== undefined) return cached
+    const key = ipKey(ip, this.#subnet)
+    // A long "address" is not worth remembering (and must not pin memory).
+    if (ip.length <= 64) {
+      if (this.#cache.size >= this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value as string)
+      this.#cache.set(ip, key)
+    }
+    return key
+  }
+}
+
 /** An IPv4 address as canonical dotted text, eight IPv6 groups, or undefined when malformed. */
 function parseAddress(text: string): string | number[] | undefined {
   let ip = text.trim()

@@ -58,6 +58,21 @@ rateLimit({ client, headers: 'draft-9' })
 rateLimit({ client, onStoreError: 'ignore' })
 // @ts-expect-error max is the Fastify alias, not an Express option
 rateLimit({ client, max: 5 })
+// The set-up checks are turned off by their codes; floods, overload and resets
+rateLimit({
+  client,
+  validate: { MEMKIT_RATE_LIMIT_PERMISSIVE_TRUST_PROXY: false },
+  preBlock: true,
+  preBlockRecheckMs: '500ms',
+  onOverload: 'deny',
+})
+rateLimit({ client, validate: false })
+// @ts-expect-error an unknown validation code
+rateLimit({ client, validate: { MEMKIT_RATE_LIMIT_TRUST: false } })
+// @ts-expect-error onOverload is allow, deny or local
+rateLimit({ client, onOverload: 'queue' })
+const reset: Promise<void> = limiter.resetKey('203.0.113.7')
+void reset
 
 // ---- Fastify -------------------------------------------------------------------------
 const fastify = Fastify()
@@ -95,6 +110,12 @@ const routeOptions: FastifyRateLimitRouteOptions = { limit: 1, hook: 'onRequest'
 fastify.setNotFoundHandler({ preHandler: fastify.rateLimitHook(routeOptions) }, async () => 'missing')
 const all: RateLimitMetrics[] = fastify.rateLimitMetrics()
 all.map((m) => m.breaker.state)
+const resetEverywhere: Promise<void> = fastify.rateLimitResetKey('203.0.113.7')
+void resetEverywhere
+fastify.get('/g', { config: { rateLimit: { limit: 5, shareHeadWithGet: false } } }, async () => 'g')
+// @ts-expect-error shareHeadWithGet is a boolean
+const headFlag: RouteShorthandOptions = { config: { rateLimit: { shareHeadWithGet: 'no' } } }
+void headFlag
 // @ts-expect-error unknown hook name
 await fastify.register(fastifyRateLimit, { client, hook: 'onSend' })
 
