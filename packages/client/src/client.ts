@@ -1,7 +1,23 @@
 import { EventEmitter } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
+import {
+  ADD_OPTIONS,
+  CAS_OPTIONS,
+  COUNTER_OPTIONS,
+  checkOptions,
+  GENERATION_OPTIONS,
+  LEASE_OPTIONS,
+  type OptionsShape,
+  REMEMBER_OPTIONS,
+  REPLACE_OPTIONS,
+  SET_MANY_OPTIONS,
+  SET_OPTIONS,
+  UPDATE_OPTIONS,
+} from './arguments.js'
 import { Cluster, type PlacedKey } from './cluster.js'
 import type { Command, RetryTarget } from './command.js'
 import { commandChannel, serverDownChannel, serverUpChannel } from './diagnostics.js'
+import { describe, toDuration } from './duration.js'
 import {
   CasConflictError,
   ClientClosedError,
@@ -11,7 +27,10 @@ import {
   InvalidValueError,
   LoadTimeoutError,
   type MemkitError,
+  NotSupportedError,
   PartialReadError,
+  PartialWriteError,
+  ServerError,
   ServerFailureError,
   UnsafeIntegerError,
   ValueTooLargeError,
@@ -26,7 +45,15 @@ import { BinaryProtocol, BinaryTarget } from './protocol/binary.js'
 import { ClassicProtocol } from './protocol/classic.js'
 import type { ItemDecoder } from './protocol/item-decoder.js'
 import { MemoryProtocol, memoryStore } from './protocol/memory.js'
-import { MetaProtocol } from './protocol/meta.js'
+import {
+  type BatchItem,
+  deleteMany,
+  invalidate,
+  type LeaseItem,
+  leaseGet,
+  MetaProtocol,
+  storeMany,
+} from './protocol/meta.js'
 import type { Dispatch, Protocol, StoreMode } from './protocol/protocol.js'
 import { MetaNoopCommand, VersionCommand } from './protocol/text-commands.js'
 import { UndecodableError, ValueCodec } from './serializer.js'
@@ -35,34 +62,65 @@ import { SingleFlight } from './single-flight.js'
 import { downStats, type ServerStats, summarizeStats } from './stats.js'
 import { toExptime } from './ttl.js'
 
+/** update(): attempts by default, and the backoff between them (ms). */
+const UPDATE_ATTEMPTS = 32
+const UPDATE_BACKOFF_BASE = 1
+const UPDATE_BACKOFF_CAP = 100
+
 /** memcached's per-item header: 59 bytes with a CAS id, plus 4 when the flags are non-zero. */
 const ITEM_OVERHEAD = 59
 const MAX_UINT64 = (1n << 64n) - 1n
+const EMPTY = Buffer.alloc(0)
 
 export interface SetOptions {
-  /** Seconds; 0 = no expiry; fractions round up; over 30 days is sent as an absolute time. Default: the client's `defaultTtl`. */
-  ttl?: number
+  /**
+   * Seconds, or a string with a unit (`'90s'`, `'5 minutes'`); 0 = no expiry; fractions round up;
+   * over 30 days is sent as an absolute time. Default: the client's `defaultTtl`.
+   */
+  ttl?: number | string
 }
 
 export interface CounterOptions {
   /** Create a missing counter with this value (the delta is not applied to it). Without it, a missing counter stays missing. */
   initial?: number | bigint
-  /** TTL in seconds for a counter created from `initial`. Default: the client's `defaultTtl`. */
-  ttl?: number
+  /** TTL in seconds (or a string such as `'1m'`) for a counter created from `initial`. Default: the client's `defaultTtl`. */
+  ttl?: number | string
 }
 
 export interface UpdateOptions extends SetOptions {
-  /** Attempts before giving up with ERR_MEMKIT_CAS_CONFLICT. Default `10`. */
+  /**
+   * Attempts in all (reads of the current value and compare-and-swaps) before giving up with
+   * CasConflictError (ERR_MEMKIT_CAS_CONFLICT). Between attempts `update` waits a random time up
+   * to 1 ms × 2^attempt, capped at 100 ms (full jitter), so concurrent updaters of one key spread
+   * out. Default `32`: enough for 40 concurrent updaters of one key (4 processes × 10) to all
+   * succeed, tested; raise it for more contention, or shard a hot key.
+   */
   retries?: number
 }
 
 export interface RememberOptions {
   /**
-   * Milliseconds to wait for the loader before every caller sharing the load fails with
-   * LoadTimeoutError (ERR_MEMKIT_LOAD_TIMEOUT); the next call then loads again, and the late
-   * result is not cached. `Infinity` waits for ever. Default `10000`.
+   * Milliseconds (or a string such as `'10s'`) to wait for the loader before every caller sharing
+   * the load fails with LoadTimeoutError (ERR_MEMKIT_LOAD_TIMEOUT); the next call then loads
+   * again, and the late result is not cached. `Infinity` waits for ever. Default `10000`.
    */
-  loadTimeout?: number
+  loadTimeout?: number | string
+  /**
+   * Negative caching: seconds (or a string such as `'30s'`) for which a `null` result is cached,
+   * so a lookup that found nothing is not repeated on every call. Default: `null` is not cached
+   * (the next call loads again), like `undefined`, which is never cached.
+   */
+  nullTtl?: number | string | false
+  /**
+   * One load per key across every process (meta protocol, memcached >= 1.6.18), with memcached's
+   * leases: on a miss the first caller anywhere loads while the others wait for its value; when
+   * the value is within `refreshAhead` seconds of expiring, or was marked stale by `invalidate()`,
+   * one caller reloads it in the background and everyone is served the current (stale) value
+   * meanwhile; the load's write is refused when an `invalidate()` or a `set()` overtook it.
+   * `refreshAhead` defaults to a tenth of the TTL (at least 1 s). Refused with NotSupportedError
+   * on the classic and binary transports, which have no leases. Default `false`.
+   */
+  lease?: boolean | { refreshAhead?: number | string }
 }
 
 export interface ClientEvents {
@@ -255,6 +313,141 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     return into as Map<string, T>
   }
 
+  /**
+   * Stores many values, one pipelined batch per server, in parallel (meta: `ms ... q` per key,
+   * then `mn`; classic and binary: one pipelined command per key). `entries` is a Map, an
+   * iterable of `[key, value]` pairs or a plain object. Every key and value is checked before
+   * anything is sent, so bad input writes nothing. When some servers fail, rejects with
+   * PartialWriteError (ERR_MEMKIT_PARTIAL_WRITE), whose `failed` maps each key not written to its
+   * error and `succeeded` lists the keys written; pymemcache's `set_many` returns the failed keys.
+   */
+  async setMany(
+    entries:
+      | ReadonlyMap<string, unknown>
+      | Iterable<readonly [string, unknown]>
+      | Readonly<Record<string, unknown>>,
+    options?: SetOptions,
+  ): Promise<void> {
+    this.#assertOpen()
+    checkOptions(options, SET_MANY_OPTIONS)
+    const ttl = options?.ttl ?? this.config.defaultTtl
+    const perNode = new Map<ServerNode, BatchItem[]>()
+    for (const [key, value] of entriesOf(entries)) {
+      const encoded = this.#keys.encode(key)
+      const { data, flags } = this.#codec.encode(value)
+      this.#checkSize(encoded.stored, data.length, flags)
+      const item: BatchItem = { key: encoded, data, flags, exptime: this.#exptimeFor(encoded, ttl) }
+      const node = this.#cluster.nodeFor(encoded)
+      const list = perNode.get(node)
+      if (list) list.push(item)
+      else perNode.set(node, [item])
+    }
+    await this.#batch(perNode, 'setMany', (target, items) => {
+      if (this.#protocol.name === 'meta') return storeMany(target as Dispatch, items)
+      return this.#oneByOne(items, (item) =>
+        this.#protocol.store(target, 'set', item.key, item.data, item.flags, item.exptime),
+      )
+    })
+  }
+
+  /**
+   * Deletes many keys, one pipelined batch per server, in parallel (meta: `md ... q` per key,
+   * then `mn`). Resolves with the number of keys that existed. When some servers fail, rejects
+   * with PartialWriteError: `failed` maps each key whose delete is unknown to its error,
+   * `succeeded` lists the keys whose delete was answered.
+   */
+  async deleteMany(keys: Iterable<string>): Promise<number> {
+    this.#assertOpen()
+    const perNode = new Map<ServerNode, BatchItem[]>()
+    const seen = new Set<string>()
+    for (const key of keys) {
+      if (seen.has(key)) continue
+      seen.add(key)
+      const encoded = this.#keys.encode(key)
+      const node = this.#cluster.nodeFor(encoded)
+      const item: BatchItem = { key: encoded, data: EMPTY, flags: 0, exptime: 0 }
+      const list = perNode.get(node)
+      if (list) list.push(item)
+      else perNode.set(node, [item])
+    }
+    const missing = await this.#batch(perNode, 'deleteMany', (target, items) => {
+      if (this.#protocol.name === 'meta')
+        return deleteMany(
+          target as Dispatch,
+          items.map((item) => item.key),
+        )
+      return this.#oneByOne(items, (item) => this.#protocol.delete(target, item.key))
+    })
+    return seen.size - missing
+  }
+
+  /**
+   * Runs one batch per server; resolves with the number of keys the servers answered "not
+   * stored / not found" for. setMany counts those as failures (a `set` is only refused when the
+   * server cannot store it), deleteMany as keys that were already missing.
+   */
+  async #batch(
+    perNode: Map<ServerNode, BatchItem[]>,
+    method: 'setMany' | 'deleteMany',
+    run: (target: unknown, items: BatchItem[]) => Promise<number[]>,
+  ): Promise<number> {
+    if (perNode.size === 0) return 0
+    const batches = [...perNode]
+    const results = await Promise.allSettled(
+      batches.map(([node, items]) => run(this.#targets.get(node)!, items)),
+    )
+    let failed: Map<string, MemkitError> | undefined
+    const succeeded: string[] = []
+    let misses = 0
+    let total = 0
+    for (let i = 0; i < results.length; i++) {
+      const result = results[i]!
+      const [node, items] = batches[i]!
+      total += items.length
+      if (result.status === 'rejected') {
+        if (!(result.reason instanceof ServerFailureError)) throw result.reason
+        failed ??= new Map()
+        for (const item of items) failed.set(item.key.key, result.reason)
+        continue
+      }
+      const refused = new Set(result.value)
+      misses += refused.size
+      for (const [index, item] of items.entries()) {
+        if (!refused.has(index)) succeeded.push(item.key.key)
+        else if (method === 'setMany') {
+          failed ??= new Map()
+          failed.set(
+            item.key.key,
+            new ServerError(`${node.label} did not store ${item.key.key} (NOT_STORED)`, node.label),
+          )
+        } else succeeded.push(item.key.key)
+      }
+    }
+    if (failed) {
+      throw new PartialWriteError(
+        `${method} could not write ${failed.size} of ${total} keys: ${[...new Set([...failed.values()].map((e) => e.message))].join('; ')}`,
+        failed,
+        succeeded,
+      )
+    }
+    return misses
+  }
+
+  /**
+   * The classic and binary transports: one command per key, written back to back on the
+   * connection (pipelined), so a batch still costs about one round trip. Resolves with the
+   * indexes answered false; rejects with the first server failure.
+   */
+  async #oneByOne(items: BatchItem[], send: (item: BatchItem) => Promise<boolean>): Promise<number[]> {
+    const results = await Promise.allSettled(items.map(send))
+    const refused: number[] = []
+    for (const [index, result] of results.entries()) {
+      if (result.status === 'rejected') throw result.reason
+      if (!result.value) refused.push(index)
+    }
+    return refused
+  }
+
   /** The value and its CAS token (for `cas()`), or undefined on a miss. */
   gets<T = unknown>(key: string): Promise<{ value: T; cas: string } | undefined> {
     try {
@@ -268,7 +461,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   }
 
   /** Reads the value and gives it a new TTL (seconds) in one step. */
-  async getAndTouch<T = unknown>(key: string, ttl: number): Promise<T | undefined> {
+  async getAndTouch<T = unknown>(key: string, ttl: number | string): Promise<T | undefined> {
     return (await this.getsAndTouch<T>(key, ttl))?.value
   }
 
@@ -277,7 +470,10 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
    * command on meta (`mg <key> v f c T<ttl>`) and binary (GAT); on classic, `touch` and `gets`
    * pipelined in one round trip (not atomic).
    */
-  getsAndTouch<T = unknown>(key: string, ttl: number): Promise<{ value: T; cas: string } | undefined> {
+  getsAndTouch<T = unknown>(
+    key: string,
+    ttl: number | string,
+  ): Promise<{ value: T; cas: string } | undefined> {
     try {
       const encoded = this.#keys.encode(key)
       return this.#protocol.getAndTouch(
@@ -295,17 +491,17 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
 
   /** Stores a value. Resolves true. */
   set(key: string, value: unknown, options?: SetOptions): Promise<boolean> {
-    return this.#store('set', key, value, options?.ttl)
+    return this.#store('set', key, value, options, SET_OPTIONS)
   }
 
   /** Stores only if the key is missing; false when it exists. */
   add(key: string, value: unknown, options?: SetOptions): Promise<boolean> {
-    return this.#store('add', key, value, options?.ttl)
+    return this.#store('add', key, value, options, ADD_OPTIONS)
   }
 
   /** Stores only if the key exists; false when it is missing. */
   replace(key: string, value: unknown, options?: SetOptions): Promise<boolean> {
-    return this.#store('replace', key, value, options?.ttl)
+    return this.#store('replace', key, value, options, REPLACE_OPTIONS)
   }
 
   /** Stores only if the item is unchanged since `gets` returned `cas`; false on conflict or when missing. */
@@ -313,7 +509,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     if (typeof cas !== 'string' || !/^\d+$/.test(cas)) {
       return Promise.reject(new InvalidArgumentError('cas must be the token string from gets()'))
     }
-    return this.#store('cas', key, value, options?.ttl, cas)
+    return this.#store('cas', key, value, options, CAS_OPTIONS, cas)
   }
 
   /** Appends bytes or text to an existing item (its flags and TTL stay); false when missing. */
@@ -349,7 +545,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   }
 
   /** Gives an item a new TTL (seconds) without rewriting it; false when missing. */
-  touch(key: string, ttl: number): Promise<boolean> {
+  touch(key: string, ttl: number | string): Promise<boolean> {
     try {
       const encoded = this.#keys.encode(key)
       return this.#protocol.touch(this.#dispatchFor(encoded), encoded, this.#exptimeFor(encoded, ttl))
@@ -366,24 +562,24 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
    * Counters are unsigned 64-bit; values above Number.MAX_SAFE_INTEGER need `incrBig`.
    */
   incr(key: string, delta: number | bigint = 1, options?: CounterOptions): Promise<number | undefined> {
-    return this.#arith(key, false, delta, options, false).then(toSafeNumber)
+    return this.#arith(key, false, delta, options, false, 'incr').then(toSafeNumber)
   }
 
   /** Subtracts `delta` (memcached stops at 0). */
   decr(key: string, delta: number | bigint = 1, options?: CounterOptions): Promise<number | undefined> {
-    return this.#arith(key, true, delta, options, false).then(toSafeNumber)
+    return this.#arith(key, true, delta, options, false, 'decr').then(toSafeNumber)
   }
 
   /** `incr` with exact 64-bit results as bigint. */
   incrBig(key: string, delta: number | bigint = 1n, options?: CounterOptions): Promise<bigint | undefined> {
-    return this.#arith(key, false, delta, options, false).then((r) =>
+    return this.#arith(key, false, delta, options, false, 'incrBig').then((r) =>
       r === undefined ? undefined : BigInt(r.value),
     )
   }
 
   /** `decr` with exact 64-bit results as bigint. */
   decrBig(key: string, delta: number | bigint = 1n, options?: CounterOptions): Promise<bigint | undefined> {
-    return this.#arith(key, true, delta, options, false).then((r) =>
+    return this.#arith(key, true, delta, options, false, 'decrBig').then((r) =>
       r === undefined ? undefined : BigInt(r.value),
     )
   }
@@ -397,7 +593,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     delta: number | bigint = 1,
     options?: CounterOptions,
   ): Promise<{ value: number; ttl: number } | undefined> {
-    return this.#arith(key, false, delta, options, true).then((r) =>
+    return this.#arith(key, false, delta, options, true, 'incrWithTtl').then((r) =>
       r === undefined ? undefined : { value: toSafeNumber(r)!, ttl: r.ttl },
     )
   }
@@ -408,7 +604,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     delta: number | bigint = 1,
     options?: CounterOptions,
   ): Promise<{ value: number; ttl: number } | undefined> {
-    return this.#arith(key, true, delta, options, true).then((r) =>
+    return this.#arith(key, true, delta, options, true, 'decrWithTtl').then((r) =>
       r === undefined ? undefined : { value: toSafeNumber(r)!, ttl: r.ttl },
     )
   }
@@ -425,10 +621,18 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     fn: (current: T | undefined) => T | undefined | Promise<T | undefined>,
     options?: UpdateOptions,
   ): Promise<T | undefined> {
-    const attempts = options?.retries ?? 10
+    checkOptions(options, UPDATE_OPTIONS)
+    const attempts = options?.retries ?? UPDATE_ATTEMPTS
     if (!Number.isInteger(attempts) || attempts < 1)
-      throw new InvalidArgumentError('update retries must be an integer >= 1')
+      throw new InvalidArgumentError(
+        `update(): retries must be an integer >= 1 (attempts in all); got ${describe(attempts)}`,
+      )
+    if (options?.ttl !== undefined) toExptime(options.ttl)
     for (let attempt = 0; attempt < attempts; attempt++) {
+      // Full jitter (random in [0, min(cap, base * 2^n)]): losers of a round spread out instead
+      // of colliding again, so many concurrent updaters of one key all get through.
+      if (attempt > 0)
+        await sleep(Math.random() * Math.min(UPDATE_BACKOFF_CAP, UPDATE_BACKOFF_BASE * 2 ** attempt))
       const item = await this.gets<T>(key)
       const next = await fn(item?.value)
       if (next === undefined) return item?.value
@@ -448,74 +652,216 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   }
 
   /**
-   * Cache-aside: the cached value, or `loader()`'s result stored for `ttl` seconds. Concurrent
-   * callers for one key in this process share one load. If memcached fails, the loader still
-   * runs (the failure is emitted as 'error'); a loader error is passed to every caller and
-   * nothing is cached. An undefined result is returned but not cached. A loader that does not
-   * settle within `loadTimeout` ms (default 10000) fails every waiting caller with
-   * LoadTimeoutError, and the next call loads again.
+   * Cache-aside: the cached value, or `loader()`'s result stored for `ttl` seconds (a number, or a
+   * string such as `'5m'`). Concurrent callers for one key in this process share one load. If
+   * memcached fails, the loader still runs (the failure is emitted as 'error'); a loader error is
+   * passed to every caller and nothing is cached. What is cached: any value but `undefined`
+   * (never cached) and `null`, which is cached only with `nullTtl` (negative caching, for its own
+   * TTL). A loader that does not settle within `loadTimeout` ms (default 10000) fails every
+   * waiting caller with LoadTimeoutError, and the next call loads again. With `lease: true`
+   * (meta protocol, memcached >= 1.6.18) one caller per key loads across every process; see
+   * RememberOptions.
    */
-  remember<T>(key: string, ttl: number, loader: () => T | Promise<T>, options?: RememberOptions): Promise<T> {
-    const loadTimeout = options?.loadTimeout ?? 10_000
-    if (typeof loadTimeout !== 'number' || !(loadTimeout > 0)) {
-      return Promise.reject(
-        new InvalidArgumentError(
-          `remember loadTimeout must be a positive number of milliseconds (or Infinity); got ${String(loadTimeout)}`,
-        ),
-      )
+  remember<T>(
+    key: string,
+    ttl: number | string,
+    loader: () => T | Promise<T>,
+    options?: RememberOptions,
+  ): Promise<T> {
+    let plan: RememberPlan
+    try {
+      plan = this.#rememberPlan(key, ttl, loader, options)
+    } catch (error) {
+      return Promise.reject(error)
     }
     return this.#loads.run(key, () => {
       const load = { abandoned: false }
-      const work = this.#load(key, ttl, loader, load)
-      if (loadTimeout === Number.POSITIVE_INFINITY) return work
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          load.abandoned = true
-          reject(
-            new LoadTimeoutError(
-              `remember(${JSON.stringify(key)}): the loader did not settle within ${loadTimeout} ms (loadTimeout); the next call loads again`,
-            ),
-          )
-        }, loadTimeout)
-        work.then(
-          (value) => {
-            clearTimeout(timer)
-            resolve(value)
-          },
-          (error: unknown) => {
-            clearTimeout(timer)
-            reject(error)
-          },
-        )
-      })
+      const work = plan.lease ? this.#leaseLoad(plan, load) : this.#load(plan, load)
+      return withLoadTimeout(work, plan, load)
     }) as Promise<T>
   }
 
-  async #load<T>(
+  #rememberPlan(
     key: string,
-    ttl: number,
-    loader: () => T | Promise<T>,
-    load: { abandoned: boolean },
-  ): Promise<unknown> {
+    ttl: number | string,
+    loader: () => unknown,
+    options: RememberOptions | undefined,
+  ): RememberPlan {
+    checkOptions(options, REMEMBER_OPTIONS)
+    const seconds = toDuration(ttl, 'ttl', 's', 'argument')
+    if (typeof loader !== 'function') {
+      throw new InvalidArgumentError(
+        `remember(key, ttl, loader): loader must be a function returning the value; got ${describe(loader)}`,
+      )
+    }
+    const rawTimeout = options?.loadTimeout
+    const loadTimeout =
+      rawTimeout === undefined
+        ? 10_000
+        : rawTimeout === Number.POSITIVE_INFINITY
+          ? rawTimeout
+          : toDuration(rawTimeout, 'loadTimeout', 'ms', 'argument')
+    if (!(loadTimeout > 0)) {
+      throw new InvalidArgumentError(
+        `remember(): loadTimeout must be more than 0 ms (or Infinity); got ${String(rawTimeout)}`,
+      )
+    }
+    const nullTtl =
+      options?.nullTtl === undefined || options.nullTtl === false
+        ? undefined
+        : toDuration(options.nullTtl, 'nullTtl', 's', 'argument')
+    const lease = options?.lease
+    let refreshAhead = 0
+    if (lease !== undefined && lease !== false && lease !== true) {
+      checkOptions(lease, LEASE_OPTIONS)
+      if (lease.refreshAhead !== undefined)
+        refreshAhead = toDuration(lease.refreshAhead, 'lease.refreshAhead', 's', 'argument')
+    } else if (lease === true && seconds > 0) {
+      refreshAhead = Math.max(1, Math.ceil(seconds / 10))
+    }
+    const leased = lease !== undefined && lease !== false
+    if (leased && (this.#protocol.name === 'classic' || this.#protocol.name === 'binary')) {
+      throw new NotSupportedError(
+        `remember(): lease needs the meta protocol (memcached >= 1.6.18: mg N/R with the W/X/Z flags); protocol '${this.#protocol.name}' has no leases. Drop \`lease\` (concurrent callers in one process still share one load)`,
+      )
+    }
+    return {
+      key,
+      ttl: seconds,
+      loader,
+      loadTimeout,
+      nullTtl,
+      // memory:// lives in this process, where the in-process single flight already is global.
+      lease: leased && this.#protocol.name === 'meta',
+      refreshAhead: Math.ceil(refreshAhead),
+      vivify: Number.isFinite(loadTimeout) ? Math.max(1, Math.ceil(loadTimeout / 1000)) : 60,
+    }
+  }
+
+  /** The TTL a loaded value is cached for, or undefined when it is not cached. */
+  #ttlOf(value: unknown, plan: RememberPlan): number | undefined {
+    if (value === undefined) return undefined
+    if (value === null) return plan.nullTtl
+    return plan.ttl
+  }
+
+  async #load(plan: RememberPlan, load: { abandoned: boolean }): Promise<unknown> {
     let cached: unknown
     try {
-      cached = await this.get(key)
+      cached = await this.get(plan.key)
     } catch (error) {
       if (!(error instanceof ServerFailureError || error instanceof DecodeError)) throw error
       this.#emitError(error)
     }
-    if (cached !== undefined) return cached
-    const value = await loader()
+    if (cached !== undefined && (cached !== null || plan.nullTtl !== undefined)) return cached
+    const value = await plan.loader()
+    const ttl = this.#ttlOf(value, plan)
     // Given up on: a newer load may have stored a fresher value already.
-    if (value !== undefined && !load.abandoned) {
+    if (ttl !== undefined && !load.abandoned) {
       try {
-        await this.set(key, value, { ttl })
+        await this.set(plan.key, value, { ttl })
       } catch (error) {
         if (!(error instanceof ServerFailureError || error instanceof ValueTooLargeError)) throw error
         this.#emitError(error)
       }
     }
     return value
+  }
+
+  /**
+   * remember() across processes, with memcached's leases (mg N R, the W/Z/X flags): the caller
+   * who gets W loads; others wait for the value (cold key) or are served the current or stale
+   * value at once (expiring or invalidated key) while the winner reloads in the background. The
+   * winner writes with the CAS its lease came with, so a write from a load that an invalidate()
+   * or a newer set() overtook is refused and the newer data stays.
+   */
+  async #leaseLoad(plan: RememberPlan, load: { abandoned: boolean }): Promise<unknown> {
+    const encoded = this.#keys.encode(plan.key)
+    let delay = LEASE_POLL_FIRST
+    for (;;) {
+      let item: LeaseItem
+      try {
+        item = await leaseGet(
+          this.#dispatchFor(encoded) as Dispatch,
+          encoded,
+          this.#decoder,
+          plan.vivify,
+          plan.refreshAhead,
+        )
+      } catch (error) {
+        if (!(error instanceof ServerFailureError || error instanceof DecodeError)) throw error
+        this.#emitError(error)
+        return plan.loader()
+      }
+      if (item.hit) {
+        if (item.win) this.#refreshInBackground(plan, item.cas)
+        return item.value
+      }
+      if (item.win) return this.#loadUnderLease(plan, load, item.cas, true)
+      // Another process holds the lease on an empty placeholder: look again shortly.
+      if (load.abandoned) return undefined
+      await sleep(delay * (0.5 + Math.random()))
+      delay = Math.min(delay * 2, LEASE_POLL_MAX)
+    }
+  }
+
+  async #loadUnderLease(
+    plan: RememberPlan,
+    load: { abandoned: boolean },
+    cas: string,
+    placeholder: boolean,
+  ): Promise<unknown> {
+    let value: unknown
+    try {
+      value = await plan.loader()
+    } catch (error) {
+      if (placeholder) this.#releaseLease(plan.key, cas)
+      throw error
+    }
+    if (load.abandoned) return value
+    const ttl = this.#ttlOf(value, plan)
+    if (ttl === undefined) {
+      if (placeholder) this.#releaseLease(plan.key, cas)
+      return value
+    }
+    try {
+      // false: invalidated or overwritten since the lease was granted; the newer state stays.
+      await this.cas(plan.key, value, cas, { ttl })
+    } catch (error) {
+      if (!(error instanceof ServerFailureError || error instanceof ValueTooLargeError)) throw error
+      if (placeholder) this.#releaseLease(plan.key, cas)
+      this.#emitError(error)
+    }
+    return value
+  }
+
+  /** Frees an unused placeholder lease (only while it is still ours), so a waiter can load at once. */
+  #releaseLease(key: string, cas: string): void {
+    this.deleteIfUnchanged(key, cas).catch((error: Error) => this.#emitError(error))
+  }
+
+  #refreshInBackground(plan: RememberPlan, cas: string): void {
+    const load = { abandoned: false }
+    withLoadTimeout(this.#loadUnderLease(plan, load, cas, false), plan, load).catch((error: Error) =>
+      this.#emitError(error),
+    )
+  }
+
+  /**
+   * Marks `key` stale (meta `md <key> I`): it stays readable, `remember(..., { lease: true })`
+   * serves it to every caller but one, who reloads it, and a lease granted before this call can
+   * no longer write (its CAS changed). Resolves false when the key is missing. On the classic and
+   * binary transports, which have no stale items, it deletes the key.
+   */
+  invalidate(key: string): Promise<boolean> {
+    try {
+      const encoded = this.#keys.encode(key)
+      const target = this.#dispatchFor(encoded)
+      if (this.#protocol.name !== 'meta') return this.#protocol.delete(target, encoded)
+      return invalidate(target as Dispatch, encoded, undefined)
+    } catch (error) {
+      return Promise.reject(error)
+    }
   }
 
   /**
@@ -526,6 +872,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
    * `key` itself, the others `key#<n>`.
    */
   generation(key: string, options?: { replicas?: number }): Generation {
+    checkOptions(options, GENERATION_OPTIONS)
     let generation = this.#generations.get(key)
     if (generation) return generation
     const replicas = options?.replicas ?? 3
@@ -644,12 +991,14 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     mode: StoreMode,
     key: string,
     value: unknown,
-    ttl: number | undefined,
+    options: SetOptions | undefined,
+    shape: OptionsShape,
     cas?: string,
   ): Promise<boolean> {
     try {
+      if (options !== undefined) checkOptions(options, shape)
       const encoded = this.#keys.encode(key)
-      const exptime = this.#exptimeFor(encoded, ttl ?? this.config.defaultTtl)
+      const exptime = this.#exptimeFor(encoded, options?.ttl ?? this.config.defaultTtl)
       const { data, flags } = this.#codec.encode(value)
       this.#checkSize(encoded.stored, data.length, flags)
       return this.#protocol.store(this.#dispatchFor(encoded), mode, encoded, data, flags, exptime, cas)
@@ -689,8 +1038,10 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     delta: number | bigint,
     options: CounterOptions | undefined,
     withTtl: boolean,
+    method: string,
   ) {
     try {
+      if (options !== undefined) checkOptions(options, COUNTER_OPTIONS[method]!)
       const encoded = this.#keys.encode(key)
       const initial = options?.initial === undefined ? undefined : toUint64(options.initial, 'initial')
       if (options?.ttl !== undefined && initial === undefined) {
@@ -718,11 +1069,12 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
    * short-lived gutter entry, so once the home server is back (emptied) an older copy cannot
    * linger on the stand-in and resurface at the next failover.
    */
-  #exptimeFor(key: PlacedKey, ttl: number): number {
+  #exptimeFor(key: PlacedKey, ttl: number | string): number {
     const exptime = toExptime(ttl)
     if (!this.#cluster.degraded || this.#cluster.homeOf(key)?.up !== false) return exptime
     const cap = this.config.failoverTtl
-    return toExptime(ttl === 0 ? cap : Math.min(ttl, cap))
+    const seconds = typeof ttl === 'number' ? ttl : toDuration(ttl, 'ttl', 's', 'argument')
+    return toExptime(seconds === 0 ? cap : Math.min(seconds, cap))
   }
 
   #dispatchFor(key: PlacedKey): unknown {
@@ -817,6 +1169,72 @@ function observe(client: object, command: Command, server: string): void {
         duration: performance.now() - start,
         error,
       }),
+  )
+}
+
+/** remember()'s call, validated once. */
+interface RememberPlan {
+  readonly key: string
+  /** Seconds. */
+  readonly ttl: number
+  readonly loader: () => unknown
+  /** Milliseconds (or Infinity). */
+  readonly loadTimeout: number
+  /** Seconds a null result is cached, or undefined: not cached. */
+  readonly nullTtl: number | undefined
+  readonly lease: boolean
+  /** Lease mode: seconds of remaining TTL under which one reader reloads (mg R); 0 = off. */
+  readonly refreshAhead: number
+  /** Lease mode: seconds a placeholder lease lives (mg N), so a crashed loader frees it. */
+  readonly vivify: number
+}
+
+/** Lease mode: first and longest wait (ms) between looks at a key another process is loading. */
+const LEASE_POLL_FIRST = 5
+const LEASE_POLL_MAX = 100
+
+/** Rejects with LoadTimeoutError after `plan.loadTimeout` ms, and marks the load abandoned. */
+function withLoadTimeout(
+  work: Promise<unknown>,
+  plan: RememberPlan,
+  load: { abandoned: boolean },
+): Promise<unknown> {
+  if (plan.loadTimeout === Number.POSITIVE_INFINITY) return work
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      load.abandoned = true
+      reject(
+        new LoadTimeoutError(
+          `remember(${JSON.stringify(plan.key)}): the loader did not settle within ${plan.loadTimeout} ms (loadTimeout); the next call loads again`,
+        ),
+      )
+    }, plan.loadTimeout)
+    work.then(
+      (value) => {
+        clearTimeout(timer)
+        resolve(value)
+      },
+      (error: unknown) => {
+        clearTimeout(timer)
+        reject(error)
+      },
+    )
+  })
+}
+
+function entriesOf(
+  entries:
+    | ReadonlyMap<string, unknown>
+    | Iterable<readonly [string, unknown]>
+    | Readonly<Record<string, unknown>>,
+): Iterable<readonly [string, unknown]> {
+  if (entries instanceof Map) return entries
+  if (typeof entries === 'object' && entries !== null) {
+    if (Symbol.iterator in entries) return entries as Iterable<readonly [string, unknown]>
+    return Object.entries(entries)
+  }
+  throw new InvalidArgumentError(
+    `setMany(entries): entries must be a Map, [key, value] pairs or an object; got ${describe(entries)}`,
   )
 }
 

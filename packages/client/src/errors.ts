@@ -156,6 +156,28 @@ export class PartialReadError<T = unknown> extends ServerFailureError {
   }
 }
 
+/**
+ * `setMany()` or `deleteMany()` could not write every key because some servers failed (or
+ * refused an item). `failed` maps each such key to its error (for a key in `failed` the write may
+ * or may not have happened); `succeeded` lists the keys that were written or deleted. A
+ * ServerFailureError, like PartialReadError; `server` names the first server that failed.
+ */
+export class PartialWriteError extends ServerFailureError {
+  static override readonly brand: string = 'memkit.PartialWriteError'
+  override name = 'PartialWriteError'
+  override code = 'ERR_MEMKIT_PARTIAL_WRITE'
+  constructor(
+    message: string,
+    /** Each key that could not be written, with its error. */
+    readonly failed: Map<string, MemkitError>,
+    /** The keys that were written (setMany) or whose delete was answered (deleteMany). */
+    readonly succeeded: string[],
+  ) {
+    const first = failed.values().next().value
+    super(message, first instanceof ServerFailureError ? first.server : '', { cause: first })
+  }
+}
+
 /** The operation did not complete within its timeout. */
 export class TimeoutError extends ServerFailureError {
   static override readonly brand: string = 'memkit.TimeoutError'

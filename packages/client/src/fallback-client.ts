@@ -83,11 +83,14 @@ export class FallbackClient extends EventEmitter<ClientEvents> implements Memkit
   }
 
   /** CAS tokens are per server: only the new pool's items can take part in a CAS. */
-  getsAndTouch<T = unknown>(key: string, ttl: number): Promise<{ value: T; cas: string } | undefined> {
+  getsAndTouch<T = unknown>(
+    key: string,
+    ttl: number | string,
+  ): Promise<{ value: T; cas: string } | undefined> {
     return this.#primary.getsAndTouch<T>(key, ttl)
   }
 
-  async getAndTouch<T = unknown>(key: string, ttl: number): Promise<T | undefined> {
+  async getAndTouch<T = unknown>(key: string, ttl: number | string): Promise<T | undefined> {
     const value = await this.#primary.getAndTouch<T>(key, ttl)
     if (value !== undefined) return value
     for (const old of this.#fallbacks) {
@@ -125,11 +128,40 @@ export class FallbackClient extends EventEmitter<ClientEvents> implements Memkit
     return deleted || old.some(Boolean)
   }
 
+  setMany(
+    entries:
+      | ReadonlyMap<string, unknown>
+      | Iterable<readonly [string, unknown]>
+      | Readonly<Record<string, unknown>>,
+    options?: SetOptions,
+  ): Promise<void> {
+    return this.#primary.setMany(entries, options)
+  }
+
+  /** Deletes everywhere, so the old pools cannot serve the values again; counts the new pool's. */
+  async deleteMany(keys: Iterable<string>): Promise<number> {
+    const list = [...keys]
+    const [deleted] = await Promise.all([
+      this.#primary.deleteMany(list),
+      ...this.#fallbacks.map((client) => this.#fromOld(() => client.deleteMany(list))),
+    ])
+    return deleted
+  }
+
+  /** Marks the key stale in the new pool and deletes it from the old ones (which must not serve it). */
+  async invalidate(key: string): Promise<boolean> {
+    const [marked] = await Promise.all([
+      this.#primary.invalidate(key),
+      ...this.#fallbacks.map((client) => this.#fromOld(() => client.delete(key))),
+    ])
+    return marked
+  }
+
   deleteIfUnchanged(key: string, cas: string): Promise<boolean> {
     return this.#primary.deleteIfUnchanged(key, cas)
   }
 
-  async touch(key: string, ttl: number): Promise<boolean> {
+  async touch(key: string, ttl: number | string): Promise<boolean> {
     if (await this.#primary.touch(key, ttl)) return true
     for (const old of this.#fallbacks) if (await this.#fromOld(() => old.touch(key, ttl))) return true
     return false
@@ -165,7 +197,12 @@ export class FallbackClient extends EventEmitter<ClientEvents> implements Memkit
   }
 
   /** Cache-aside on the new pool; a value found in an old pool is copied into the new one. */
-  remember<T>(key: string, ttl: number, loader: () => T | Promise<T>, options?: RememberOptions): Promise<T> {
+  remember<T>(
+    key: string,
+    ttl: number | string,
+    loader: () => T | Promise<T>,
+    options?: RememberOptions,
+  ): Promise<T> {
     return this.#primary.remember(
       key,
       ttl,

@@ -27,6 +27,7 @@ export {
   NotSupportedError,
   OverloadedError,
   PartialReadError,
+  PartialWriteError,
   ProtocolError,
   ServerDownError,
   ServerError,

@@ -1,14 +1,16 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { checkOptions, LOCK_OPTIONS } from './arguments.js'
+import { toDuration } from './duration.js'
 import { InvalidArgumentError, LockTimeoutError } from './errors.js'
 
 export interface LockOptions {
-  /** Seconds the lock lives if it is never released (a crashed holder frees it). Default `30`. */
-  ttl?: number
-  /** Milliseconds to keep trying to acquire before failing with ERR_MEMKIT_LOCK_TIMEOUT. Default `0` (one try). */
-  wait?: number
-  /** Milliseconds between attempts while waiting (jittered ±50%). Default `50`. */
-  retryInterval?: number
+  /** Seconds (or a string such as `'30s'`) the lock lives if it is never released (a crashed holder frees it). Default `30`. */
+  ttl?: number | string
+  /** Milliseconds (or a string such as `'5s'`) to keep trying to acquire before failing with ERR_MEMKIT_LOCK_TIMEOUT. Default `0` (one try). */
+  wait?: number | string
+  /** Milliseconds (or a string such as `'50ms'`) between attempts while waiting (jittered ±50%). Default `50`. */
+  retryInterval?: number | string
 }
 
 /**
@@ -61,15 +63,18 @@ export async function acquireLock(
   key: string,
   options: LockOptions = {},
 ): Promise<Lock> {
-  const ttl = options.ttl ?? 30
-  const wait = options.wait ?? 0
-  const interval = options.retryInterval ?? 50
+  checkOptions(options, LOCK_OPTIONS)
+  const ttl = options.ttl === undefined ? 30 : toDuration(options.ttl, 'ttl', 's', 'argument')
+  const wait = options.wait === undefined ? 0 : toDuration(options.wait, 'wait', 'ms', 'argument')
+  const interval =
+    options.retryInterval === undefined
+      ? 50
+      : toDuration(options.retryInterval, 'retryInterval', 'ms', 'argument')
   if (!(ttl > 0))
     throw new InvalidArgumentError(
-      'lock ttl must be > 0 seconds (a lock without expiry outlives a crashed holder)',
+      'lock(): ttl must be > 0 seconds (a lock without expiry outlives a crashed holder)',
     )
-  if (!(wait >= 0) || !(interval > 0))
-    throw new InvalidArgumentError('lock wait must be >= 0 and retryInterval > 0 (ms)')
+  if (!(interval > 0)) throw new InvalidArgumentError('lock(): retryInterval must be > 0 ms')
   const token = randomBytes(16).toString('base64url')
   const deadline = Date.now() + wait
   for (;;) {

@@ -14,8 +14,8 @@ export interface MemkitClient {
   get<T = unknown>(key: string): Promise<T | undefined>
   getMany<T = unknown>(keys: Iterable<string>): Promise<Map<string, T>>
   gets<T = unknown>(key: string): Promise<{ value: T; cas: string } | undefined>
-  getAndTouch<T = unknown>(key: string, ttl: number): Promise<T | undefined>
-  getsAndTouch<T = unknown>(key: string, ttl: number): Promise<{ value: T; cas: string } | undefined>
+  getAndTouch<T = unknown>(key: string, ttl: number | string): Promise<T | undefined>
+  getsAndTouch<T = unknown>(key: string, ttl: number | string): Promise<{ value: T; cas: string } | undefined>
   set(key: string, value: unknown, options?: SetOptions): Promise<boolean>
   add(key: string, value: unknown, options?: SetOptions): Promise<boolean>
   replace(key: string, value: unknown, options?: SetOptions): Promise<boolean>
@@ -23,8 +23,20 @@ export interface MemkitClient {
   append(key: string, value: string | Buffer): Promise<boolean>
   prepend(key: string, value: string | Buffer): Promise<boolean>
   delete(key: string): Promise<boolean>
+  /** Stores many values, pipelined per server; PartialWriteError names the keys not written. */
+  setMany(
+    entries:
+      | ReadonlyMap<string, unknown>
+      | Iterable<readonly [string, unknown]>
+      | Readonly<Record<string, unknown>>,
+    options?: SetOptions,
+  ): Promise<void>
+  /** Deletes many keys, pipelined per server; resolves with how many existed. */
+  deleteMany(keys: Iterable<string>): Promise<number>
+  /** Marks a key stale (meta `md I`; deletes it on other transports). */
+  invalidate(key: string): Promise<boolean>
   deleteIfUnchanged(key: string, cas: string): Promise<boolean>
-  touch(key: string, ttl: number): Promise<boolean>
+  touch(key: string, ttl: number | string): Promise<boolean>
   incr(key: string, delta?: number | bigint, options?: CounterOptions): Promise<number | undefined>
   decr(key: string, delta?: number | bigint, options?: CounterOptions): Promise<number | undefined>
   incrBig(key: string, delta?: number | bigint, options?: CounterOptions): Promise<bigint | undefined>
@@ -45,7 +57,12 @@ export interface MemkitClient {
     options?: UpdateOptions,
   ): Promise<T | undefined>
   lock(name: string, options?: LockOptions): Promise<Lock>
-  remember<T>(key: string, ttl: number, loader: () => T | Promise<T>, options?: RememberOptions): Promise<T>
+  remember<T>(
+    key: string,
+    ttl: number | string,
+    loader: () => T | Promise<T>,
+    options?: RememberOptions,
+  ): Promise<T>
   /** The replicated generation counter under `key` (see `Generation`). */
   generation(key: string, options?: { replicas?: number }): Generation
   maxValueSize(key: string, flags?: number): number

@@ -1,5 +1,7 @@
 import type { ConnectionOptions as TlsOptions } from 'node:tls'
+import { PYMEMCACHE_NAMES } from './arguments.js'
 import type { Distribution } from './cluster.js'
+import { toDuration } from './duration.js'
 import { InvalidOptionError } from './errors.js'
 import {
   type CompressionAlgorithm,
@@ -41,10 +43,13 @@ export interface ClientOptions {
   keyPrefix?: string
   /** Store keys over 250 bytes as `prefix + "h:" + sha256(key)` instead of refusing them. Default `false`. */
   hashLongKeys?: boolean
-  /** Milliseconds each operation may take, connecting included, before it fails with ERR_MEMKIT_TIMEOUT. Default `500`. */
-  timeout?: number
-  /** Milliseconds to establish a TCP (and TLS) connection. Default `1000`. */
-  connectTimeout?: number
+  /**
+   * Milliseconds (or a string such as `'500ms'`, `'2s'`) each operation may take, connecting
+   * included, before it fails with ERR_MEMKIT_TIMEOUT. Default `500`.
+   */
+  timeout?: number | string
+  /** Milliseconds (or a string such as `'1s'`) to establish a TCP (and TLS) connection. Default `1000`. */
+  connectTimeout?: number | string
   /** Connections per server; commands are spread over them round-robin. Default `1`. */
   connections?: number
   /** The servers' item size limit in bytes (memcached `-I`); larger values are refused before sending. Default `1048576`. */
@@ -53,8 +58,8 @@ export interface ClientOptions {
   compression?: boolean | CompressionAlgorithm | CompressionOptions
   /** Custom value serializer (must not use flag bits 8 and 64, reserved for compression). */
   serializer?: Serializer
-  /** TTL in seconds for writes that give none. Default `0` (no expiry). */
-  defaultTtl?: number
+  /** TTL in seconds (or a string such as `'1h'`) for writes that give none. Default `0` (no expiry). */
+  defaultTtl?: number | string
   /**
    * When a server is down, move its keys to the remaining servers (`true`) or fail them fast
    * (`false`). With `true`, writes that land on a stand-in server get a TTL of at most
@@ -66,7 +71,7 @@ export interface ClientOptions {
    * Seconds: the longest TTL a write gets while its server is down and it lands on a stand-in
    * (`failover: true`), so that stand-in copies never outlive the failover by long. Default `60`.
    */
-  failoverTtl?: number
+  failoverTtl?: number | string
   /**
    * What happens when a server marked down answers again (`failover: true` only): `'flush'`
    * empties it first (`flush_all`), so values overwritten or deleted while it was away cannot
@@ -76,16 +81,20 @@ export interface ClientOptions {
   rejoin?: 'flush' | 'keep'
   /** Consecutive failures (connection errors, timeouts) after which a server is marked down. Default `2`. */
   failureLimit?: number
-  /** Milliseconds a down server is left alone before it is probed again. Default `5000`. */
-  deadTimeout?: number
+  /**
+   * Milliseconds (or a string such as `'5s'`) a down server is left alone before it is probed
+   * again. Default `5000`. (pymemcache's `dead_timeout` is seconds: a number under 100 here
+   * draws a warning.)
+   */
+  deadTimeout?: number | string
   /** Retries, on a fresh connection, of idempotent operations whose connection failed. Default `1`. */
   retries?: number
   /** Most commands waiting on one connection; beyond that operations fail with ERR_MEMKIT_OVERLOADED. Default `10000`. */
   maxPending?: number
   /** What a stored value that cannot be decoded reads as: an error (`'throw'`) or a miss (`'miss'`). Default `'throw'`. */
   decodeErrors?: 'throw' | 'miss'
-  /** TCP keep-alive: `false`, or the initial delay in ms. Default `30000`. */
-  keepAlive?: number | false
+  /** TCP keep-alive: `false`, or the initial delay in ms (or a string such as `'30s'`). Default `30000`. */
+  keepAlive?: number | string | false
   /** TLS: `true`, or Node `tls.connect` options (ca, cert, key, servername...). Default `false`. */
   tls?: boolean | TlsOptions
 }
@@ -148,7 +157,13 @@ export function parseClientOptions(options: ClientOptions = {}): ClientConfig {
   if (typeof options !== 'object' || options === null)
     throw new InvalidOptionError('options must be an object')
   for (const name of Object.keys(options)) {
-    if (!KNOWN.has(name)) throw new InvalidOptionError(`unknown option \`${name}\``)
+    if (KNOWN.has(name)) continue
+    const python = Object.hasOwn(PYMEMCACHE_NAMES, name) ? PYMEMCACHE_NAMES[name] : undefined
+    throw new InvalidOptionError(
+      python
+        ? `unknown option \`${name}\`: pymemcache's \`${name}\` is memkit's ${python}`
+        : `unknown option \`${name}\``,
+    )
   }
   const serializer = options.serializer ?? defaultSerializer
   if (typeof serializer.serialize !== 'function' || typeof serializer.deserialize !== 'function') {
@@ -167,16 +182,22 @@ export function parseClientOptions(options: ClientOptions = {}): ClientConfig {
     connections: integer(options.connections, 'connections', 1, 1, 64),
     maxItemSize: integer(options.maxItemSize, 'maxItemSize', 1024 * 1024, 1024, 1024 * 1024 * 1024),
     codec: Object.freeze({ serializer, compression: parseCompression(options.compression) }),
-    defaultTtl: nonNegative(options.defaultTtl, 'defaultTtl', 0),
+    defaultTtl:
+      options.defaultTtl === undefined ? 0 : toDuration(options.defaultTtl, 'defaultTtl', 's', 'option'),
     failover: boolean(options.failover, 'failover', false),
-    failoverTtl: integer(options.failoverTtl, 'failoverTtl', 60, 1, 2_592_000),
+    failoverTtl: integer(seconds(options.failoverTtl), 'failoverTtl', 60, 1, 2_592_000),
     rejoin: oneOf(options.rejoin, 'rejoin', ['flush', 'keep'] as const, 'flush'),
     failureLimit: integer(options.failureLimit, 'failureLimit', 2, 1, 1000),
     deadTimeout: positive(options.deadTimeout, 'deadTimeout', 5000),
     retries: integer(options.retries, 'retries', 1, 0, 10),
     maxPending: integer(options.maxPending, 'maxPending', 10_000, 1, 10_000_000),
     decodeErrors: oneOf(options.decodeErrors, 'decodeErrors', ['throw', 'miss'] as const, 'throw'),
-    keepAlive: options.keepAlive === false ? false : nonNegative(options.keepAlive, 'keepAlive', 30_000),
+    keepAlive:
+      options.keepAlive === false
+        ? false
+        : options.keepAlive === undefined
+          ? 30_000
+          : toDuration(options.keepAlive, 'keepAlive', 'ms', 'option'),
     tls: parseTls(options.tls),
   }
   if (config.distribution === 'rendezvous') {
@@ -244,22 +265,37 @@ function boolean(value: unknown, name: string, fallback: boolean): boolean {
   return value
 }
 
+/** A duration option in milliseconds (a number, or a string with a unit); more than 0. */
 function positive(value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new InvalidOptionError(
-      `\`${name}\` must be a positive number of milliseconds; got ${String(value)}`,
-    )
+  const ms = toDuration(value, name, 'ms', 'option')
+  if (ms <= 0) {
+    throw new InvalidOptionError(`\`${name}\` must be more than 0 milliseconds; got ${String(value)}`)
   }
-  return value
+  if (typeof value === 'number') warnImplausible(name, ms)
+  return ms
 }
 
-function nonNegative(value: unknown, name: string, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new InvalidOptionError(`\`${name}\` must be a number >= 0; got ${String(value)}`)
-  }
-  return value
+/** A seconds option given as a string with a unit becomes its number of seconds. */
+function seconds(value: unknown): unknown {
+  return typeof value === 'string' ? toDuration(value, 'failoverTtl', 's', 'option') : value
+}
+
+/**
+ * Durations that look like seconds written where memkit takes milliseconds (pymemcache's
+ * `dead_timeout=60`, `timeout=1`): below these a number is far too small to be meant.
+ */
+const PLAUSIBLE_MS: Readonly<Record<string, number>> = { deadTimeout: 100, timeout: 10, connectTimeout: 10 }
+const warned = new Set<string>()
+
+function warnImplausible(name: string, ms: number): void {
+  const least = PLAUSIBLE_MS[name]
+  if (least === undefined || ms >= least || warned.has(name)) return
+  warned.add(name)
+  process.emitWarning(
+    `\`${name}: ${ms}\` is ${ms} milliseconds. memkit's durations are milliseconds (pymemcache's are seconds): for ${ms} seconds write ${ms * 1000} or '${ms}s'.`,
+    { type: 'MemkitWarning', code: `MEMKIT_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}_UNIT` },
+  )
 }
 
 function integer(value: unknown, name: string, fallback: number, min: number, max: number): number {

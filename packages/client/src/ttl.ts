@@ -1,3 +1,4 @@
+import { toDuration } from './duration.js'
 import { InvalidArgumentError } from './errors.js'
 
 /** memcached reads an exptime above 30 days as an absolute Unix time. */
@@ -10,16 +11,17 @@ export const MAX_RELATIVE_TTL = 60 * 60 * 24 * 30
 export const MAX_EXPTIME = 2 ** 31 - 1
 
 /**
- * Converts a TTL in seconds to memcached's exptime: 0 stays "never expires", fractions round
+ * Converts a TTL in seconds (or a string with a unit, such as `'5m'`) to memcached's exptime: 0 stays "never expires", fractions round
  * up (0.5 s must not become 0 = never), and anything above 30 days becomes an absolute Unix
  * time, since memcached would otherwise read 31 days as a date in 1970 and expire it at once.
  * An expiry past MAX_EXPTIME (2038-01-19T03:14:07Z), which memcached cannot hold, is capped
  * there: the item lives as long as memcached can keep it, never "stored" and then missing.
  */
-export function toExptime(ttl: number, now: number = Date.now()): number {
-  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
+export function toExptime(ttl: number | string, now: number = Date.now()): number {
+  if (typeof ttl !== 'number') ttl = toDuration(ttl, 'ttl', 's', 'argument')
+  else if (!Number.isFinite(ttl) || ttl < 0) {
     throw new InvalidArgumentError(
-      `ttl must be a finite number of seconds >= 0 (0 = no expiry); got ${String(ttl)}`,
+      `\`ttl\` must be a finite number of seconds >= 0 (0 = no expiry); got ${String(ttl)}`,
     )
   }
   if (ttl === 0) return 0

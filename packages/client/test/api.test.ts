@@ -410,6 +410,30 @@ describe('remember and update', () => {
     assert.equal(calls, 2)
   })
 
+  test('remember: null is not cached unless nullTtl asks for negative caching, with its own TTL', async () => {
+    let calls = 0
+    const notFound = () => {
+      calls++
+      return null
+    }
+    assert.equal(await client.remember('rem:null', 600, notFound), null)
+    assert.equal(await client.remember('rem:null', 600, notFound), null)
+    assert.equal(calls, 2, 'by default null is loaded again')
+    assert.equal(await rawCommand(server.address, 'mg rem:null v\r\n'), 'EN\r\n')
+
+    assert.equal(await client.remember('rem:neg', 600, notFound, { nullTtl: 5 }), null)
+    assert.equal(await client.remember('rem:neg', 600, notFound, { nullTtl: 5 }), null)
+    assert.equal(calls, 3, 'negative caching: the second call was served from memcached')
+    assert.match(
+      await rawCommand(server.address, 'mg rem:neg t\r\n'),
+      /^HD t[45]\r\n$/,
+      'for nullTtl, not ttl',
+    )
+    // a value is cached for ttl as before
+    assert.equal(await client.remember('rem:val', '10m', () => 'v', { nullTtl: '5s' }), 'v')
+    assert.match(await rawCommand(server.address, 'mg rem:val t\r\n'), /^HD t(599|600)\r\n$/)
+  })
+
   test('update: returning undefined writes nothing; a writer that always interferes ends in ERR_MEMKIT_CAS_CONFLICT', async () => {
     await client.set('upd', 1)
     assert.equal(await client.update('upd', () => undefined), 1)

@@ -1,4 +1,5 @@
 import { Command, DONE, FATAL, MORE } from '../command.js'
+import { type MemkitError, ServerError } from '../errors.js'
 import type { EncodedKey } from '../keys.js'
 import { decodeItem, type ItemDecoder } from './item-decoder.js'
 import type { ArithRequest, ArithResult, Dispatch, Protocol, StoredItem, StoreMode } from './protocol.js'
@@ -417,4 +418,185 @@ export class MetaProtocol implements Protocol {
   flush(send: Dispatch): Promise<void> {
     return send(new FlushCommand(), true)
   }
+}
+
+// ---- leases and batched writes (memcached >= 1.6.18 meta flags) -----------------------------
+// Kept apart from the request path above: commands that remember() in lease mode, invalidate()
+// and setMany()/deleteMany() send.
+
+/** What a lease read (`mg ... N R v f c t`) found. */
+export interface LeaseItem {
+  /** Whether a real value came back (not a miss, not an empty placeholder another caller vivified). */
+  readonly hit: boolean
+  readonly value: unknown
+  readonly cas: string
+  /** W: this caller won the right to (re)load the value. */
+  readonly win: boolean
+  /** Z: another caller already holds that right. */
+  readonly held: boolean
+  /** X: the item was marked stale (`md ... I`). */
+  readonly stale: boolean
+}
+
+const LEASE_FLAG = / ([WXZ])(?= |$)/g
+
+/**
+ * `mg <key> N<vivify> [R<recache>] v f c t`: on a miss memcached creates an empty placeholder
+ * and hands the first caller W; below `recache` seconds of remaining TTL, or on an item marked
+ * stale, the first caller gets W and the value; every other caller gets Z (doc/protocol.txt,
+ * "Meta Get", N/R and the W/X/Z return flags). N comes before t so t reports the new TTL.
+ */
+class MetaLeaseGetCommand extends MetaCommand<LeaseItem> {
+  readonly name = 'leaseGet'
+  #flags = 0
+  #cas = ''
+  #win = false
+  #held = false
+  #stale = false
+
+  constructor(
+    private readonly key: EncodedKey,
+    private readonly decoder: ItemDecoder,
+    vivify: number,
+    recache: number,
+  ) {
+    const opaque = nextOpaque()
+    super(`mg ${keyToken(key)} N${vivify}${recache > 0 ? ` R${recache}` : ''} v f c t O${opaque}\r\n`, opaque)
+  }
+
+  onLine(line: string): number {
+    const code = codeOf(line)
+    if (code === 'VA') {
+      const size = valueSize(line)
+      if (size < 0) return this.protocolError(`bad size in ${line}`)
+      if (this.readFlags(line, readEnd + 1) === FATAL) return FATAL
+      this.#flags = scratch.client
+      this.#cas = scratch.cas
+      this.#win = this.#held = this.#stale = false
+      for (const match of line.matchAll(LEASE_FLAG)) {
+        if (match[1] === 'W') this.#win = true
+        else if (match[1] === 'Z') this.#held = true
+        else this.#stale = true
+      }
+      return size
+    }
+    if (code === 'EN') {
+      // Only without N (never sent here); read it as a miss nobody holds.
+      if (this.readFlags(line, 3) === FATAL) return FATAL
+      this.resolve({ hit: false, value: undefined, cas: '', win: false, held: false, stale: false })
+      return DONE
+    }
+    return this.errorLine(line)
+  }
+
+  override onData(data: Buffer): number {
+    const base = { cas: this.#cas, win: this.#win, held: this.#held, stale: this.#stale }
+    // An empty flagless item under a lease is the placeholder N created, not a value.
+    if (data.length === 0 && this.#flags === 0 && (this.#win || this.#held)) {
+      this.resolve({ ...base, hit: false, value: undefined })
+      return DONE
+    }
+    const decoded = decodeItem(this.decoder, this.key.key, data, this.#flags)
+    if (!decoded.ok) {
+      if (decoded.error) this.fail(decoded.error)
+      else this.resolve({ ...base, hit: false, value: undefined })
+      return DONE
+    }
+    this.resolve({ ...base, hit: true, value: decoded.value })
+    return DONE
+  }
+}
+
+export function leaseGet(
+  send: Dispatch,
+  key: EncodedKey,
+  decoder: ItemDecoder,
+  vivify: number,
+  recache: number,
+): Promise<LeaseItem> {
+  // Not retried: a second N on a fresh connection could find the placeholder it created and
+  // report Z to the caller who won it.
+  return send(new MetaLeaseGetCommand(key, decoder, vivify, recache), false)
+}
+
+/** `md <key> I [T<ttl>]`: marks the item stale and changes its CAS; false when missing. */
+export function invalidate(send: Dispatch, key: EncodedKey, exptime: number | undefined): Promise<boolean> {
+  const opaque = nextOpaque()
+  const ttl = exptime === undefined ? '' : ` T${exptime}`
+  return send(new MetaStatusCommand('invalidate', `md ${keyToken(key)} I${ttl} O${opaque}\r\n`, opaque), true)
+}
+
+/** One item of a batched write. */
+export interface BatchItem {
+  readonly key: EncodedKey
+  readonly data: Buffer
+  readonly flags: number
+  readonly exptime: number
+}
+
+/**
+ * A pipelined quiet batch, `ms ... q O<i>` or `md ... q O<i>` per key, then `mn`: successes are
+ * silent (q hides HD), so the replies are the exceptions, each naming its key by opaque. Resolves
+ * with the indexes that answered NS/NF/EX. A SERVER_ERROR carries no opaque and cannot be
+ * attributed to a key: the batch fails as a whole, after reading to MN so the stream stays in step.
+ */
+class MetaQuietBatchCommand extends Command<number[]> {
+  readonly #misses: number[] = []
+  #error: MemkitError | undefined
+  #last = -1
+
+  constructor(
+    readonly name: string,
+    out: Array<string | Buffer>,
+    private readonly count: number,
+  ) {
+    out.push('mn\r\n')
+    super(out)
+    this.keyCount = count
+  }
+
+  override reset(): void {
+    this.#misses.length = 0
+    this.#error = undefined
+    this.#last = -1
+  }
+
+  onLine(line: string): number {
+    if (line === 'MN') {
+      if (this.#error) this.fail(this.#error)
+      else this.resolve(this.#misses)
+      return DONE
+    }
+    const code = codeOf(line)
+    if (code === 'NS' || code === 'NF' || code === 'EX') {
+      const error = parseFlags(line, 3, '')
+      const index = scratch.opaqueNumber
+      if (error || index <= this.#last || index >= this.count) return this.protocolError(`unexpected ${line}`)
+      this.#last = index
+      this.#misses.push(index)
+      return MORE
+    }
+    if (line.startsWith('SERVER_ERROR')) {
+      this.#error ??= new ServerError(`${this.server} answered ${this.name} with ${line}`, this.server)
+      return MORE
+    }
+    const result = this.errorLine(line)
+    return result === DONE ? this.protocolError(`error reply inside a ${this.name} batch: ${line}`) : result
+  }
+}
+
+export function storeMany(send: Dispatch, items: readonly BatchItem[]): Promise<number[]> {
+  const out: Array<string | Buffer> = []
+  for (let i = 0; i < items.length; i++) {
+    const { key, data, flags, exptime } = items[i]!
+    const base64 = key.base64 ? ' b' : ''
+    out.push(`ms ${key.wire} ${data.length}${base64} T${exptime} F${flags} q O${i}\r\n`, data, '\r\n')
+  }
+  return send(new MetaQuietBatchCommand('setMany', out, items.length), true)
+}
+
+export function deleteMany(send: Dispatch, keys: readonly EncodedKey[]): Promise<number[]> {
+  let text = ''
+  for (let i = 0; i < keys.length; i++) text += `md ${keyToken(keys[i]!)} q O${i}\r\n`
+  return send(new MetaQuietBatchCommand('deleteMany', [text], keys.length), true)
 }
