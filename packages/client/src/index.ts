@@ -9,6 +9,7 @@ export {
 } from './client.js'
 export type { Distribution } from './cluster.js'
 export { CHANNELS, type CommandEvent } from './diagnostics.js'
+export { readDuration, toDuration } from './duration.js'
 export {
   AuthError,
   CasConflictError,
@@ -45,6 +46,7 @@ export type { MemkitClient } from './memkit-client.js'
 export type { ClientConfig, ClientOptions } from './options.js'
 export { murmur3, Rendezvous } from './rendezvous.js'
 export { type CompressionOptions, defaultSerializer, Flags, type Serializer } from './serializer.js'
+export { JsonFlags, jsonSerializer } from './serializers/json.js'
 export { parseServers, type ServerConfig, type ServerSpec } from './servers.js'
 export type { ServerStats } from './stats.js'
 export { MAX_EXPTIME, MAX_RELATIVE_TTL, toExptime } from './ttl.js'

@@ -1,16 +1,18 @@
 import type { ConnectionOptions as TlsOptions } from 'node:tls'
 import { PYMEMCACHE_NAMES } from './arguments.js'
 import type { Distribution } from './cluster.js'
-import { toDuration } from './duration.js'
+import { describe, toDuration } from './duration.js'
 import { InvalidOptionError } from './errors.js'
 import {
   type CompressionAlgorithm,
   type CompressionOptions,
+  checkSerializer,
   defaultSerializer,
   parseCompression,
   type Serializer,
   type ValueCodecConfig,
 } from './serializer.js'
+import { jsonSerializer } from './serializers/json.js'
 import { parseServers, type ServerConfig, type ServerSpec } from './servers.js'
 
 export interface ClientOptions {
@@ -56,8 +58,14 @@ export interface ClientOptions {
   maxItemSize?: number
   /** Compress values of at least `threshold` bytes (default 1024) with zlib or brotli. Default `false`. */
   compression?: boolean | CompressionAlgorithm | CompressionOptions
-  /** Custom value serializer (must not use flag bits 8 and 64, reserved for compression). */
-  serializer?: Serializer
+  /**
+   * How values become bytes and flags: `'pymemcache'` (the default: pymemcache's default serde
+   * flags, plus JSON for objects), `'json'` (pymemcache's tutorial convention: text flag 1, JSON
+   * flag 2), or a serializer object such as `phpSerializer()` from `@memkit/client/php`. A custom
+   * serializer must not return flag bits 8 and 64 (memkit's compression bits) unless it sets
+   * `handlesCompression`; this is checked at construction.
+   */
+  serializer?: 'pymemcache' | 'json' | Serializer
   /** TTL in seconds (or a string such as `'1h'`) for writes that give none. Default `0` (no expiry). */
   defaultTtl?: number | string
   /**
@@ -165,9 +173,11 @@ export function parseClientOptions(options: ClientOptions = {}): ClientConfig {
         : `unknown option \`${name}\``,
     )
   }
-  const serializer = options.serializer ?? defaultSerializer
-  if (typeof serializer.serialize !== 'function' || typeof serializer.deserialize !== 'function') {
-    throw new InvalidOptionError('serializer must have serialize(value) and deserialize(data, flags) methods')
+  const serializer = parseSerializer(options.serializer)
+  if (serializer.handlesCompression && options.compression !== undefined && options.compression !== false) {
+    throw new InvalidOptionError(
+      'this serializer compresses values itself (handlesCompression): configure compression on it (e.g. phpSerializer({ compression })), not with the `compression` option',
+    )
   }
   const config: ClientConfig = {
     protocol: oneOf(options.protocol, 'protocol', ['meta', 'classic', 'binary'] as const, 'meta'),
@@ -218,6 +228,23 @@ export function parseClientOptions(options: ClientOptions = {}): ClientConfig {
     )
   }
   return Object.freeze(config)
+}
+
+function parseSerializer(input: ClientOptions['serializer']): Serializer {
+  if (input === undefined || input === 'pymemcache') return defaultSerializer
+  if (input === 'json') return jsonSerializer
+  if (
+    typeof input !== 'object' ||
+    input === null ||
+    typeof input.serialize !== 'function' ||
+    typeof input.deserialize !== 'function'
+  ) {
+    throw new InvalidOptionError(
+      `\`serializer\` must be 'pymemcache', 'json' or an object with serialize(value) and deserialize(data, flags) methods; got ${describe(input)}`,
+    )
+  }
+  checkSerializer(input, 'the serializer')
+  return input
 }
 
 function parseAuth(input: ClientOptions['auth'], protocol: ClientConfig['protocol']): ClientConfig['auth'] {

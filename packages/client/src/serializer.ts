@@ -18,11 +18,80 @@ export const Flags = Object.freeze({
   BROTLI: 64,
 })
 
-/** Turns values into bytes + flags and back. Custom serializers must not use bits 8 and 64. */
+/**
+ * Turns values into bytes + flags and back. Flags are an unsigned 32-bit number; bits 8 and 64
+ * are memkit's compression bits and a serializer must not return them, unless it compresses
+ * itself (`handlesCompression`), in which case memkit's `compression` option is off for it.
+ */
 export interface Serializer {
   serialize(value: unknown): { data: Buffer; flags: number }
   /** Throws when the bytes cannot be decoded; the client reports that as a DecodeError. */
   deserialize(data: Buffer, flags: number): unknown
+  /** True when the serializer does its own compression (and owns every flag bit), as PHP's preset. */
+  readonly handlesCompression?: boolean
+}
+
+/** Flag bits memkit's compression owns: a serializer that returns them would be misread. */
+export const RESERVED_FLAGS = Flags.COMPRESSED | Flags.BROTLI
+
+/** Values tried on a custom serializer at construction, to find reserved flags before any write. */
+const PROBES: readonly unknown[] = [
+  '',
+  'text',
+  0,
+  42,
+  -1,
+  1.5,
+  2n ** 70n,
+  true,
+  false,
+  null,
+  [],
+  [1, 'a'],
+  {},
+  { a: 1 },
+  Buffer.from('bytes'),
+  new Date(0),
+]
+
+/**
+ * Checks a serializer once, at construction: it serializes a sample of every value type (types
+ * it refuses are skipped) and must never return flags outside uint32 or, unless it compresses
+ * itself, memkit's compression bits. Every write is checked again (one bitwise test).
+ */
+export function checkSerializer(serializer: Serializer, name: string): void {
+  for (const probe of PROBES) {
+    let out: { data: Buffer; flags: number }
+    try {
+      out = serializer.serialize(probe)
+    } catch {
+      continue
+    }
+    const problem = flagsProblem(out?.flags, serializer)
+    if (problem) {
+      throw new InvalidOptionError(
+        `${name} returned flags ${String(out?.flags)} for ${describeProbe(probe)}: ${problem}`,
+      )
+    }
+  }
+}
+
+function flagsProblem(flags: unknown, serializer: Serializer): string {
+  if (typeof flags !== 'number' || !Number.isInteger(flags) || flags < 0 || flags > 0xffffffff) {
+    return 'flags must be an unsigned 32-bit integer'
+  }
+  if (!serializer.handlesCompression && (flags & RESERVED_FLAGS) !== 0) {
+    return `bits ${Flags.COMPRESSED} and ${Flags.BROTLI} are memkit's compression bits (a value with them would be decompressed on read); use other bits, or set handlesCompression: true if the serializer compresses itself`
+  }
+  return ''
+}
+
+function describeProbe(value: unknown): string {
+  if (Buffer.isBuffer(value)) return 'a Buffer'
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (value instanceof Date) return 'a Date'
+  return `a ${typeof value}`
 }
 
 /** Raised inside deserialize; the client wraps it into a DecodeError naming the key. */
@@ -133,11 +202,22 @@ export function parseCompression(
 
 /** Serializer + optional compression: what actually produces and reads the stored bytes. */
 export class ValueCodec {
-  constructor(readonly config: ValueCodecConfig) {}
+  readonly #ownCompression: boolean
+  readonly #reserved: number
+
+  constructor(readonly config: ValueCodecConfig) {
+    this.#ownCompression = config.serializer.handlesCompression === true
+    this.#reserved = this.#ownCompression ? 0 : RESERVED_FLAGS
+  }
 
   encode(value: unknown): { data: Buffer; flags: number } {
     if (value === undefined) throw new InvalidValueError('cannot store undefined (delete the key instead)')
     const out = this.config.serializer.serialize(value)
+    if ((out.flags & this.#reserved) !== 0 || out.flags >>> 0 !== out.flags) {
+      throw new InvalidValueError(
+        `the serializer returned flags ${String(out.flags)}: ${flagsProblem(out.flags, this.config.serializer)}`,
+      )
+    }
     const compression = this.config.compression
     if (compression && out.data.length >= compression.threshold && out.data.length > 0) {
       const packed = compression.algorithm === 'brotli' ? brotliCompressSync(out.data) : deflateSync(out.data)
@@ -151,7 +231,7 @@ export class ValueCodec {
 
   /** Throws UndecodableError (or whatever a custom serializer throws) on bad data. */
   decode(data: Buffer, flags: number): unknown {
-    if (flags & Flags.COMPRESSED) {
+    if (flags & Flags.COMPRESSED && !this.#ownCompression) {
       let plain: Buffer
       try {
         plain = flags & Flags.BROTLI ? brotliDecompressSync(data) : inflateSync(data)
