@@ -20,6 +20,15 @@ const requirements = [
     package: 'python3-pymemcache',
     present: () => pyImports('pymemcache'),
   },
+  // PHP's memcached extension, the other side of @memkit/client/php's flags
+  { name: 'PHP CLI', package: 'php-cli', present: () => onPath('php') },
+  {
+    name: 'PHP memcached extension (flags interop)',
+    package: 'php-memcached',
+    present: () =>
+      onPath('php') &&
+      spawnSync('php', ['-r', 'exit(class_exists("Memcached") ? 0 : 1);'], { stdio: 'ignore' }).status === 0,
+  },
   { name: 'Cyrus SASL tools', package: 'sasl2-bin', present: () => onPath('saslpasswd2') },
   { name: 'SASL PLAIN mechanism', package: 'libsasl2-modules', present: () => hasLib('sasl2/libplain.so') },
   { name: 'openssl', package: 'openssl', present: () => onPath('openssl') },

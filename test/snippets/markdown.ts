@@ -20,6 +20,9 @@ const NOT_CODE = new Set([
   'yml',
   'diff',
   'jsonc',
+  // other languages' clients beside memkit (pymemcache, PHP): tests that run them say so
+  'python',
+  'php',
 ])
 
 export type Mode = 'compile' | 'run'
