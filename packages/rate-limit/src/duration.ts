@@ -1,38 +1,7 @@
-import { InvalidOptionError } from '@memkit/client'
-
-const UNITS: Record<string, number> = {
-  ms: 1,
-  msec: 1,
-  msecs: 1,
-  millisecond: 1,
-  milliseconds: 1,
-  s: 1000,
-  sec: 1000,
-  secs: 1000,
-  second: 1000,
-  seconds: 1000,
-  m: 60_000,
-  min: 60_000,
-  mins: 60_000,
-  minute: 60_000,
-  minutes: 60_000,
-  h: 3_600_000,
-  hr: 3_600_000,
-  hrs: 3_600_000,
-  hour: 3_600_000,
-  hours: 3_600_000,
-  d: 86_400_000,
-  day: 86_400_000,
-  days: 86_400_000,
-  w: 604_800_000,
-  week: 604_800_000,
-  weeks: 604_800_000,
-}
+import { InvalidOptionError, readDuration } from '@memkit/client'
 
 /** Ten years: far beyond any sensible window, and well inside memcached's 32-bit absolute expiry. */
 export const MAX_WINDOW_MS = 10 * 365 * 86_400_000
-
-const PATTERN = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*([a-z]*)\s*$/i
 
 /**
  * A window length in milliseconds from a number of milliseconds or a string such as
@@ -44,15 +13,14 @@ export function parseDuration(value: unknown, name: string): number {
   if (typeof value === 'number') {
     ms = value
   } else if (typeof value === 'string') {
-    const match = PATTERN.exec(value)
-    const unit = match ? (match[2] ?? '').toLowerCase() : ''
-    const factor = unit === '' ? 1 : UNITS[unit]
-    if (!match || factor === undefined) {
+    // The grammar every memkit package reads (@memkit/client's readDuration); here a bare number is ms.
+    const read = readDuration(value)
+    if (!read) {
       throw new InvalidOptionError(
         `\`${name}\` must be milliseconds or a duration such as '1 minute', '30s', '1.5 seconds', '2h'; got ${JSON.stringify(value)}`,
       )
     }
-    ms = Number(match[1]) * factor
+    ms = read.amount * (read.factor ?? 1)
   } else {
     throw new InvalidOptionError(
       `\`${name}\` must be a number of milliseconds or a duration string; got ${typeof value}`,
