@@ -36,7 +36,7 @@ import {
   ValueTooLargeError,
 } from './errors.js'
 import { Generation, type GenerationBackend, toCopy } from './generation.js'
-import { KeyCodec } from './keys.js'
+import { type EncodedKey, KeyCodec } from './keys.js'
 import { acquireLock, type Lock, type LockBackend, type LockOptions } from './lock.js'
 import type { MemkitClient } from './memkit-client.js'
 import { type ClientConfig, type ClientOptions, parseClientOptions } from './options.js'
@@ -70,7 +70,6 @@ const UPDATE_BACKOFF_CAP = 100
 /** memcached's per-item header: 59 bytes with a CAS id, plus 4 when the flags are non-zero. */
 const ITEM_OVERHEAD = 59
 const MAX_UINT64 = (1n << 64n) - 1n
-const EMPTY = Buffer.alloc(0)
 
 export interface SetOptions {
   /**
@@ -79,6 +78,12 @@ export interface SetOptions {
    */
   ttl?: number | string
 }
+
+/** What setMany takes: a Map, `[key, value]` pairs, or a plain object of keys and values. */
+export type SetManyEntries =
+  | ReadonlyMap<string, unknown>
+  | Iterable<readonly [string, unknown]>
+  | Readonly<Record<string, unknown>>
 
 export interface CounterOptions {
   /** Create a missing counter with this value (the delta is not applied to it). Without it, a missing counter stays missing. */
@@ -272,17 +277,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
    */
   async getMany<T = unknown>(keys: Iterable<string>): Promise<Map<string, T>> {
     this.#assertOpen()
-    const perNode = new Map<ServerNode, ReturnType<KeyCodec['encode']>[]>()
-    const seen = new Set<string>()
-    for (const key of keys) {
-      if (seen.has(key)) continue
-      seen.add(key)
-      const encoded = this.#keys.encode(key)
-      const node = this.#cluster.nodeFor(encoded)
-      const list = perNode.get(node)
-      if (list) list.push(encoded)
-      else perNode.set(node, [encoded])
-    }
+    const { perNode, count } = this.#groupByServer(keys)
     const into = new Map<string, unknown>()
     if (perNode.size === 0) return into as Map<string, T>
     const batches = [...perNode]
@@ -305,7 +300,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     }
     if (failed) {
       throw new PartialReadError(
-        `getMany could not read ${failed.size} of ${seen.size} keys: ${[...new Set([...failed.values()].map((e) => e.message))].join('; ')}`,
+        `getMany could not read ${failed.size} of ${count} keys: ${[...new Set([...failed.values()].map((e) => e.message))].join('; ')}`,
         into as Map<string, T>,
         failed,
       )
@@ -321,13 +316,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
    * PartialWriteError (ERR_MEMKIT_PARTIAL_WRITE), whose `failed` maps each key not written to its
    * error and `succeeded` lists the keys written; pymemcache's `set_many` returns the failed keys.
    */
-  async setMany(
-    entries:
-      | ReadonlyMap<string, unknown>
-      | Iterable<readonly [string, unknown]>
-      | Readonly<Record<string, unknown>>,
-    options?: SetOptions,
-  ): Promise<void> {
+  async setMany(entries: SetManyEntries, options?: SetOptions): Promise<void> {
     this.#assertOpen()
     checkOptions(options, SET_MANY_OPTIONS)
     const ttl = options?.ttl ?? this.config.defaultTtl
@@ -358,27 +347,28 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
    */
   async deleteMany(keys: Iterable<string>): Promise<number> {
     this.#assertOpen()
-    const perNode = new Map<ServerNode, BatchItem[]>()
+    const { perNode, count } = this.#groupByServer(keys)
+    const missing = await this.#batch(perNode, 'deleteMany', (target, list) => {
+      if (this.#protocol.name === 'meta') return deleteMany(target as Dispatch, list)
+      return this.#oneByOne(list, (key) => this.#protocol.delete(target, key))
+    })
+    return count - missing
+  }
+
+  /** Distinct keys, encoded and grouped by the server that holds them. */
+  #groupByServer(keys: Iterable<string>): { perNode: Map<ServerNode, EncodedKey[]>; count: number } {
+    const perNode = new Map<ServerNode, EncodedKey[]>()
     const seen = new Set<string>()
     for (const key of keys) {
       if (seen.has(key)) continue
       seen.add(key)
       const encoded = this.#keys.encode(key)
       const node = this.#cluster.nodeFor(encoded)
-      const item: BatchItem = { key: encoded, data: EMPTY, flags: 0, exptime: 0 }
       const list = perNode.get(node)
-      if (list) list.push(item)
-      else perNode.set(node, [item])
+      if (list) list.push(encoded)
+      else perNode.set(node, [encoded])
     }
-    const missing = await this.#batch(perNode, 'deleteMany', (target, items) => {
-      if (this.#protocol.name === 'meta')
-        return deleteMany(
-          target as Dispatch,
-          items.map((item) => item.key),
-        )
-      return this.#oneByOne(items, (item) => this.#protocol.delete(target, item.key))
-    })
-    return seen.size - missing
+    return { perNode, count: seen.size }
   }
 
   /**
@@ -386,10 +376,10 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
    * stored / not found" for. setMany counts those as failures (a `set` is only refused when the
    * server cannot store it), deleteMany as keys that were already missing.
    */
-  async #batch(
-    perNode: Map<ServerNode, BatchItem[]>,
+  async #batch<T extends BatchItem | EncodedKey>(
+    perNode: Map<ServerNode, T[]>,
     method: 'setMany' | 'deleteMany',
-    run: (target: unknown, items: BatchItem[]) => Promise<number[]>,
+    run: (target: unknown, items: T[]) => Promise<number[]>,
   ): Promise<number> {
     if (perNode.size === 0) return 0
     const batches = [...perNode]
@@ -407,20 +397,17 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
       if (result.status === 'rejected') {
         if (!(result.reason instanceof ServerFailureError)) throw result.reason
         failed ??= new Map()
-        for (const item of items) failed.set(item.key.key, result.reason)
+        for (const item of items) failed.set(keyOf(item), result.reason)
         continue
       }
       const refused = new Set(result.value)
       misses += refused.size
       for (const [index, item] of items.entries()) {
-        if (!refused.has(index)) succeeded.push(item.key.key)
-        else if (method === 'setMany') {
+        const key = keyOf(item)
+        if (method === 'setMany' && refused.has(index)) {
           failed ??= new Map()
-          failed.set(
-            item.key.key,
-            new ServerError(`${node.label} did not store ${item.key.key} (NOT_STORED)`, node.label),
-          )
-        } else succeeded.push(item.key.key)
+          failed.set(key, new ServerError(`${node.label} did not store ${key} (NOT_STORED)`, node.label))
+        } else succeeded.push(key)
       }
     }
     if (failed) {
@@ -438,7 +425,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
    * connection (pipelined), so a batch still costs about one round trip. Resolves with the
    * indexes answered false; rejects with the first server failure.
    */
-  async #oneByOne(items: BatchItem[], send: (item: BatchItem) => Promise<boolean>): Promise<number[]> {
+  async #oneByOne<T>(items: T[], send: (item: T) => Promise<boolean>): Promise<number[]> {
     const results = await Promise.allSettled(items.map(send))
     const refused: number[] = []
     for (const [index, result] of results.entries()) {
@@ -1222,12 +1209,12 @@ function withLoadTimeout(
   })
 }
 
-function entriesOf(
-  entries:
-    | ReadonlyMap<string, unknown>
-    | Iterable<readonly [string, unknown]>
-    | Readonly<Record<string, unknown>>,
-): Iterable<readonly [string, unknown]> {
+/** The caller's key of a batch item (a value to store, or a key to delete). */
+function keyOf(item: BatchItem | EncodedKey): string {
+  return 'data' in item ? item.key.key : item.key
+}
+
+function entriesOf(entries: SetManyEntries): Iterable<readonly [string, unknown]> {
   if (entries instanceof Map) return entries
   if (typeof entries === 'object' && entries !== null) {
     if (Symbol.iterator in entries) return entries as Iterable<readonly [string, unknown]>

@@ -151,9 +151,14 @@ export class PartialReadError<T = unknown> extends ServerFailureError {
     /** Each key that could not be read, with the error of its server. */
     readonly failed: Map<string, MemkitError>,
   ) {
-    const first = failed.values().next().value
-    super(message, first instanceof ServerFailureError ? first.server : '', { cause: first })
+    super(message, ...firstFailure(failed))
   }
+}
+
+/** A partial result's `server` and `cause`: its first failure. */
+function firstFailure(failed: Map<string, MemkitError>): [string, { cause: unknown }] {
+  const first = failed.values().next().value
+  return [first instanceof ServerFailureError ? first.server : '', { cause: first }]
 }
 
 /**
@@ -173,8 +178,7 @@ export class PartialWriteError extends ServerFailureError {
     /** The keys that were written (setMany) or whose delete was answered (deleteMany). */
     readonly succeeded: string[],
   ) {
-    const first = failed.values().next().value
-    super(message, first instanceof ServerFailureError ? first.server : '', { cause: first })
+    super(message, ...firstFailure(failed))
   }
 }
 

@@ -4,6 +4,7 @@ import type {
   CounterOptions,
   MemcachedClient,
   RememberOptions,
+  SetManyEntries,
   SetOptions,
   UpdateOptions,
 } from './client.js'
@@ -41,6 +42,19 @@ export class FallbackClient extends EventEmitter<ClientEvents> implements Memkit
       throw new InvalidOptionError('createFallbackClient needs [newClient, ...oldClients]')
     this.#primary = clients[0]!
     this.#fallbacks = clients.slice(1)
+    if (typeof options !== 'object' || options === null) {
+      throw new InvalidOptionError(
+        'createFallbackClient(clients, options): options must be an object such as { ignoreErrors: true }',
+      )
+    }
+    for (const name in options) {
+      if (name !== 'ignoreErrors')
+        throw new InvalidOptionError(
+          `createFallbackClient: unknown option \`${name}\`; it takes { ignoreErrors }`,
+        )
+    }
+    if (options.ignoreErrors !== undefined && typeof options.ignoreErrors !== 'boolean')
+      throw new InvalidOptionError('createFallbackClient: `ignoreErrors` must be true or false')
     this.#ignoreErrors = options.ignoreErrors ?? true
     this.#primary.on('server:down', (event) => this.emit('server:down', event))
     this.#primary.on('server:up', (event) => this.emit('server:up', event))
@@ -128,13 +142,7 @@ export class FallbackClient extends EventEmitter<ClientEvents> implements Memkit
     return deleted || old.some(Boolean)
   }
 
-  setMany(
-    entries:
-      | ReadonlyMap<string, unknown>
-      | Iterable<readonly [string, unknown]>
-      | Readonly<Record<string, unknown>>,
-    options?: SetOptions,
-  ): Promise<void> {
+  setMany(entries: SetManyEntries, options?: SetOptions): Promise<void> {
     return this.#primary.setMany(entries, options)
   }
 

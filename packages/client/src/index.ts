@@ -4,6 +4,7 @@ export {
   createClient,
   MemcachedClient,
   type RememberOptions,
+  type SetManyEntries,
   type SetOptions,
   type UpdateOptions,
 } from './client.js'

@@ -1,4 +1,11 @@
-import type { ClientEvents, CounterOptions, RememberOptions, SetOptions, UpdateOptions } from './client.js'
+import type {
+  ClientEvents,
+  CounterOptions,
+  RememberOptions,
+  SetManyEntries,
+  SetOptions,
+  UpdateOptions,
+} from './client.js'
 import type { Generation } from './generation.js'
 import type { Lock, LockOptions } from './lock.js'
 import type { ClientConfig } from './options.js'
@@ -24,13 +31,7 @@ export interface MemkitClient {
   prepend(key: string, value: string | Buffer): Promise<boolean>
   delete(key: string): Promise<boolean>
   /** Stores many values, pipelined per server; PartialWriteError names the keys not written. */
-  setMany(
-    entries:
-      | ReadonlyMap<string, unknown>
-      | Iterable<readonly [string, unknown]>
-      | Readonly<Record<string, unknown>>,
-    options?: SetOptions,
-  ): Promise<void>
+  setMany(entries: SetManyEntries, options?: SetOptions): Promise<void>
   /** Deletes many keys, pipelined per server; resolves with how many existed. */
   deleteMany(keys: Iterable<string>): Promise<number>
   /** Marks a key stale (meta `md I`; deletes it on other transports). */

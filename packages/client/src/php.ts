@@ -6,7 +6,7 @@ import { isUtf8 } from 'node:buffer'
 import { deflateSync, inflateSync } from 'node:zlib'
 import { serialize as phpSerialize, unserialize as phpUnserialize } from 'php-serialize'
 import { InvalidOptionError, InvalidValueError } from './errors.js'
-import { type Serializer, UndecodableError } from './serializer.js'
+import { type Serializer, toJsonBytes, UndecodableError } from './serializer.js'
 import { fastlzDecompress } from './serializers/fastlz.js'
 
 /** php-memcached's value types (the low 4 bits of the flags, MEMC_VAL_IS_*). */
@@ -85,9 +85,7 @@ export function phpSerializer(options: PhpSerializerOptions = {}): Serializer {
     if (value !== null && typeof value !== 'object')
       throw new InvalidValueError(`cannot store a value of type ${typeof value} for PHP`)
     if (arrays === 'json' && value !== null) {
-      const json = JSON.stringify(value)
-      if (json === undefined) throw new InvalidValueError('cannot store value as JSON')
-      return { data: Buffer.from(json, 'utf8'), flags: PhpType.JSON }
+      return { data: toJsonBytes(value), flags: PhpType.JSON }
     }
     let text: string
     try {

@@ -94,6 +94,18 @@ function describeProbe(value: unknown): string {
   return `a ${typeof value}`
 }
 
+/** A value as UTF-8 JSON; InvalidValueError for what JSON cannot hold (cycles, functions, undefined). */
+export function toJsonBytes(value: unknown): Buffer {
+  let json: string | undefined
+  try {
+    json = JSON.stringify(value)
+  } catch (error) {
+    throw new InvalidValueError(`cannot store value as JSON: ${(error as Error).message}`)
+  }
+  if (json === undefined) throw new InvalidValueError(`cannot store a value of type ${typeof value} as JSON`)
+  return Buffer.from(json, 'utf8')
+}
+
 /** Raised inside deserialize; the client wraps it into a DecodeError naming the key. */
 export class UndecodableError extends Error {}
 
@@ -116,17 +128,8 @@ export const defaultSerializer: Serializer = {
         return { data: Buffer.from(value.toString(), 'latin1'), flags: Flags.INTEGER }
       case 'boolean':
         return { data: Buffer.from(value ? 'true' : 'false', 'latin1'), flags: Flags.JSON }
-      case 'object': {
-        let json: string | undefined
-        try {
-          json = JSON.stringify(value)
-        } catch (error) {
-          throw new InvalidValueError(`cannot store value as JSON: ${(error as Error).message}`)
-        }
-        if (json === undefined)
-          throw new InvalidValueError('cannot store value: JSON.stringify returned nothing')
-        return { data: Buffer.from(json, 'utf8'), flags: Flags.JSON }
-      }
+      case 'object':
+        return { data: toJsonBytes(value), flags: Flags.JSON }
       default:
         throw new InvalidValueError(`cannot store a value of type ${typeof value}`)
     }

@@ -2,7 +2,13 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { captureWarnings, type MemcachedServer, rawCommand, startMemcached, stopAll } from '@memkit/testing'
-import { createClient, InvalidArgumentError, InvalidOptionError, type MemcachedClient } from '../src/index.js'
+import {
+  createClient,
+  createFallbackClient,
+  InvalidArgumentError,
+  InvalidOptionError,
+  type MemcachedClient,
+} from '../src/index.js'
 
 let server: MemcachedServer
 let client: MemcachedClient
@@ -80,6 +86,20 @@ describe('options arguments are checked on every call', () => {
       () => client.generation('g', { replica: 2 } as never),
       rejectsWith(/unknown option `replica`/),
     )
+  })
+
+  test('createFallbackClient options: an unknown field or a wrong type is refused', () => {
+    const other = createClient({ servers: server.address })
+    assert.throws(
+      () => createFallbackClient([client, other], { ignore_exc: true } as never),
+      /unknown option `ignore_exc`/,
+    )
+    assert.throws(
+      () => createFallbackClient([client, other], { ignoreErrors: 'yes' } as never),
+      /true or false/,
+    )
+    assert.throws(() => createFallbackClient([client, other], 5 as never), /options must be an object/)
+    void other.close()
   })
 
   test('remember checks its own arguments before loading', async () => {

@@ -2,7 +2,7 @@
 // "Serialization"): a str travels as UTF-8 under flag 1, everything else as JSON under flag 2.
 import { isUtf8 } from 'node:buffer'
 import { InvalidValueError } from '../errors.js'
-import { type Serializer, UndecodableError } from '../serializer.js'
+import { type Serializer, toJsonBytes, UndecodableError } from '../serializer.js'
 
 /** Flags of the tutorial's `JsonSerde`. */
 export const JsonFlags = Object.freeze({ TEXT: 1, JSON: 2 })
@@ -28,15 +28,7 @@ export const jsonSerializer: Serializer = Object.freeze({
       )
     if (typeof value === 'number' && !Number.isFinite(value))
       throw new InvalidValueError(`cannot store ${value}: not a finite number`)
-    let json: string | undefined
-    try {
-      json = JSON.stringify(value)
-    } catch (error) {
-      throw new InvalidValueError(`cannot store value as JSON: ${(error as Error).message}`)
-    }
-    if (json === undefined)
-      throw new InvalidValueError(`cannot store a value of type ${typeof value} as JSON`)
-    return { data: Buffer.from(json, 'utf8'), flags: JsonFlags.JSON }
+    return { data: toJsonBytes(value), flags: JsonFlags.JSON }
   },
 
   deserialize(data: Buffer, flags: number) {
