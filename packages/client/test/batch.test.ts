@@ -81,6 +81,29 @@ describe('setMany and deleteMany: bad input and failures', () => {
     }
   })
 
+  test('a SERVER_ERROR inside a quiet batch fails that batch, and the connection stays in step', async () => {
+    // The client believes items may be 2 MiB; the server (-I 1m) refuses the big one.
+    const client = createClient({ servers: servers[0]!.address, maxItemSize: 2 * 1024 * 1024 })
+    try {
+      const error = await client
+        .setMany({ 'se:a': 'small', 'se:big': 'x'.repeat(1536 * 1024), 'se:c': 'small' })
+        .then(
+          () => assert.fail('setMany should reject'),
+          (e: unknown) => e,
+        )
+      assert.ok(error instanceof PartialWriteError)
+      // a quiet batch's error line names no key: every key of the batch is reported unknown
+      assert.deepEqual([...error.failed.keys()].sort(), ['se:a', 'se:big', 'se:c'])
+      assert.match(error.message, /SERVER_ERROR/)
+      assert.equal(await client.get('se:big'), undefined)
+      // the next request on the same connection gets its own reply
+      await client.set('se:after', 'fine')
+      assert.equal(await client.get('se:after'), 'fine')
+    } finally {
+      await client.close()
+    }
+  })
+
   test('a dead server: PartialWriteError names its keys; the others are written', async () => {
     const client = createClient({ servers: servers.map((s) => s.address), timeout: 300, connectTimeout: 300 })
     try {
