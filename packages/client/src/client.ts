@@ -698,13 +698,12 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
         ? undefined
         : toDuration(options.nullTtl, 'nullTtl', 's', 'argument')
     const lease = options?.lease
-    let refreshAhead = 0
+    // By default one reader refreshes the value in its last tenth (at least its last second).
+    let refreshAhead = seconds > 0 ? Math.max(1, Math.ceil(seconds / 10)) : 0
     if (lease !== undefined && lease !== false && lease !== true) {
       checkOptions(lease, LEASE_OPTIONS)
       if (lease.refreshAhead !== undefined)
         refreshAhead = toDuration(lease.refreshAhead, 'lease.refreshAhead', 's', 'argument')
-    } else if (lease === true && seconds > 0) {
-      refreshAhead = Math.max(1, Math.ceil(seconds / 10))
     }
     const leased = lease !== undefined && lease !== false
     if (leased && (this.#protocol.name === 'classic' || this.#protocol.name === 'binary')) {
