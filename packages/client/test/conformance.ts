@@ -265,6 +265,20 @@ export function describeConformance(name: string, target: ConformanceTarget): vo
       assert.equal((await client.getMany([])).size, 0)
     })
 
+    withClient('setMany stores every entry; deleteMany counts what existed', async (client) => {
+      const keys = Array.from({ length: 40 }, (_, i) => key(`many${i}`))
+      await client.setMany(
+        keys.map((k, i) => [k, i % 2 ? `v${i}` : { i }] as const),
+        { ttl: 60 },
+      )
+      const read = await client.getMany(keys)
+      assert.equal(read.size, 40)
+      assert.deepEqual(read.get(keys[1]!), 'v1')
+      assert.deepEqual(read.get(keys[2]!), { i: 2 })
+      assert.equal(await client.deleteMany([...keys.slice(0, 10), key('never')]), 10)
+      assert.equal((await client.getMany(keys)).size, 30)
+    })
+
     withClient('many concurrent operations on distinct keys each get their own reply', async (client) => {
       const keys = Array.from({ length: 500 }, (_, i) => key(`conc${i}`))
       await Promise.all(keys.map((k, i) => client.set(k, `value-${i}`)))
