@@ -2,10 +2,10 @@
 //   <prefix><sha256(url key)>          the entry itself, or a Vary index naming the Vary'd headers
 //   <prefix>v:<sha256(index id, variant)> one entry per variant when the URL varies
 //   <prefix>c:<id>:<n>                  chunks of a body larger than one item (entry is a manifest)
-//   <prefix>t:<sha256(tag)>             tag generations (tag-generations.ts)
+//   <prefix>t:<sha256(tag)>[#n]         tag generations, three copies (tag-generations.ts)
 //   <prefix>l:<...>, <prefix>r:<...>    fill and refresh leases (stampede.ts)
 import { createHash, randomBytes } from 'node:crypto'
-import { type DecodeError, isMemkitError, type MemkitClient } from '@memkit/client'
+import { type DecodeError, isMemkitError, type MemkitClient, type PartialReadError } from '@memkit/client'
 import {
   CorruptEntryError,
   decodeStored,
@@ -84,15 +84,24 @@ export class Storage {
       batch.push(hintedKey)
     }
     let found: Map<string, unknown>
+    let unreadable: ReadonlyMap<string, unknown> | undefined
     try {
       found = await this.#read(batch)
     } catch (error) {
-      this.#report(error)
-      result.failed = true
-      result.miss = 'unavailable'
-      return result
+      // A server that holds only some tag copies leaves the others to decide; one that holds the
+      // entry itself makes the lookup unavailable.
+      const partial = partialRead(error)
+      if (!partial || partial.failed.has(urlKey)) {
+        this.#report(error)
+        result.failed = true
+        result.miss = 'unavailable'
+        return result
+      }
+      found = partial.hits
+      unreadable = partial.failed
+      if (hintedKey !== undefined && unreadable.has(hintedKey)) hintedKey = undefined
     }
-    this.tags.fromRead(tags, found, gens)
+    this.tags.fromRead(tags, found, gens, unreadable)
     const record = this.#decode(found.get(urlKey), urlKey)
     if (record === undefined) {
       if (found.has(urlKey)) result.miss = 'corrupt'
@@ -140,10 +149,14 @@ export class Storage {
       try {
         this.tags.fromRead(extra, await this.#read(this.tags.keysOf(extra)), gens)
       } catch (error) {
-        this.#report(error)
-        result.failed = true
-        result.miss = 'unavailable'
-        return result
+        const partial = partialRead(error)
+        if (!partial) {
+          this.#report(error)
+          result.failed = true
+          result.miss = 'unavailable'
+          return result
+        }
+        this.tags.fromRead(extra, partial.hits, gens, partial.failed)
       }
     }
     for (const [tag, gen] of Object.entries(entry.tags)) {
@@ -315,4 +328,11 @@ export class Storage {
 
 function sameNames(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i])
+}
+
+/** The hits and failed keys of a multi-get that some servers could not answer (by its stable code). */
+function partialRead(
+  error: unknown,
+): { hits: Map<string, unknown>; failed: ReadonlyMap<string, unknown> } | undefined {
+  return isMemkitError(error, 'ERR_MEMKIT_PARTIAL_READ') ? (error as PartialReadError) : undefined
 }

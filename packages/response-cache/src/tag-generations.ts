@@ -1,11 +1,15 @@
 // Tag generations: the one place that reads and writes them. An entry records the generation of
 // each of its tags when it is stored, and is served only while every one is still current;
-// `invalidateTag()` bumps the generation. Today a generation is one memcached counter per tag
-// (`<prefix>t:<sha256(tag)>`); a replicated design replaces this file and nothing else.
-import type { MemkitClient } from '@memkit/client'
+// `invalidateTag()` bumps the generation. Each tag's generation is the client's replicated
+// counter (`client.generation`, three copies on different servers: the first is
+// `<prefix>t:<sha256(tag)>`, the key a single counter used before): read as the highest copy in
+// the lookup's own round trip, never moved backwards, so one node's loss, an evicted copy or a
+// node that comes back with an older copy neither invalidates every entry of the tag nor undoes
+// an `invalidateTag()`.
+import type { Generation, MemkitClient } from '@memkit/client'
 import type { KeySpace } from './key.js'
 
-/** Current generation per tag; undefined when the counter does not exist (yet, or any more). */
+/** Current generation per tag; undefined when it cannot be known (no copy exists or could be read). */
 export type Generations = Map<string, number | undefined>
 
 export class TagGenerations {
@@ -17,36 +21,39 @@ export class TagGenerations {
     this.#keys = keys
   }
 
-  /** memcached keys to read, in the lookup's own round trip, for `tags`. */
-  keysOf(tags: readonly string[]): string[] {
-    return tags.map((tag) => this.#keys.tag(tag))
+  #generation(tag: string): Generation {
+    return this.#client.generation(this.#keys.tag(tag))
   }
 
-  /** The generations of `tags` from what a read of `keysOf(tags)` returned. */
-  fromRead(tags: readonly string[], found: ReadonlyMap<string, unknown>, into: Generations): void {
-    for (const tag of tags) into.set(tag, counterValue(found.get(this.#keys.tag(tag))))
+  /** memcached keys to read, in the lookup's own round trip, for `tags`: every copy of each. */
+  keysOf(tags: readonly string[]): string[] {
+    return tags.flatMap((tag) => this.#generation(tag).copyKeys)
   }
 
   /**
-   * Generations to record in a new entry: those `known` from the lookup, and for tags without a
-   * counter a new one at a value no earlier counter had (so an evicted counter never comes back
-   * equal to what old entries recorded). Rejects on memcached failure.
+   * The generations of `tags` from what a read of `keysOf(tags)` returned: the highest copy that
+   * answered (`unreadable` names copies whose server failed). Missing or older copies are
+   * repaired in the background.
+   */
+  fromRead(
+    tags: readonly string[],
+    found: ReadonlyMap<string, unknown>,
+    into: Generations,
+    unreadable?: ReadonlyMap<string, unknown>,
+  ): void {
+    for (const tag of tags) into.set(tag, this.#generation(tag).observe(found, unreadable))
+  }
+
+  /**
+   * Generations to record in a new entry: those `known` from the lookup, else read (and created
+   * when no copy exists, at a value above any a tag had before, so an entry can never match a
+   * generation from before an eviction). Rejects on memcached failure.
    */
   async forEntry(tags: readonly string[], known: Generations): Promise<Record<string, number>> {
     const out: Record<string, number> = {}
     await Promise.all(
       tags.map(async (tag) => {
-        const gen = known.get(tag)
-        if (gen !== undefined && Number.isSafeInteger(gen)) {
-          out[tag] = gen
-          return
-        }
-        const created = await this.#client.incr(this.#keys.tag(tag), 0, {
-          initial: freshGeneration(),
-          ttl: 0,
-        })
-        if (created === undefined) throw new Error(`tag counter for ${JSON.stringify(tag)} vanished`)
-        out[tag] = created
+        out[tag] = known.get(tag) ?? (await this.#generation(tag).read())
       }),
     )
     return out
@@ -54,19 +61,6 @@ export class TagGenerations {
 
   /** Moves a tag to a new generation: every entry recorded under the old one misses from now on. */
   async bump(tag: string): Promise<void> {
-    await this.#client.incr(this.#keys.tag(tag), 1, { initial: freshGeneration(), ttl: 0 })
+    await this.#generation(tag).bump()
   }
-}
-
-/** A generation no earlier counter can have reached: microseconds since the epoch. */
-function freshGeneration(): number {
-  return Date.now() * 1000
-}
-
-function counterValue(value: unknown): number | undefined {
-  if (value === undefined) return undefined
-  if (typeof value === 'number') return value
-  const text = Buffer.isBuffer(value) ? value.toString('latin1') : typeof value === 'string' ? value : ''
-  const n = Number(text.trim())
-  return Number.isSafeInteger(n) ? n : Number.NaN
 }
