@@ -1,3 +1,9 @@
+// The client: one method per memcached operation, each documented for callers, and little else.
+// This file is over 450 lines on purpose: it is the public API surface (about forty methods and
+// their docstrings). What the operations need lives elsewhere, one concern per file: keys
+// (keys.ts), values (serializer.ts), placement (cluster.ts), the wire (transport.ts and the
+// transports in protocol/), multi-key batches (batch.ts), cache-aside and leases (remember.ts),
+// generations (generation.ts), locks (lock.ts).
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
@@ -6,33 +12,23 @@ import {
   COUNTER_OPTIONS,
   checkOptions,
   GENERATION_OPTIONS,
-  LEASE_OPTIONS,
   type OptionsShape,
-  REMEMBER_OPTIONS,
   REPLACE_OPTIONS,
   SET_MANY_OPTIONS,
   SET_OPTIONS,
   UPDATE_OPTIONS,
 } from './arguments.js'
+import { addTo, type Groups, readMany, writeMany } from './batch.js'
 import { Cluster, type PlacedKey } from './cluster.js'
-import type { Command, RetryTarget } from './command.js'
-import { commandChannel, serverDownChannel, serverUpChannel } from './diagnostics.js'
+import { toSafeNumber, toUint64 } from './counters.js'
+import { createTransport, transportKind } from './create-transport.js'
+import { serverDownChannel, serverUpChannel } from './diagnostics.js'
 import { describe, toDuration } from './duration.js'
 import {
   CasConflictError,
   ClientClosedError,
-  type ConnectionError,
-  DecodeError,
   InvalidArgumentError,
   InvalidValueError,
-  LoadTimeoutError,
-  type MemkitError,
-  NotSupportedError,
-  PartialReadError,
-  PartialWriteError,
-  ServerError,
-  ServerFailureError,
-  UnsafeIntegerError,
   ValueTooLargeError,
 } from './errors.js'
 import { Generation, type GenerationBackend, toCopy } from './generation.js'
@@ -41,26 +37,22 @@ import { acquireLock, type Lock, type LockBackend, type LockOptions } from './lo
 import type { MemkitClient } from './memkit-client.js'
 import { type ClientConfig, type ClientOptions, parseClientOptions } from './options.js'
 import { AsciiAuthCommand } from './protocol/ascii-auth.js'
-import { BinaryProtocol, BinaryTarget } from './protocol/binary.js'
-import { ClassicProtocol } from './protocol/classic.js'
-import type { ItemDecoder } from './protocol/item-decoder.js'
-import { MemoryProtocol, memoryStore } from './protocol/memory.js'
-import {
-  type BatchItem,
-  deleteMany,
-  invalidate,
-  type LeaseItem,
-  leaseGet,
-  MetaProtocol,
-  storeMany,
-} from './protocol/meta.js'
-import type { Dispatch, Protocol, StoreMode } from './protocol/protocol.js'
+import { type ItemDecoder, valueDecoder } from './protocol/item-decoder.js'
 import { MetaNoopCommand, VersionCommand } from './protocol/text-commands.js'
-import { UndecodableError, ValueCodec } from './serializer.js'
+import { CacheAside } from './remember.js'
+import { ValueCodec } from './serializer.js'
 import { ServerNode } from './server-node.js'
-import { SingleFlight } from './single-flight.js'
 import { downStats, type ServerStats, summarizeStats } from './stats.js'
+import type { BatchItem, StoreMode, Transport, TransportKind } from './transport.js'
 import { toExptime } from './ttl.js'
+import type {
+  ClientEvents,
+  CounterOptions,
+  RememberOptions,
+  SetManyEntries,
+  SetOptions,
+  UpdateOptions,
+} from './types.js'
 
 /** update(): attempts by default, and the backoff between them (ms). */
 const UPDATE_ATTEMPTS = 32
@@ -69,77 +61,6 @@ const UPDATE_BACKOFF_CAP = 100
 
 /** memcached's per-item header: 59 bytes with a CAS id, plus 4 when the flags are non-zero. */
 const ITEM_OVERHEAD = 59
-const MAX_UINT64 = (1n << 64n) - 1n
-
-export interface SetOptions {
-  /**
-   * Seconds, or a string with a unit (`'90s'`, `'5 minutes'`); 0 = no expiry; fractions round up;
-   * over 30 days is sent as an absolute time. Default: the client's `defaultTtl`.
-   */
-  ttl?: number | string
-}
-
-/** What setMany takes: a Map, `[key, value]` pairs, or a plain object of keys and values. */
-export type SetManyEntries =
-  | ReadonlyMap<string, unknown>
-  | Iterable<readonly [string, unknown]>
-  | Readonly<Record<string, unknown>>
-
-export interface CounterOptions {
-  /** Create a missing counter with this value (the delta is not applied to it). Without it, a missing counter stays missing. */
-  initial?: number | bigint
-  /** TTL in seconds (or a string such as `'1m'`) for a counter created from `initial`. Default: the client's `defaultTtl`. */
-  ttl?: number | string
-}
-
-export interface UpdateOptions extends SetOptions {
-  /**
-   * Attempts in all (reads of the current value and compare-and-swaps) before giving up with
-   * CasConflictError (ERR_MEMKIT_CAS_CONFLICT). Between attempts `update` waits a random time up
-   * to 1 ms × 2^attempt, capped at 100 ms (full jitter), so concurrent updaters of one key spread
-   * out. Default `32`: enough for 40 concurrent updaters of one key (4 processes × 10) to all
-   * succeed, tested; raise it for more contention, or shard a hot key.
-   */
-  retries?: number
-}
-
-export interface RememberOptions {
-  /**
-   * Milliseconds (or a string such as `'10s'`) to wait for the loader before every caller sharing
-   * the load fails with LoadTimeoutError (ERR_MEMKIT_LOAD_TIMEOUT); the next call then loads
-   * again, and the late result is not cached. `Infinity` waits for ever. Default `10000`.
-   */
-  loadTimeout?: number | string
-  /**
-   * Negative caching: seconds (or a string such as `'30s'`) for which a `null` result is cached,
-   * so a lookup that found nothing is not repeated on every call. Default: `null` is not cached
-   * (the next call loads again), like `undefined`, which is never cached.
-   */
-  nullTtl?: number | string | false
-  /**
-   * One load per key across every process (meta protocol, memcached >= 1.6.18), with memcached's
-   * leases: on a miss the first caller anywhere loads while the others wait for its value; when
-   * the value is within `refreshAhead` seconds of expiring, or was marked stale by `invalidate()`,
-   * one caller reloads it in the background and everyone is served the current (stale) value
-   * meanwhile; the load's write is refused when an `invalidate()` or a `set()` overtook it.
-   * `refreshAhead` defaults to a tenth of the TTL (at least 1 s). Refused with NotSupportedError
-   * on the classic and binary transports, which have no leases. Default `false`.
-   */
-  lease?: boolean | { refreshAhead?: number | string }
-}
-
-export interface ClientEvents {
-  /** A server was marked down after `failureLimit` consecutive failures. */
-  'server:down': [{ server: string; error: MemkitError }]
-  /**
-   * A server that was down answers again. `flushed`: it was emptied first (`failover: true` with
-   * `rejoin: 'flush'`), after `'server:flushed'`.
-   */
-  'server:up': [{ server: string; flushed: boolean }]
-  /** A server was emptied (`flush_all`) before taking its keys back after a failover. */
-  'server:flushed': [{ server: string; reason: 'rejoin' }]
-  error: [Error]
-}
 
 /**
  * A pipelined memcached client. Create it with `createClient(options)`; share one instance
@@ -147,51 +68,31 @@ export interface ClientEvents {
  */
 export class MemcachedClient extends EventEmitter<ClientEvents> implements LockBackend, MemkitClient {
   readonly config: ClientConfig
-  readonly #protocol: Protocol<unknown>
+  readonly #kind: TransportKind
   readonly #keys: KeyCodec
   readonly #codec: ValueCodec
   readonly #cluster: Cluster
   readonly #decoder: ItemDecoder
-  readonly #loads = new SingleFlight<unknown>()
+  /** The transport of each server. */
+  readonly #transports = new Map<ServerNode, Transport>()
+  readonly #cacheAside: CacheAside
   readonly #generations = new Map<string, Generation>()
-  /** How each server is reached: a Dispatch (text protocols) or a BinaryTarget. */
-  readonly #targets = new Map<ServerNode, unknown>()
   #closed = false
-  /** Number of interchangeable proxies (0 when keys are placed client-side). */
-  readonly #proxyCount: number
 
   constructor(options: ClientOptions = {}) {
     super()
     this.config = parseClientOptions(options)
     const config = this.config
-    this.#protocol = createProtocol(config)
+    this.#kind = transportKind(config)
     this.#keys = new KeyCodec({
       prefix: config.keyPrefix,
       hashLongKeys: config.hashLongKeys,
-      base64NonAscii: this.#protocol.base64Keys,
+      base64NonAscii: this.#kind.base64Keys,
     })
     this.#codec = new ValueCodec(config.codec)
-    const codec = this.#codec
-    this.#decoder = {
-      missOnDecodeError: config.decodeErrors === 'miss',
-      decode(key, data, flags) {
-        try {
-          return codec.decode(data, flags)
-        } catch (error) {
-          const reason =
-            error instanceof UndecodableError ? error.message : `serializer failed: ${String(error)}`
-          throw new DecodeError(
-            `stored value of ${JSON.stringify(key)} cannot be decoded: ${reason}`,
-            key,
-            flags,
-            {
-              cause: error,
-            },
-          )
-        }
-      },
-      reportDecodeError: (error) => this.#emitError(error),
-    }
+    this.#decoder = valueDecoder(this.#codec, config.decodeErrors === 'miss', (error) =>
+      this.#emitError(error),
+    )
     const auth = config.auth
     const handshake =
       auth && config.protocol !== 'binary'
@@ -202,6 +103,14 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
           }
         : undefined
     const nodes: ServerNode[] = []
+    const dispatch = {
+      timeout: config.timeout,
+      retries: config.retries,
+      proxies: config.proxy ? config.servers.length : 0,
+      anyNode: () => this.#cluster.anyNode(),
+      closed: () => this.#closed,
+      client: this,
+    }
     for (const server of config.servers) {
       const node: ServerNode = new ServerNode(
         server,
@@ -216,12 +125,8 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
           deadTimeout: config.deadTimeout,
           maxPending: config.maxPending,
           maxItemSize: config.maxItemSize,
-          // The binary transport's own connection answers the probe; the text ones use `version`.
           flushOnRejoin: config.failover && config.rejoin === 'flush' && !config.proxy && !server.memory,
-          probe:
-            config.protocol === 'binary'
-              ? (flush) => (this.#targets.get(node) as BinaryTarget).probe(flush)
-              : undefined,
+          probe: (flush) => this.#transports.get(node)!.probe(flush),
         },
         {
           onDown: (down, error) => {
@@ -238,24 +143,21 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
         },
       )
       nodes.push(node)
-      this.#targets.set(
-        node,
-        server.memory
-          ? memoryStore(server.memory.name, server.memory.maxBytes, config.maxItemSize)
-          : config.protocol === 'binary'
-            ? new BinaryTarget(node, {
-                client: this,
-                timeout: config.timeout,
-                connectTimeout: config.connectTimeout,
-                keepAlive: config.keepAlive,
-                auth: config.auth,
-                maxItemSize: config.maxItemSize,
-              })
-            : this.#makeDispatch(node),
-      )
+      this.#transports.set(node, createTransport(config, node, dispatch))
     }
     this.#cluster = new Cluster(nodes, config.failover, config.proxy, config.distribution)
-    this.#proxyCount = config.proxy ? nodes.length : 0
+    this.#cacheAside = new CacheAside({
+      kind: this.#kind,
+      get: (key) => this.get(key),
+      set: (key, value, options) => this.set(key, value, options),
+      cas: (key, value, cas, options) => this.cas(key, value, cas, options),
+      deleteIfUnchanged: (key, cas) => this.deleteIfUnchanged(key, cas),
+      leaseGet: (key, vivify, recache) => {
+        const encoded = this.#keys.encode(key)
+        return this.#transportFor(encoded).leaseGet(encoded, this.#decoder, vivify, recache)
+      },
+      report: (error) => this.#emitError(error),
+    })
   }
 
   // ---- reading -------------------------------------------------------------------------
@@ -264,7 +166,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   get<T = unknown>(key: string): Promise<T | undefined> {
     try {
       const encoded = this.#keys.encode(key)
-      return this.#protocol.get(this.#dispatchFor(encoded), encoded, this.#decoder) as Promise<T | undefined>
+      return this.#transportFor(encoded).get(encoded, this.#decoder) as Promise<T | undefined>
     } catch (error) {
       return Promise.reject(error)
     }
@@ -277,35 +179,8 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
    */
   async getMany<T = unknown>(keys: Iterable<string>): Promise<Map<string, T>> {
     this.#assertOpen()
-    const { perNode, count } = this.#groupByServer(keys)
-    const into = new Map<string, unknown>()
-    if (perNode.size === 0) return into as Map<string, T>
-    const batches = [...perNode]
-    const results = await Promise.allSettled(
-      batches.map(([node, list]) =>
-        this.#protocol.getMany(this.#targets.get(node)!, list, this.#decoder, into),
-      ),
-    )
-    let failed: Map<string, MemkitError> | undefined
-    for (let i = 0; i < results.length; i++) {
-      const result = results[i]!
-      if (result.status === 'fulfilled') continue
-      // Only a server's failure is partial; anything else (a decode error, a closed client) is the caller's.
-      if (!(result.reason instanceof ServerFailureError)) throw result.reason
-      failed ??= new Map()
-      for (const key of batches[i]![1]) {
-        into.delete(key.key)
-        failed.set(key.key, result.reason)
-      }
-    }
-    if (failed) {
-      throw new PartialReadError(
-        `getMany could not read ${failed.size} of ${count} keys: ${[...new Set([...failed.values()].map((e) => e.message))].join('; ')}`,
-        into as Map<string, T>,
-        failed,
-      )
-    }
-    return into as Map<string, T>
+    const { groups, count } = this.#groupByServer(keys)
+    return readMany<T>(groups, count, this.#decoder)
   }
 
   /**
@@ -320,23 +195,19 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     this.#assertOpen()
     checkOptions(options, SET_MANY_OPTIONS)
     const ttl = options?.ttl ?? this.config.defaultTtl
-    const perNode = new Map<ServerNode, BatchItem[]>()
+    const groups: Groups<BatchItem> = new Map()
     for (const [key, value] of entriesOf(entries)) {
       const encoded = this.#keys.encode(key)
       const { data, flags } = this.#codec.encode(value)
       this.#checkSize(encoded.stored, data.length, flags)
-      const item: BatchItem = { key: encoded, data, flags, exptime: this.#exptimeFor(encoded, ttl) }
-      const node = this.#cluster.nodeFor(encoded)
-      const list = perNode.get(node)
-      if (list) list.push(item)
-      else perNode.set(node, [item])
+      addTo(groups, this.#transportFor(encoded), {
+        key: encoded,
+        data,
+        flags,
+        exptime: this.#exptimeFor(encoded, ttl),
+      })
     }
-    await this.#batch(perNode, 'setMany', (target, items) => {
-      if (this.#protocol.name === 'meta') return storeMany(target as Dispatch, items)
-      return this.#oneByOne(items, (item) =>
-        this.#protocol.store(target, 'set', item.key, item.data, item.flags, item.exptime),
-      )
-    })
+    await writeMany(groups, 'setMany')
   }
 
   /**
@@ -347,99 +218,28 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
    */
   async deleteMany(keys: Iterable<string>): Promise<number> {
     this.#assertOpen()
-    const { perNode, count } = this.#groupByServer(keys)
-    const missing = await this.#batch(perNode, 'deleteMany', (target, list) => {
-      if (this.#protocol.name === 'meta') return deleteMany(target as Dispatch, list)
-      return this.#oneByOne(list, (key) => this.#protocol.delete(target, key))
-    })
-    return count - missing
+    const { groups, count } = this.#groupByServer(keys)
+    return count - (await writeMany(groups, 'deleteMany'))
   }
 
   /** Distinct keys, encoded and grouped by the server that holds them. */
-  #groupByServer(keys: Iterable<string>): { perNode: Map<ServerNode, EncodedKey[]>; count: number } {
-    const perNode = new Map<ServerNode, EncodedKey[]>()
+  #groupByServer(keys: Iterable<string>): { groups: Groups<EncodedKey>; count: number } {
+    const groups: Groups<EncodedKey> = new Map()
     const seen = new Set<string>()
     for (const key of keys) {
       if (seen.has(key)) continue
       seen.add(key)
       const encoded = this.#keys.encode(key)
-      const node = this.#cluster.nodeFor(encoded)
-      const list = perNode.get(node)
-      if (list) list.push(encoded)
-      else perNode.set(node, [encoded])
+      addTo(groups, this.#transportFor(encoded), encoded)
     }
-    return { perNode, count: seen.size }
-  }
-
-  /**
-   * Runs one batch per server; resolves with the number of keys the servers answered "not
-   * stored / not found" for. setMany counts those as failures (a `set` is only refused when the
-   * server cannot store it), deleteMany as keys that were already missing.
-   */
-  async #batch<T extends BatchItem | EncodedKey>(
-    perNode: Map<ServerNode, T[]>,
-    method: 'setMany' | 'deleteMany',
-    run: (target: unknown, items: T[]) => Promise<number[]>,
-  ): Promise<number> {
-    if (perNode.size === 0) return 0
-    const batches = [...perNode]
-    const results = await Promise.allSettled(
-      batches.map(([node, items]) => run(this.#targets.get(node)!, items)),
-    )
-    let failed: Map<string, MemkitError> | undefined
-    const succeeded: string[] = []
-    let misses = 0
-    let total = 0
-    for (let i = 0; i < results.length; i++) {
-      const result = results[i]!
-      const [node, items] = batches[i]!
-      total += items.length
-      if (result.status === 'rejected') {
-        if (!(result.reason instanceof ServerFailureError)) throw result.reason
-        failed ??= new Map()
-        for (const item of items) failed.set(keyOf(item), result.reason)
-        continue
-      }
-      const refused = new Set(result.value)
-      misses += refused.size
-      for (const [index, item] of items.entries()) {
-        const key = keyOf(item)
-        if (method === 'setMany' && refused.has(index)) {
-          failed ??= new Map()
-          failed.set(key, new ServerError(`${node.label} did not store ${key} (NOT_STORED)`, node.label))
-        } else succeeded.push(key)
-      }
-    }
-    if (failed) {
-      throw new PartialWriteError(
-        `${method} could not write ${failed.size} of ${total} keys: ${[...new Set([...failed.values()].map((e) => e.message))].join('; ')}`,
-        failed,
-        succeeded,
-      )
-    }
-    return misses
-  }
-
-  /**
-   * The classic and binary transports: one command per key, written back to back on the
-   * connection (pipelined), so a batch still costs about one round trip. Resolves with the
-   * indexes answered false; rejects with the first server failure.
-   */
-  async #oneByOne<T>(items: T[], send: (item: T) => Promise<boolean>): Promise<number[]> {
-    const results = await Promise.allSettled(items.map(send))
-    const refused: number[] = []
-    for (const [index, result] of results.entries()) {
-      if (result.status === 'rejected') throw result.reason
-      if (!result.value) refused.push(index)
-    }
-    return refused
+    return { groups, count: seen.size }
   }
 
   /** The value and its CAS token (for `cas()`), or undefined on a miss. */
   gets<T = unknown>(key: string): Promise<{ value: T; cas: string } | undefined> {
     try {
       const encoded = this.#keys.encode(key)
-      return this.#protocol.gets(this.#dispatchFor(encoded), encoded, this.#decoder) as Promise<
+      return this.#transportFor(encoded).gets(encoded, this.#decoder) as Promise<
         { value: T; cas: string } | undefined
       >
     } catch (error) {
@@ -463,8 +263,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   ): Promise<{ value: T; cas: string } | undefined> {
     try {
       const encoded = this.#keys.encode(key)
-      return this.#protocol.getAndTouch(
-        this.#dispatchFor(encoded),
+      return this.#transportFor(encoded).getAndTouch(
         encoded,
         this.#exptimeFor(encoded, ttl),
         this.#decoder,
@@ -513,7 +312,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   delete(key: string): Promise<boolean> {
     try {
       const encoded = this.#keys.encode(key)
-      return this.#protocol.delete(this.#dispatchFor(encoded), encoded)
+      return this.#transportFor(encoded).delete(encoded)
     } catch (error) {
       return Promise.reject(error)
     }
@@ -525,7 +324,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
       if (typeof cas !== 'string' || !/^\d+$/.test(cas))
         throw new InvalidArgumentError('cas must be the token string from gets()')
       const encoded = this.#keys.encode(key)
-      return this.#protocol.deleteIfUnchanged(this.#dispatchFor(encoded), encoded, cas)
+      return this.#transportFor(encoded).deleteIfUnchanged(encoded, cas)
     } catch (error) {
       return Promise.reject(error)
     }
@@ -535,7 +334,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   touch(key: string, ttl: number | string): Promise<boolean> {
     try {
       const encoded = this.#keys.encode(key)
-      return this.#protocol.touch(this.#dispatchFor(encoded), encoded, this.#exptimeFor(encoded, ttl))
+      return this.#transportFor(encoded).touch(encoded, this.#exptimeFor(encoded, ttl))
     } catch (error) {
       return Promise.reject(error)
     }
@@ -655,182 +454,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     loader: () => T | Promise<T>,
     options?: RememberOptions,
   ): Promise<T> {
-    let plan: RememberPlan
-    try {
-      plan = this.#rememberPlan(key, ttl, loader, options)
-    } catch (error) {
-      return Promise.reject(error)
-    }
-    return this.#loads.run(key, () => {
-      const load = { abandoned: false }
-      const work = plan.lease ? this.#leaseLoad(plan, load) : this.#load(plan, load)
-      return withLoadTimeout(work, plan, load)
-    }) as Promise<T>
-  }
-
-  #rememberPlan(
-    key: string,
-    ttl: number | string,
-    loader: () => unknown,
-    options: RememberOptions | undefined,
-  ): RememberPlan {
-    checkOptions(options, REMEMBER_OPTIONS)
-    const seconds = toDuration(ttl, 'ttl', 's', 'argument')
-    if (typeof loader !== 'function') {
-      throw new InvalidArgumentError(
-        `remember(key, ttl, loader): loader must be a function returning the value; got ${describe(loader)}`,
-      )
-    }
-    const rawTimeout = options?.loadTimeout
-    const loadTimeout =
-      rawTimeout === undefined
-        ? 10_000
-        : rawTimeout === Number.POSITIVE_INFINITY
-          ? rawTimeout
-          : toDuration(rawTimeout, 'loadTimeout', 'ms', 'argument')
-    if (!(loadTimeout > 0)) {
-      throw new InvalidArgumentError(
-        `remember(): loadTimeout must be more than 0 ms (or Infinity); got ${String(rawTimeout)}`,
-      )
-    }
-    const nullTtl =
-      options?.nullTtl === undefined || options.nullTtl === false
-        ? undefined
-        : toDuration(options.nullTtl, 'nullTtl', 's', 'argument')
-    const lease = options?.lease
-    // By default one reader refreshes the value in its last tenth (at least its last second).
-    let refreshAhead = seconds > 0 ? Math.max(1, Math.ceil(seconds / 10)) : 0
-    if (lease !== undefined && lease !== false && lease !== true) {
-      checkOptions(lease, LEASE_OPTIONS)
-      if (lease.refreshAhead !== undefined)
-        refreshAhead = toDuration(lease.refreshAhead, 'lease.refreshAhead', 's', 'argument')
-    }
-    const leased = lease !== undefined && lease !== false
-    if (leased && (this.#protocol.name === 'classic' || this.#protocol.name === 'binary')) {
-      throw new NotSupportedError(
-        `remember(): lease needs the meta protocol (memcached >= 1.6.18: mg N/R with the W/X/Z flags); protocol '${this.#protocol.name}' has no leases. Drop \`lease\` (concurrent callers in one process still share one load)`,
-      )
-    }
-    return {
-      key,
-      ttl: seconds,
-      loader,
-      loadTimeout,
-      nullTtl,
-      // memory:// lives in this process, where the in-process single flight already is global.
-      lease: leased && this.#protocol.name === 'meta',
-      refreshAhead: Math.ceil(refreshAhead),
-      vivify: Number.isFinite(loadTimeout) ? Math.max(1, Math.ceil(loadTimeout / 1000)) : 60,
-    }
-  }
-
-  /** The TTL a loaded value is cached for, or undefined when it is not cached. */
-  #ttlOf(value: unknown, plan: RememberPlan): number | undefined {
-    if (value === undefined) return undefined
-    if (value === null) return plan.nullTtl
-    return plan.ttl
-  }
-
-  async #load(plan: RememberPlan, load: { abandoned: boolean }): Promise<unknown> {
-    let cached: unknown
-    try {
-      cached = await this.get(plan.key)
-    } catch (error) {
-      if (!(error instanceof ServerFailureError || error instanceof DecodeError)) throw error
-      this.#emitError(error)
-    }
-    if (cached !== undefined && (cached !== null || plan.nullTtl !== undefined)) return cached
-    const value = await plan.loader()
-    const ttl = this.#ttlOf(value, plan)
-    // Given up on: a newer load may have stored a fresher value already.
-    if (ttl !== undefined && !load.abandoned) {
-      try {
-        await this.set(plan.key, value, { ttl })
-      } catch (error) {
-        if (!(error instanceof ServerFailureError || error instanceof ValueTooLargeError)) throw error
-        this.#emitError(error)
-      }
-    }
-    return value
-  }
-
-  /**
-   * remember() across processes, with memcached's leases (mg N R, the W/Z/X flags): the caller
-   * who gets W loads; others wait for the value (cold key) or are served the current or stale
-   * value at once (expiring or invalidated key) while the winner reloads in the background. The
-   * winner writes with the CAS its lease came with, so a write from a load that an invalidate()
-   * or a newer set() overtook is refused and the newer data stays.
-   */
-  async #leaseLoad(plan: RememberPlan, load: { abandoned: boolean }): Promise<unknown> {
-    const encoded = this.#keys.encode(plan.key)
-    let delay = LEASE_POLL_FIRST
-    for (;;) {
-      let item: LeaseItem
-      try {
-        item = await leaseGet(
-          this.#dispatchFor(encoded) as Dispatch,
-          encoded,
-          this.#decoder,
-          plan.vivify,
-          plan.refreshAhead,
-        )
-      } catch (error) {
-        if (!(error instanceof ServerFailureError || error instanceof DecodeError)) throw error
-        this.#emitError(error)
-        return plan.loader()
-      }
-      if (item.hit) {
-        if (item.win) this.#refreshInBackground(plan, item.cas)
-        return item.value
-      }
-      if (item.win) return this.#loadUnderLease(plan, load, item.cas, true)
-      // Another process holds the lease on an empty placeholder: look again shortly.
-      if (load.abandoned) return undefined
-      await sleep(delay * (0.5 + Math.random()))
-      delay = Math.min(delay * 2, LEASE_POLL_MAX)
-    }
-  }
-
-  async #loadUnderLease(
-    plan: RememberPlan,
-    load: { abandoned: boolean },
-    cas: string,
-    placeholder: boolean,
-  ): Promise<unknown> {
-    let value: unknown
-    try {
-      value = await plan.loader()
-    } catch (error) {
-      if (placeholder) this.#releaseLease(plan.key, cas)
-      throw error
-    }
-    if (load.abandoned) return value
-    const ttl = this.#ttlOf(value, plan)
-    if (ttl === undefined) {
-      if (placeholder) this.#releaseLease(plan.key, cas)
-      return value
-    }
-    try {
-      // false: invalidated or overwritten since the lease was granted; the newer state stays.
-      await this.cas(plan.key, value, cas, { ttl })
-    } catch (error) {
-      if (!(error instanceof ServerFailureError || error instanceof ValueTooLargeError)) throw error
-      if (placeholder) this.#releaseLease(plan.key, cas)
-      this.#emitError(error)
-    }
-    return value
-  }
-
-  /** Frees an unused placeholder lease (only while it is still ours), so a waiter can load at once. */
-  #releaseLease(key: string, cas: string): void {
-    this.deleteIfUnchanged(key, cas).catch((error: Error) => this.#emitError(error))
-  }
-
-  #refreshInBackground(plan: RememberPlan, cas: string): void {
-    const load = { abandoned: false }
-    withLoadTimeout(this.#loadUnderLease(plan, load, cas, false), plan, load).catch((error: Error) =>
-      this.#emitError(error),
-    )
+    return this.#cacheAside.remember(key, ttl, loader, options)
   }
 
   /**
@@ -842,9 +466,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   invalidate(key: string): Promise<boolean> {
     try {
       const encoded = this.#keys.encode(key)
-      const target = this.#dispatchFor(encoded)
-      if (this.#protocol.name !== 'meta') return this.#protocol.delete(target, encoded)
-      return invalidate(target as Dispatch, encoded, undefined)
+      return this.#transportFor(encoded).invalidate(encoded)
     } catch (error) {
       return Promise.reject(error)
     }
@@ -888,10 +510,11 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     return keys
   }
 
+  /** Generation copies are counters: raw bytes, not serialized values. */
   readonly #generationBackend: GenerationBackend = {
     readCopy: async (key) => {
       const encoded = this.#keys.encode(key)
-      const item = (await this.#protocol.gets(this.#dispatchFor(encoded), encoded, RAW_DECODER)) as
+      const item = (await this.#transportFor(encoded).gets(encoded, RAW_DECODER)) as
         | { value: Buffer; cas: string }
         | undefined
       if (item === undefined) return { value: undefined, cas: undefined }
@@ -900,8 +523,14 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     createCopy: (key, value) => this.incr(key, 0, { initial: value, ttl: 0 }),
     replaceCopy: (key, value, cas) => {
       const encoded = this.#keys.encode(key)
-      const data = Buffer.from(String(value), 'latin1')
-      return this.#protocol.store(this.#dispatchFor(encoded), 'cas', encoded, data, 0, 0, cas)
+      return this.#transportFor(encoded).store(
+        'cas',
+        encoded,
+        Buffer.from(String(value), 'latin1'),
+        0,
+        0,
+        cas,
+      )
     },
     deleteCopy: (key) => this.delete(key),
     report: (error) => this.#emitError(error),
@@ -927,7 +556,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   /** Removes every item on every server. */
   async flush(): Promise<void> {
     this.#assertOpen()
-    await Promise.all(this.#cluster.nodes.map((node) => this.#protocol.flush(this.#targets.get(node)!)))
+    await Promise.all([...this.#transports.values()].map((transport) => transport.flush()))
   }
 
   /** Health and figures of every server, in configured order. Never rejects for a down server. */
@@ -935,15 +564,11 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     this.#assertOpen()
     return Promise.all(
       this.#cluster.nodes.map(async (node) => {
+        const transport = this.#transports.get(node)!
         try {
           // A proxy forwards no stats: report what can be known, reachability and version.
-          if (this.config.proxy) {
-            const version = await this.#protocol.version(this.#targets.get(node)!)
-            return { server: node.label, up: true, version }
-          }
-          const raw = await this.#protocol.stats(this.#targets.get(node)!)
-          const stats = summarizeStats(node.label, raw)
-          return stats
+          if (this.config.proxy) return { server: node.label, up: true, version: await transport.version() }
+          return summarizeStats(node.label, await transport.stats())
         } catch (error) {
           return downStats(node.label, error as Error)
         }
@@ -957,14 +582,13 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     this.#closed = true
     for (const node of this.#cluster.nodes) {
       node.close()
-      const target = this.#targets.get(node)
-      if (target instanceof BinaryTarget) target.close()
+      this.#transports.get(node)!.close()
     }
   }
 
   /** Whether deleteIfUnchanged is atomic on this transport (false for classic). */
   get conditionalDelete(): boolean {
-    return this.#protocol.conditionalDelete
+    return this.#kind.conditionalDelete
   }
 
   get closed(): boolean {
@@ -987,7 +611,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
       const exptime = this.#exptimeFor(encoded, options?.ttl ?? this.config.defaultTtl)
       const { data, flags } = this.#codec.encode(value)
       this.#checkSize(encoded.stored, data.length, flags)
-      return this.#protocol.store(this.#dispatchFor(encoded), mode, encoded, data, flags, exptime, cas)
+      return this.#transportFor(encoded).store(mode, encoded, data, flags, exptime, cas)
     } catch (error) {
       return Promise.reject(error)
     }
@@ -1001,7 +625,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
       const encoded = this.#keys.encode(key)
       const data = typeof value === 'string' ? Buffer.from(value) : value
       this.#checkSize(encoded.stored, data.length, 0)
-      return this.#protocol.store(this.#dispatchFor(encoded), mode, encoded, data, 0, 0)
+      return this.#transportFor(encoded).store(mode, encoded, data, 0, 0)
     } catch (error) {
       return Promise.reject(error)
     }
@@ -1035,7 +659,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
           'a counter ttl applies when the counter is created: pass `initial` with it',
         )
       }
-      return this.#protocol.arith(this.#dispatchFor(encoded), {
+      return this.#transportFor(encoded).arith({
         key: encoded,
         decrement,
         delta: toUint64(delta, 'delta'),
@@ -1063,52 +687,10 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     return toExptime(seconds === 0 ? cap : Math.min(seconds, cap))
   }
 
-  #dispatchFor(key: PlacedKey): unknown {
+  /** The transport of the server that holds `key` now. */
+  #transportFor(key: PlacedKey): Transport {
     if (this.#closed) throw new ClientClosedError('the client is closed')
-    return this.#targets.get(this.#cluster.nodeFor(key))!
-  }
-
-  #makeDispatch(node: ServerNode): Dispatch {
-    return <T>(command: Command<T>, idempotent: boolean): Promise<T> => {
-      if (this.#closed) return Promise.reject(new ClientClosedError('the client is closed'))
-      // The clock starts when the connection writes it (one clock read per write, not per command).
-      command.timeout = this.config.timeout
-      command.route = node
-      if (idempotent && this.config.retries > 0) {
-        command.retriesLeft = this.config.retries
-        command.onFailure = this.#retry
-      }
-      if (this.#proxyCount > 1) {
-        command.reroutesLeft = this.#proxyCount - 1
-        command.onFailure = this.#retry
-      }
-      node.send(command)
-      if (commandChannel.hasSubscribers) observe(this, command, node.label)
-      return command.promise
-    }
-  }
-
-  // A command whose established connection broke (not one that timed out, could not connect,
-  // or found its server down) is sent again on a fresh connection while its deadline allows.
-  // Only idempotent commands get here.
-  readonly #retry = (command: RetryTarget, error: MemkitError): boolean => {
-    if (this.#closed || Date.now() >= command.deadline) return false
-    // Behind proxies any proxy serves any key, and a command that never left the client (the
-    // proxy is down or refused the connection) is safe to send elsewhere, idempotent or not.
-    const neverSent =
-      error.code === 'ERR_MEMKIT_SERVER_DOWN' || (error as ConnectionError).connecting === true
-    if (neverSent && command.reroutesLeft > 0) {
-      command.reroutesLeft--
-      const next = this.#cluster.anyNode()
-      command.route = next
-      next.send(command as Command)
-      return true
-    }
-    if (command.retriesLeft <= 0 || error.code !== 'ERR_MEMKIT_CONNECTION') return false
-    if ((error as ConnectionError).connecting) return false
-    command.retriesLeft--
-    ;(command.route as ServerNode).send(command as Command)
-    return true
+    return this.#transports.get(this.#cluster.nodeFor(key))!
   }
 
   #assertOpen(): void {
@@ -1128,91 +710,6 @@ const RAW_DECODER: ItemDecoder = {
   reportDecodeError: () => {},
 }
 
-function observe(client: object, command: Command, server: string): void {
-  const start = performance.now()
-  command.promise.then(
-    (result) => {
-      const event: Record<string, unknown> = {
-        client,
-        command: command.name,
-        server,
-        duration: performance.now() - start,
-      }
-      if (command.name === 'get' || command.name === 'gets' || command.name === 'getAndTouch')
-        event.hit = result !== undefined
-      else if (command.keyCount > 0) {
-        event.keys = command.keyCount
-        event.hits = command.hitCount
-        event.hit = command.hitCount > 0
-      }
-      commandChannel.publish(event)
-    },
-    (error) =>
-      commandChannel.publish({
-        client,
-        command: command.name,
-        server,
-        duration: performance.now() - start,
-        error,
-      }),
-  )
-}
-
-/** remember()'s call, validated once. */
-interface RememberPlan {
-  readonly key: string
-  /** Seconds. */
-  readonly ttl: number
-  readonly loader: () => unknown
-  /** Milliseconds (or Infinity). */
-  readonly loadTimeout: number
-  /** Seconds a null result is cached, or undefined: not cached. */
-  readonly nullTtl: number | undefined
-  readonly lease: boolean
-  /** Lease mode: seconds of remaining TTL under which one reader reloads (mg R); 0 = off. */
-  readonly refreshAhead: number
-  /** Lease mode: seconds a placeholder lease lives (mg N), so a crashed loader frees it. */
-  readonly vivify: number
-}
-
-/** Lease mode: first and longest wait (ms) between looks at a key another process is loading. */
-const LEASE_POLL_FIRST = 5
-const LEASE_POLL_MAX = 100
-
-/** Rejects with LoadTimeoutError after `plan.loadTimeout` ms, and marks the load abandoned. */
-function withLoadTimeout(
-  work: Promise<unknown>,
-  plan: RememberPlan,
-  load: { abandoned: boolean },
-): Promise<unknown> {
-  if (plan.loadTimeout === Number.POSITIVE_INFINITY) return work
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      load.abandoned = true
-      reject(
-        new LoadTimeoutError(
-          `remember(${JSON.stringify(plan.key)}): the loader did not settle within ${plan.loadTimeout} ms (loadTimeout); the next call loads again`,
-        ),
-      )
-    }, plan.loadTimeout)
-    work.then(
-      (value) => {
-        clearTimeout(timer)
-        resolve(value)
-      },
-      (error: unknown) => {
-        clearTimeout(timer)
-        reject(error)
-      },
-    )
-  })
-}
-
-/** The caller's key of a batch item (a value to store, or a key to delete). */
-function keyOf(item: BatchItem | EncodedKey): string {
-  return 'data' in item ? item.key.key : item.key
-}
-
 function entriesOf(entries: SetManyEntries): Iterable<readonly [string, unknown]> {
   if (entries instanceof Map) return entries
   if (typeof entries === 'object' && entries !== null) {
@@ -1222,42 +719,6 @@ function entriesOf(entries: SetManyEntries): Iterable<readonly [string, unknown]
   throw new InvalidArgumentError(
     `setMany(entries): entries must be a Map, [key, value] pairs or an object; got ${describe(entries)}`,
   )
-}
-
-function toUint64(value: number | bigint, name: string): bigint {
-  if (typeof value === 'number') {
-    if (!Number.isSafeInteger(value) || value < 0) {
-      throw new InvalidArgumentError(`${name} must be a non-negative integer; got ${value}`)
-    }
-    return BigInt(value)
-  }
-  if (typeof value !== 'bigint' || value < 0n || value > MAX_UINT64) {
-    throw new InvalidArgumentError(`${name} must be an unsigned 64-bit integer; got ${String(value)}`)
-  }
-  return value
-}
-
-function toSafeNumber(result: { value: string } | undefined): number | undefined {
-  if (result === undefined) return undefined
-  const value = Number(result.value)
-  if (!Number.isSafeInteger(value)) {
-    throw new UnsafeIntegerError(
-      `counter value ${result.value} is above Number.MAX_SAFE_INTEGER; use incrBig/decrBig`,
-    )
-  }
-  return value
-}
-
-function createProtocol(config: ClientConfig): Protocol<unknown> {
-  if (config.servers.some((server) => server.memory)) return new MemoryProtocol() as Protocol<unknown>
-  switch (config.protocol) {
-    case 'classic':
-      return new ClassicProtocol({ proxy: config.proxy }) as Protocol<unknown>
-    case 'binary':
-      return new BinaryProtocol() as Protocol<unknown>
-    default:
-      return new MetaProtocol() as Protocol<unknown>
-  }
 }
 
 /** Creates a client. Connections open on first use, so this never fails for a server that is down. */

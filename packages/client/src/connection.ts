@@ -1,3 +1,7 @@
+// One socket to one server: writing pipelined commands, reading and matching their replies in
+// order, timeouts, TLS nudges. Over 450 lines on purpose: it is one cohesive protocol engine (as
+// undici keeps its HTTP/1.1 client in one file), and the invariant that a reply can only ever
+// answer its own request is easiest to check when the whole path is in one place.
 import { connect as netConnect, type Socket } from 'node:net'
 import { type ConnectionOptions as TlsOptions, connect as tlsConnect } from 'node:tls'
 import { type Command, DONE, FATAL, MORE, type OutPart } from './command.js'

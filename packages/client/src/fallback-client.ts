@@ -1,19 +1,19 @@
 import { EventEmitter } from 'node:events'
-import type {
-  ClientEvents,
-  CounterOptions,
-  MemcachedClient,
-  RememberOptions,
-  SetManyEntries,
-  SetOptions,
-  UpdateOptions,
-} from './client.js'
+import type { MemcachedClient } from './client.js'
 import { InvalidOptionError, ServerFailureError } from './errors.js'
 import type { Generation } from './generation.js'
 import type { Lock, LockOptions } from './lock.js'
 import type { MemkitClient } from './memkit-client.js'
 import type { ClientConfig } from './options.js'
 import type { ServerStats } from './stats.js'
+import type {
+  ClientEvents,
+  CounterOptions,
+  RememberOptions,
+  SetManyEntries,
+  SetOptions,
+  UpdateOptions,
+} from './types.js'
 
 export interface FallbackOptions {
   /**

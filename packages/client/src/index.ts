@@ -1,13 +1,4 @@
-export {
-  type ClientEvents,
-  type CounterOptions,
-  createClient,
-  MemcachedClient,
-  type RememberOptions,
-  type SetManyEntries,
-  type SetOptions,
-  type UpdateOptions,
-} from './client.js'
+export { createClient, MemcachedClient } from './client.js'
 export type { Distribution } from './cluster.js'
 export { CHANNELS, type CommandEvent } from './diagnostics.js'
 export { readDuration, toDuration } from './duration.js'
@@ -51,3 +42,11 @@ export { JsonFlags, jsonSerializer } from './serializers/json.js'
 export { parseServers, type ServerConfig, type ServerSpec } from './servers.js'
 export type { ServerStats } from './stats.js'
 export { MAX_EXPTIME, MAX_RELATIVE_TTL, toExptime } from './ttl.js'
+export type {
+  ClientEvents,
+  CounterOptions,
+  RememberOptions,
+  SetManyEntries,
+  SetOptions,
+  UpdateOptions,
+} from './types.js'

@@ -1,3 +1,7 @@
+import type { Generation } from './generation.js'
+import type { Lock, LockOptions } from './lock.js'
+import type { ClientConfig } from './options.js'
+import type { ServerStats } from './stats.js'
 import type {
   ClientEvents,
   CounterOptions,
@@ -5,11 +9,7 @@ import type {
   SetManyEntries,
   SetOptions,
   UpdateOptions,
-} from './client.js'
-import type { Generation } from './generation.js'
-import type { Lock, LockOptions } from './lock.js'
-import type { ClientConfig } from './options.js'
-import type { ServerStats } from './stats.js'
+} from './types.js'
 
 /**
  * What middleware needs from a client: implemented by `MemcachedClient` (createClient) and by

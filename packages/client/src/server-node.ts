@@ -1,7 +1,6 @@
 import type { Command } from './command.js'
 import { Connection, type ConnectionOptions } from './connection.js'
 import { ClientClosedError, type MemkitError, OverloadedError, ServerDownError } from './errors.js'
-import { FlushCommand, VersionCommand } from './protocol/text-commands.js'
 import type { ServerConfig } from './servers.js'
 
 export interface NodeOptions {
@@ -25,10 +24,10 @@ export interface NodeOptions {
    */
   flushOnRejoin: boolean
   /**
-   * Checks whether a down server is back, and empties it when `flush` is true. Default: `version`
-   * (then `flush_all`) on a fresh connection.
+   * Checks whether a down server is back, and empties it when `flush` is true: the transport's
+   * `probe` (the socket transports send `version`, then `flush_all`, on a fresh connection).
    */
-  probe?: (flush: boolean) => Promise<unknown>
+  probe: (flush: boolean) => Promise<unknown>
 }
 
 export interface NodeEvents {
@@ -183,7 +182,7 @@ export class ServerNode {
     if (this.#closed || !this.#down) return
     const flush = this.#options.flushOnRejoin
     try {
-      await (this.#options.probe ? this.#options.probe(flush) : this.#probeWithVersion(flush))
+      await this.#options.probe(flush)
     } catch (error) {
       // Not back, or it could not be emptied (e.g. memcached -F forbids flush_all): it stays down
       // rather than serve what may be stale.
@@ -197,10 +196,9 @@ export class ServerNode {
     this.#events.onUp(this, flush)
   }
 
-  async #probeWithVersion(flush: boolean): Promise<void> {
+  /** Sends `commands` on a fresh connection (not one of the pool's) and waits for every answer. */
+  readonly probeConnection = async (commands: Command[]): Promise<void> => {
     const connection = new Connection(this.#connectionOptions(), { onReply: () => {}, onClose: () => {} })
-    const commands: Command[] = [new VersionCommand()]
-    if (flush) commands.push(new FlushCommand())
     const deadline = Date.now() + this.#options.connectTimeout
     for (const command of commands) {
       command.deadline = deadline

@@ -1,8 +1,20 @@
 import { Command, DONE, MORE } from '../command.js'
 import { NotSupportedError } from '../errors.js'
 import type { EncodedKey } from '../keys.js'
+import {
+  type ArithRequest,
+  type ArithResult,
+  type BatchItem,
+  type Dispatch,
+  type LeaseItem,
+  oneByOne,
+  type ProbeConnection,
+  type StoredItem,
+  type StoreMode,
+  type Transport,
+  type TransportKind,
+} from '../transport.js'
 import { decodeItem, type ItemDecoder } from './item-decoder.js'
-import type { ArithRequest, ArithResult, Dispatch, Protocol, StoredItem, StoreMode } from './protocol.js'
 import { FlushCommand, StatsCommand, VersionCommand } from './text-commands.js'
 
 // The classic text protocol: only the commands twemproxy and mcrouter forward (get, gets,
@@ -181,48 +193,49 @@ export interface ClassicOptions {
   proxy: boolean
 }
 
-export class ClassicProtocol implements Protocol {
-  readonly name = 'classic' as const
-  readonly base64Keys = false
-  readonly conditionalDelete = false
-  readonly remainingTtl = false
+export const CLASSIC: TransportKind = Object.freeze({
+  name: 'classic',
+  base64Keys: false,
+  conditionalDelete: false,
+  remainingTtl: false,
+  leases: false,
+})
 
-  constructor(private readonly options: ClassicOptions) {}
+export class ClassicTransport implements Transport {
+  readonly kind = CLASSIC
 
-  get(send: Dispatch, key: EncodedKey, decoder: ItemDecoder): Promise<unknown> {
-    return send(new ClassicGetCommand<unknown>(key, decoder, false), true)
+  constructor(
+    readonly label: string,
+    private readonly send: Dispatch,
+    private readonly probeConnection: ProbeConnection,
+    private readonly options: ClassicOptions,
+  ) {}
+
+  get(key: EncodedKey, decoder: ItemDecoder): Promise<unknown> {
+    return this.send(new ClassicGetCommand<unknown>(key, decoder, false), true)
   }
 
-  gets(send: Dispatch, key: EncodedKey, decoder: ItemDecoder): Promise<StoredItem | undefined> {
-    return send(new ClassicGetCommand<StoredItem | undefined>(key, decoder, true), true)
+  gets(key: EncodedKey, decoder: ItemDecoder): Promise<StoredItem | undefined> {
+    return this.send(new ClassicGetCommand<StoredItem | undefined>(key, decoder, true), true)
   }
 
   /** No `gat` through proxies: `touch` then `gets`, pipelined in one round trip (not atomic). */
-  async getAndTouch(
-    send: Dispatch,
-    key: EncodedKey,
-    exptime: number,
-    decoder: ItemDecoder,
-  ): Promise<StoredItem | undefined> {
-    const [touched, item] = await Promise.all([this.touch(send, key, exptime), this.gets(send, key, decoder)])
+  async getAndTouch(key: EncodedKey, exptime: number, decoder: ItemDecoder): Promise<StoredItem | undefined> {
+    const [touched, item] = await Promise.all([this.touch(key, exptime), this.gets(key, decoder)])
     return touched ? item : undefined
   }
 
-  async getMany(
-    send: Dispatch,
-    keys: EncodedKey[],
-    decoder: ItemDecoder,
-    into: Map<string, unknown>,
-  ): Promise<void> {
+  async getMany(keys: EncodedKey[], decoder: ItemDecoder, into: Map<string, unknown>): Promise<void> {
     const batches: Array<Promise<void>> = []
     for (let i = 0; i < keys.length; i += MULTI_GET_BATCH) {
-      batches.push(send(new ClassicMultiGetCommand(keys.slice(i, i + MULTI_GET_BATCH), decoder, into), true))
+      batches.push(
+        this.send(new ClassicMultiGetCommand(keys.slice(i, i + MULTI_GET_BATCH), decoder, into), true),
+      )
     }
     await Promise.all(batches)
   }
 
   store(
-    send: Dispatch,
     mode: StoreMode,
     key: EncodedKey,
     data: Buffer,
@@ -234,14 +247,17 @@ export class ClassicProtocol implements Protocol {
       mode === 'cas'
         ? `cas ${key.wire} ${flags} ${exptime} ${data.length} ${cas}\r\n`
         : `${mode} ${key.wire} ${mode === 'append' || mode === 'prepend' ? 0 : flags} ${exptime} ${data.length}\r\n`
-    return send(
+    return this.send(
       new ClassicStatusCommand(mode, [header, data, '\r\n'], 'STORED', STORE_REPLIES[mode]),
       mode === 'set' || mode === 'replace',
     )
   }
 
-  delete(send: Dispatch, key: EncodedKey): Promise<boolean> {
-    return send(new ClassicStatusCommand('delete', `delete ${key.wire}\r\n`, 'DELETED', ['NOT_FOUND']), true)
+  delete(key: EncodedKey): Promise<boolean> {
+    return this.send(
+      new ClassicStatusCommand('delete', `delete ${key.wire}\r\n`, 'DELETED', ['NOT_FOUND']),
+      true,
+    )
   }
 
   deleteIfUnchanged(): Promise<boolean> {
@@ -252,8 +268,8 @@ export class ClassicProtocol implements Protocol {
     )
   }
 
-  touch(send: Dispatch, key: EncodedKey, exptime: number): Promise<boolean> {
-    return send(
+  touch(key: EncodedKey, exptime: number): Promise<boolean> {
+    return this.send(
       new ClassicStatusCommand('touch', `touch ${key.wire} ${exptime}\r\n`, 'TOUCHED', ['NOT_FOUND']),
       true,
     )
@@ -265,7 +281,7 @@ export class ClassicProtocol implements Protocol {
    * server, so concurrent callers still count exactly; it costs two or three round trips on
    * the first hit instead of one.
    */
-  async arith(send: Dispatch, request: ArithRequest): Promise<ArithResult | undefined> {
+  async arith(request: ArithRequest): Promise<ArithResult | undefined> {
     if (request.withTtl) {
       throw new NotSupportedError(
         "the classic protocol cannot report a counter's remaining TTL; use protocol 'meta' (or track the window yourself)",
@@ -273,12 +289,12 @@ export class ClassicProtocol implements Protocol {
     }
     const name = request.decrement ? 'decr' : 'incr'
     for (let attempt = 0; attempt < 3; attempt++) {
-      const value = await send(new ClassicArithCommand(name, request.key, request.delta), false)
+      const value = await this.send(new ClassicArithCommand(name, request.key, request.delta), false)
       if (value !== undefined) return { value, ttl: Number.NaN }
       if (request.initial === undefined) return undefined
       const initial = Buffer.from(request.initial.toString(), 'latin1')
       const header = `add ${request.key.wire} 0 ${request.exptime} ${initial.length}\r\n`
-      const added = await send(
+      const added = await this.send(
         new ClassicStatusCommand('add', [header, initial, '\r\n'], 'STORED', ['NOT_STORED']),
         false,
       )
@@ -288,11 +304,11 @@ export class ClassicProtocol implements Protocol {
     return undefined
   }
 
-  version(send: Dispatch): Promise<string> {
-    return send(new VersionCommand(), true)
+  version(): Promise<string> {
+    return this.send(new VersionCommand(), true)
   }
 
-  stats(send: Dispatch, group?: string): Promise<Record<string, string>> {
+  stats(group?: string): Promise<Record<string, string>> {
     if (this.options.proxy) {
       return Promise.reject(
         new NotSupportedError(
@@ -300,10 +316,10 @@ export class ClassicProtocol implements Protocol {
         ),
       )
     }
-    return send(new StatsCommand(group), true)
+    return this.send(new StatsCommand(group), true)
   }
 
-  flush(send: Dispatch): Promise<void> {
+  flush(): Promise<void> {
     if (this.options.proxy) {
       return Promise.reject(
         new NotSupportedError(
@@ -311,6 +327,32 @@ export class ClassicProtocol implements Protocol {
         ),
       )
     }
-    return send(new FlushCommand(), true)
+    return this.send(new FlushCommand(), true)
   }
+
+  /** One `set` per item, pipelined (twemproxy has no quiet mode). */
+  storeMany(items: readonly BatchItem[]): Promise<number[]> {
+    return oneByOne(items, (item) => this.store('set', item.key, item.data, item.flags, item.exptime))
+  }
+
+  /** One `delete` per key, pipelined. */
+  deleteMany(keys: readonly EncodedKey[]): Promise<number[]> {
+    return oneByOne(keys, (key) => this.delete(key))
+  }
+
+  leaseGet(): Promise<LeaseItem> {
+    return Promise.reject(new NotSupportedError('the classic protocol has no leases (mg N/R)'))
+  }
+
+  /** No stale items in the classic protocol: the key is deleted. */
+  invalidate(key: EncodedKey): Promise<boolean> {
+    return this.delete(key)
+  }
+
+  probe(flush: boolean): Promise<void> {
+    return this.probeConnection(flush ? [new VersionCommand(), new FlushCommand()] : [new VersionCommand()])
+  }
+
+  /** The node closes its connections; nothing of the transport's own to close. */
+  close(): void {}
 }

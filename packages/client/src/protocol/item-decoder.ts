@@ -1,4 +1,5 @@
 import { DecodeError } from '../errors.js'
+import { UndecodableError, type ValueCodec } from '../serializer.js'
 
 /** How commands turn stored bytes back into values; owned by the client. */
 export interface ItemDecoder {
@@ -31,5 +32,33 @@ export function decodeItem(
       return { ok: false, error: undefined }
     }
     return { ok: false, error: decodeError }
+  }
+}
+
+/** How stored bytes become values: the codec, with its failures as DecodeError. */
+export function valueDecoder(
+  codec: ValueCodec,
+  missOnDecodeError: boolean,
+  report: (error: DecodeError) => void,
+): ItemDecoder {
+  return {
+    missOnDecodeError,
+    decode(key, data, flags) {
+      try {
+        return codec.decode(data, flags)
+      } catch (error) {
+        const reason =
+          error instanceof UndecodableError ? error.message : `serializer failed: ${String(error)}`
+        throw new DecodeError(
+          `stored value of ${JSON.stringify(key)} cannot be decoded: ${reason}`,
+          key,
+          flags,
+          {
+            cause: error,
+          },
+        )
+      }
+    },
+    reportDecodeError: report,
   }
 }

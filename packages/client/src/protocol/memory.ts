@@ -1,8 +1,18 @@
-import { NotNumericError, ValueTooLargeError } from '../errors.js'
+import { NotNumericError, NotSupportedError, ValueTooLargeError } from '../errors.js'
 import type { EncodedKey } from '../keys.js'
+import {
+  type ArithRequest,
+  type ArithResult,
+  type BatchItem,
+  type LeaseItem,
+  oneByOne,
+  type StoredItem,
+  type StoreMode,
+  type Transport,
+  type TransportKind,
+} from '../transport.js'
 import { MAX_RELATIVE_TTL } from '../ttl.js'
 import { decodeItem, type ItemDecoder } from './item-decoder.js'
-import type { ArithRequest, ArithResult, Protocol, StoredItem, StoreMode } from './protocol.js'
 
 // The embedded backend behind `servers: 'memory://'`: memcached's semantics in this process,
 // for development, demos and tests, not production (nothing is shared between processes).
@@ -147,41 +157,44 @@ function remaining(item: Item): number {
   return item.expiresAt === 0 ? -1 : Math.max(0, Math.ceil((item.expiresAt - Date.now()) / 1000))
 }
 
-export class MemoryProtocol implements Protocol<MemoryStore> {
-  readonly name = 'memory' as const
-  readonly base64Keys = false
-  readonly conditionalDelete = true
-  readonly remainingTtl = true
+export const MEMORY: TransportKind = Object.freeze({
+  name: 'memory',
+  base64Keys: false,
+  conditionalDelete: true,
+  remainingTtl: true,
+  // One process: the in-process single flight of remember() already is global.
+  leases: false,
+})
 
-  async get(store: MemoryStore, key: EncodedKey, decoder: ItemDecoder): Promise<unknown> {
-    return (await this.gets(store, key, decoder))?.value
+/** The embedded backend as a transport: operations on one MemoryStore. */
+export class MemoryTransport implements Transport {
+  readonly kind = MEMORY
+
+  constructor(private readonly memory: MemoryStore) {}
+
+  get label(): string {
+    return this.memory.label
   }
 
-  async gets(store: MemoryStore, key: EncodedKey, decoder: ItemDecoder): Promise<StoredItem | undefined> {
-    const item = store.read(key.stored)
+  async get(key: EncodedKey, decoder: ItemDecoder): Promise<unknown> {
+    return (await this.gets(key, decoder))?.value
+  }
+
+  async gets(key: EncodedKey, decoder: ItemDecoder): Promise<StoredItem | undefined> {
+    const item = this.memory.read(key.stored)
     return item ? decode(decoder, key, item) : undefined
   }
 
-  async getAndTouch(
-    store: MemoryStore,
-    key: EncodedKey,
-    exptime: number,
-    decoder: ItemDecoder,
-  ): Promise<StoredItem | undefined> {
-    const item = store.read(key.stored)
+  async getAndTouch(key: EncodedKey, exptime: number, decoder: ItemDecoder): Promise<StoredItem | undefined> {
+    const item = this.memory.read(key.stored)
     if (!item) return undefined
-    store.touch(item, expiresAt(exptime))
+    this.memory.touch(item, expiresAt(exptime))
     return decode(decoder, key, item)
   }
 
-  async getMany(
-    store: MemoryStore,
-    keys: EncodedKey[],
-    decoder: ItemDecoder,
-    into: Map<string, unknown>,
-  ): Promise<void> {
+  async getMany(keys: EncodedKey[], decoder: ItemDecoder, into: Map<string, unknown>): Promise<void> {
     for (const key of keys) {
-      const item = store.read(key.stored)
+      const item = this.memory.read(key.stored)
       if (!item) continue
       const decoded = decode(decoder, key, item)
       if (decoded) into.set(key.key, decoded.value)
@@ -189,7 +202,6 @@ export class MemoryProtocol implements Protocol<MemoryStore> {
   }
 
   async store(
-    store: MemoryStore,
     mode: StoreMode,
     key: EncodedKey,
     data: Buffer,
@@ -197,7 +209,7 @@ export class MemoryProtocol implements Protocol<MemoryStore> {
     exptime: number,
     cas?: string,
   ): Promise<boolean> {
-    const current = store.read(key.stored, false)
+    const current = this.memory.read(key.stored, false)
     switch (mode) {
       case 'add':
         if (current) return false
@@ -211,7 +223,7 @@ export class MemoryProtocol implements Protocol<MemoryStore> {
       case 'append':
       case 'prepend':
         if (!current) return false
-        store.write(
+        this.memory.write(
           key.stored,
           mode === 'append' ? Buffer.concat([current.data, data]) : Buffer.concat([data, current.data]),
           current.flags,
@@ -219,33 +231,33 @@ export class MemoryProtocol implements Protocol<MemoryStore> {
         )
         return true
     }
-    store.write(key.stored, data, flags, expiresAt(exptime))
+    this.memory.write(key.stored, data, flags, expiresAt(exptime))
     return true
   }
 
-  async delete(store: MemoryStore, key: EncodedKey): Promise<boolean> {
-    return store.remove(key.stored)
+  async delete(key: EncodedKey): Promise<boolean> {
+    return this.memory.remove(key.stored)
   }
 
-  async deleteIfUnchanged(store: MemoryStore, key: EncodedKey, cas: string): Promise<boolean> {
-    const current = store.read(key.stored, false)
+  async deleteIfUnchanged(key: EncodedKey, cas: string): Promise<boolean> {
+    const current = this.memory.read(key.stored, false)
     if (!current || current.cas !== BigInt(cas)) return false
-    return store.remove(key.stored)
+    return this.memory.remove(key.stored)
   }
 
-  async touch(store: MemoryStore, key: EncodedKey, exptime: number): Promise<boolean> {
-    const item = store.read(key.stored, false)
+  async touch(key: EncodedKey, exptime: number): Promise<boolean> {
+    const item = this.memory.read(key.stored, false)
     if (!item) return false
-    store.touch(item, expiresAt(exptime))
+    this.memory.touch(item, expiresAt(exptime))
     return true
   }
 
   /** memcached's arithmetic: decimal text, wraps at 2^64 on incr, stops at 0 on decr. */
-  async arith(store: MemoryStore, request: ArithRequest): Promise<ArithResult | undefined> {
-    const current = store.read(request.key.stored, false)
+  async arith(request: ArithRequest): Promise<ArithResult | undefined> {
+    const current = this.memory.read(request.key.stored, false)
     if (!current) {
       if (request.initial === undefined) return undefined
-      const created = store.write(
+      const created = this.memory.write(
         request.key.stored,
         Buffer.from(request.initial.toString()),
         0,
@@ -259,7 +271,7 @@ export class MemoryProtocol implements Protocol<MemoryStore> {
     if (!/^\d{1,20}$/.test(text) || BigInt(text) > MAX_UINT64) {
       throw new NotNumericError(
         `cannot ${request.decrement ? 'decr' : 'incr'} a value that is not a decimal number`,
-        store.label,
+        this.memory.label,
       )
     }
     const before = BigInt(text)
@@ -270,7 +282,7 @@ export class MemoryProtocol implements Protocol<MemoryStore> {
       : (before + request.delta) & MAX_UINT64
     // As memcached does (do_add_delta): a result no longer than the stored text is written in
     // place, padded with spaces to the old length; a longer one becomes a new, exact item.
-    const updated = store.write(
+    const updated = this.memory.write(
       request.key.stored,
       Buffer.from(after.toString().padEnd(stored.length, ' ')),
       current.flags,
@@ -283,13 +295,35 @@ export class MemoryProtocol implements Protocol<MemoryStore> {
     return 'memkit-memory'
   }
 
-  async stats(store: MemoryStore): Promise<Record<string, string>> {
-    return store.raw()
+  async stats(): Promise<Record<string, string>> {
+    return this.memory.raw()
   }
 
-  async flush(store: MemoryStore): Promise<void> {
-    store.flush()
+  async flush(): Promise<void> {
+    this.memory.flush()
   }
+
+  async storeMany(items: readonly BatchItem[]): Promise<number[]> {
+    return oneByOne(items, (item) => this.store('set', item.key, item.data, item.flags, item.exptime))
+  }
+
+  async deleteMany(keys: readonly EncodedKey[]): Promise<number[]> {
+    return oneByOne(keys, (key) => this.delete(key))
+  }
+
+  leaseGet(): Promise<LeaseItem> {
+    return Promise.reject(new NotSupportedError('memory:// has no leases (one process needs none)'))
+  }
+
+  /** No stale items here: the key is deleted. */
+  invalidate(key: EncodedKey): Promise<boolean> {
+    return this.delete(key)
+  }
+
+  /** Always there. */
+  async probe(): Promise<void> {}
+
+  close(): void {}
 }
 
 function decode(decoder: ItemDecoder, key: EncodedKey, item: Item): StoredItem | undefined {
