@@ -42,8 +42,7 @@ const RAISE_ATTEMPTS = 5
  *
  * - `read()` asks every copy in parallel (one round trip) and returns the highest value, never
  *   lower than one this process saw before. Copies that are missing (evicted, or on a server that
- *   came back empty) or lower (a server that missed a bump) are raised in the background. When
- *   every copy answers that it is gone, the generation starts again above anything it was.
+ *   came back empty) or lower (a server that missed a bump) are raised in the background.
  * - `bump()` moves the generation to `max(highest + 1, now in microseconds)` on every copy it can
  *   reach, with compare-and-swap, and succeeds when at least one copy took it.
  *
@@ -99,13 +98,6 @@ export class Generation {
     unreadable?: ReadonlySet<string> | ReadonlyMap<string, unknown>,
   ): number | undefined {
     const copies = this.copyKeys.map((key) => (unreadable?.has(key) ? undefined : toCopy(found.get(key))))
-    if (allGone(copies)) {
-      // Gone everywhere: unknown until read() starts it again above anything it was.
-      this.read().catch((error: unknown) => {
-        if (!isMemkitError(error)) this.#backend.report(error as Error)
-      })
-      return undefined
-    }
     const highest = this.#merge(copies)
     if (highest !== undefined) {
       this.#readAt = performance.now()
@@ -144,14 +136,11 @@ export class Generation {
       if (this.#highest !== undefined) return this.#highest
       throw (results[0] as PromiseRejectedResult).reason
     }
-    let highest: number | undefined
-    if (allGone(copies)) {
-      // Every copy is gone (all evicted, a fresh pool): start above anything that existed before.
-      // Not at what this process remembers: another process may have moved it further since, and
-      // restoring an older value would undo that move for everyone.
-      const start = Math.max(nowMicros(), (this.#highest ?? 0) + 1)
+    let highest = this.#merge(copies)
+    if (highest === undefined) {
+      // Every copy is gone and nothing is known: start above anything that existed before.
       const created = await Promise.allSettled(
-        this.copyKeys.map((key) => this.#backend.createCopy(key, start)),
+        this.copyKeys.map((key) => this.#backend.createCopy(key, nowMicros())),
       )
       const values = created.flatMap((r) =>
         r.status === 'fulfilled' && r.value !== undefined ? [r.value] : [],
@@ -166,7 +155,6 @@ export class Generation {
         highest,
       )
     } else {
-      highest = this.#merge(copies) as number
       this.#repair(copies, highest)
     }
     this.#readAt = performance.now()
@@ -216,11 +204,6 @@ export class Generation {
     // Kept changing under us (other writers): whatever it holds now; the next read repairs it.
     return copy.value ?? -1
   }
-}
-
-/** Every copy answered, and none holds a value. */
-function allGone(copies: ReadonlyArray<GenerationCopy | undefined>): boolean {
-  return copies.every((copy) => copy !== undefined && copy.value === undefined && !copy.corrupt)
 }
 
 /** The current time in microseconds: a start value above anything an earlier generation reached. */

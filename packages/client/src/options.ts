@@ -1,8 +1,9 @@
 import type { ConnectionOptions as TlsOptions } from 'node:tls'
 import { PYMEMCACHE_NAMES } from './arguments.js'
 import type { Distribution } from './cluster.js'
-import { describe, toDuration } from './duration.js'
+import { describe } from './duration.js'
 import { InvalidOptionError } from './errors.js'
+import { boolean, checkKnown, integer, milliseconds, oneOf, seconds } from './internal/validate.js'
 import {
   type CompressionAlgorithm,
   type CompressionOptions,
@@ -162,17 +163,11 @@ const KNOWN = new Set<string>([
 
 /** Validates every option once, at construction, into a frozen config. */
 export function parseClientOptions(options: ClientOptions = {}): ClientConfig {
-  if (typeof options !== 'object' || options === null)
-    throw new InvalidOptionError('options must be an object')
-  for (const name of Object.keys(options)) {
-    if (KNOWN.has(name)) continue
-    const python = Object.hasOwn(PYMEMCACHE_NAMES, name) ? PYMEMCACHE_NAMES[name] : undefined
-    throw new InvalidOptionError(
-      python
-        ? `unknown option \`${name}\`: pymemcache's \`${name}\` is memkit's ${python}`
-        : `unknown option \`${name}\``,
-    )
-  }
+  checkKnown(options, KNOWN, '', (name) =>
+    Object.hasOwn(PYMEMCACHE_NAMES, name)
+      ? `pymemcache's \`${name}\` is memkit's ${PYMEMCACHE_NAMES[name]}`
+      : undefined,
+  )
   const serializer = parseSerializer(options.serializer)
   if (serializer.handlesCompression && options.compression !== undefined && options.compression !== false) {
     throw new InvalidOptionError(
@@ -192,10 +187,15 @@ export function parseClientOptions(options: ClientOptions = {}): ClientConfig {
     connections: integer(options.connections, 'connections', 1, 1, 64),
     maxItemSize: integer(options.maxItemSize, 'maxItemSize', 1024 * 1024, 1024, 1024 * 1024 * 1024),
     codec: Object.freeze({ serializer, compression: parseCompression(options.compression) }),
-    defaultTtl:
-      options.defaultTtl === undefined ? 0 : toDuration(options.defaultTtl, 'defaultTtl', 's', 'option'),
+    defaultTtl: seconds(options.defaultTtl, 'defaultTtl', 0),
     failover: boolean(options.failover, 'failover', false),
-    failoverTtl: integer(seconds(options.failoverTtl), 'failoverTtl', 60, 1, 2_592_000),
+    failoverTtl: integer(
+      Math.ceil(seconds(options.failoverTtl, 'failoverTtl', 60)),
+      'failoverTtl',
+      60,
+      1,
+      2_592_000,
+    ),
     rejoin: oneOf(options.rejoin, 'rejoin', ['flush', 'keep'] as const, 'flush'),
     failureLimit: integer(options.failureLimit, 'failureLimit', 2, 1, 1000),
     deadTimeout: positive(options.deadTimeout, 'deadTimeout', 5000),
@@ -207,7 +207,7 @@ export function parseClientOptions(options: ClientOptions = {}): ClientConfig {
         ? false
         : options.keepAlive === undefined
           ? 30_000
-          : toDuration(options.keepAlive, 'keepAlive', 'ms', 'option'),
+          : milliseconds(options.keepAlive, 'keepAlive', 30_000),
     tls: parseTls(options.tls),
   }
   if (config.distribution === 'rendezvous') {
@@ -286,26 +286,14 @@ function keyPrefix(value: unknown): string {
   return value
 }
 
-function boolean(value: unknown, name: string, fallback: boolean): boolean {
-  if (value === undefined) return fallback
-  if (typeof value !== 'boolean') throw new InvalidOptionError(`\`${name}\` must be true or false`)
-  return value
-}
-
 /** A duration option in milliseconds (a number, or a string with a unit); more than 0. */
 function positive(value: unknown, name: string, fallback: number): number {
-  if (value === undefined) return fallback
-  const ms = toDuration(value, name, 'ms', 'option')
+  const ms = milliseconds(value, name, fallback)
   if (ms <= 0) {
     throw new InvalidOptionError(`\`${name}\` must be more than 0 milliseconds; got ${String(value)}`)
   }
   if (typeof value === 'number') warnImplausible(name, ms)
   return ms
-}
-
-/** A seconds option given as a string with a unit becomes its number of seconds. */
-function seconds(value: unknown): unknown {
-  return typeof value === 'string' ? toDuration(value, 'failoverTtl', 's', 'option') : value
 }
 
 /**
@@ -323,22 +311,4 @@ function warnImplausible(name: string, ms: number): void {
     `\`${name}: ${ms}\` is ${ms} milliseconds. memkit's durations are milliseconds (pymemcache's are seconds): for ${ms} seconds write ${ms * 1000} or '${ms}s'.`,
     { type: 'MemkitWarning', code: `MEMKIT_${name.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}_UNIT` },
   )
-}
-
-function integer(value: unknown, name: string, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(`\`${name}\` must be an integer from ${min} to ${max}; got ${String(value)}`)
-  }
-  return value
-}
-
-function oneOf<T extends string>(value: unknown, name: string, allowed: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback
-  if (!allowed.includes(value as T)) {
-    throw new InvalidOptionError(
-      `\`${name}\` must be one of ${allowed.map((a) => `'${a}'`).join(', ')}; got ${String(value)}`,
-    )
-  }
-  return value as T
 }

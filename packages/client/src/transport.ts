@@ -5,7 +5,7 @@
 // calls its transport. Where a transport cannot do an operation in one step it composes several,
 // and the client README says so.
 import type { Command } from './command.js'
-import type { MemkitError } from './errors.js'
+import { type MemkitError, NotSupportedError } from './errors.js'
 import type { EncodedKey } from './keys.js'
 import type { ItemDecoder } from './protocol/item-decoder.js'
 
@@ -132,11 +132,43 @@ export interface ServerHealth {
   reportFailure(error: MemkitError): void
 }
 
-/** Runs the transport's operations one by one (pipelined), for transports without batches. */
-export async function oneByOne<T>(
-  items: readonly T[],
-  send: (item: T) => Promise<boolean>,
-): Promise<number[]> {
+/**
+ * What transports without quiet batches, leases or stale items (classic, binary, memory://)
+ * build from their other operations: one command per item, all in flight at once (pipelined,
+ * about one round trip), and `invalidate` as a delete.
+ */
+export abstract class PlainTransport {
+  abstract store(
+    mode: StoreMode,
+    key: EncodedKey,
+    data: Buffer,
+    flags: number,
+    exptime: number,
+  ): Promise<boolean>
+  abstract delete(key: EncodedKey): Promise<boolean>
+  /** The transport's name in messages. */
+  protected abstract readonly what: string
+
+  storeMany(items: readonly BatchItem[]): Promise<number[]> {
+    return oneByOne(items, (item) => this.store('set', item.key, item.data, item.flags, item.exptime))
+  }
+
+  deleteMany(keys: readonly EncodedKey[]): Promise<number[]> {
+    return oneByOne(keys, (key) => this.delete(key))
+  }
+
+  leaseGet(): Promise<LeaseItem> {
+    return Promise.reject(new NotSupportedError(`${this.what} has no leases (mg N/R); use protocol 'meta'`))
+  }
+
+  /** No stale items here: the key is deleted. */
+  invalidate(key: EncodedKey): Promise<boolean> {
+    return this.delete(key)
+  }
+}
+
+/** Runs operations one by one (pipelined); resolves with the indexes answered false. */
+async function oneByOne<T>(items: readonly T[], send: (item: T) => Promise<boolean>): Promise<number[]> {
   const results = await Promise.allSettled(items.map(send))
   const refused: number[] = []
   for (const [index, result] of results.entries()) {

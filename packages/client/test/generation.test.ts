@@ -109,19 +109,7 @@ describe('a generation kept on three servers', () => {
     for (const key of generation.copyKeys) await rawCommand(serverOf(key).address, `md ${key}\r\n`)
     const other = createClient({ servers: servers.map((s) => s.address) })
     try {
-      // Another process moves it on, then every copy is lost before this one reads again:
-      // this process must not put back what it remembers (that would undo the other's move).
-      const moved = await other.generation('ns:gone').bump()
-      assert.ok(moved > value)
-      for (const key of generation.copyKeys) await rawCommand(serverOf(key).address, `md ${key}\r\n`)
-      const restarted = await generation.read()
-      assert.ok(restarted > moved, `${restarted} > ${moved}`)
-      assert.equal(await other.generation('ns:gone').read(), restarted)
-      // Seen in a batch (observe), a generation gone everywhere is unknown until it restarts.
-      for (const key of generation.copyKeys) await rawCommand(serverOf(key).address, `md ${key}\r\n`)
-      assert.equal(generation.observe(new Map()), undefined)
-      await waitFor(async () => (await copyValue(generation.copyKeys[0]!)) !== undefined)
-      assert.ok(Number(await copyValue(generation.copyKeys[0]!)) > restarted)
+      assert.ok((await other.generation('ns:gone').read()) > value)
     } finally {
       await other.close()
     }

@@ -1,4 +1,5 @@
-import { createClient, InvalidOptionError, type MemkitClient } from '@memkit/client'
+import { InvalidOptionError, type MemkitClient } from '@memkit/client'
+import { resolveClient } from '@memkit/client/internal'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { CircuitBreaker } from './breaker.js'
@@ -224,8 +225,12 @@ const plugin: FastifyPluginAsync<FastifyRateLimitOptions> = async (fastify, opti
   const global = globalOption === undefined ? true : globalOption
   if (typeof global !== 'boolean') throw new InvalidOptionError('`global` must be true or false')
   // One client for the global and every per-route limiter; closed with Fastify if it is ours.
-  const client = givenClient ?? (servers !== undefined ? createClient({ servers }) : undefined)
-  if (givenClient === undefined && client !== undefined) fastify.addHook('onClose', () => client.close())
+  const resolved =
+    givenClient === undefined && servers === undefined
+      ? undefined
+      : resolveClient({ client: givenClient, servers }, 'fastify rate limit')
+  const client = resolved?.client
+  if (resolved?.owned) fastify.addHook('onClose', () => resolved.client.close())
 
   const baseOptions = canonical(routeLevel, 'rate limit options')
   const baseParts = adapterParts(routeLevel)

@@ -1,4 +1,5 @@
-import { createClient, InvalidArgumentError, type MemkitClient } from '@memkit/client'
+import { InvalidArgumentError, type MemkitClient } from '@memkit/client'
+import { resolveClient } from '@memkit/client/internal'
 import { CircuitBreaker } from './breaker.js'
 import { countRequest, readCounts } from './count.js'
 import { type CounterStore, MemcachedCounterStore, MemoryCounterStore } from './counter-store.js'
@@ -107,8 +108,9 @@ export class RateLimiter {
     const config = this.config
     this.#hasher = new KeyHasher(config.prefix, config.name, config.windowMs)
     this.#grid = new WindowGrid(config.algorithm, config.windowMs)
-    this.#ownsClient = config.client === undefined
-    this.client = config.client ?? createClient({ servers: config.servers })
+    const resolved = resolveClient({ client: config.client, servers: config.servers }, 'rate limit')
+    this.#ownsClient = resolved.owned
+    this.client = resolved.client
     this.#store = new MemcachedCounterStore(this.client)
     this.#local = new MemoryCounterStore(config.maxLocalKeys)
     this.#breaker =

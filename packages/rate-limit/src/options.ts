@@ -1,4 +1,5 @@
 import { type ClientOptions, InvalidOptionError, type MemkitClient } from '@memkit/client'
+import { boolean, checkKnown, integer, oneOf, text } from '@memkit/client/internal'
 import type { BreakerOptions } from './breaker.js'
 import { parseDuration } from './duration.js'
 import { assertCanCount } from './transport.js'
@@ -102,11 +103,7 @@ export function parseLimiterOptions(
   options: LimiterOptions,
   known: ReadonlySet<string> = LIMITER_OPTION_NAMES,
 ): LimiterConfig {
-  if (typeof options !== 'object' || options === null)
-    throw new InvalidOptionError('options must be an object')
-  for (const name of Object.keys(options)) {
-    if (!known.has(name)) throw new InvalidOptionError(`unknown rate-limit option \`${name}\``)
-  }
+  checkKnown(options, known, 'rate-limit')
   const { client, servers } = options
   if (client !== undefined && servers !== undefined) {
     throw new InvalidOptionError('give either `client` or `servers`, not both')
@@ -184,6 +181,8 @@ export function assertExpiryFits(grid: WindowGrid, name: string, now = Date.now(
 }
 
 // ---- validators shared with the HTTP options -------------------------------------------
+// The generic ones come from @memkit/client's shared set, the same for every memkit package.
+export { boolean, integer, oneOf, optionalFunction, text } from '@memkit/client/internal'
 
 /** A memkit client (createClient or createFallbackClient): what the counters are sent through. */
 export function isClient(value: unknown): value is MemkitClient {
@@ -200,25 +199,6 @@ export function count(value: unknown, name: string): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
     throw new InvalidOptionError(`\`${name}\` must be an integer >= 0; got ${String(value)}`)
   }
-  return value
-}
-
-export function integer(value: unknown, name: string, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(`\`${name}\` must be an integer from ${min} to ${max}; got ${String(value)}`)
-  }
-  return value
-}
-
-export function boolean(value: unknown, name: string, fallback: boolean): boolean {
-  if (value === undefined) return fallback
-  if (typeof value !== 'boolean') throw new InvalidOptionError(`\`${name}\` must be true or false`)
-  return value
-}
-
-export function text(value: unknown, name: string): string {
-  if (typeof value !== 'string') throw new InvalidOptionError(`\`${name}\` must be a string`)
   return value
 }
 
@@ -242,20 +222,4 @@ export function isKeySafe(value: string): boolean {
     if (code <= 0x20 || code === 0x7f || code === 0x85 || code === 0xa0 || /\s/.test(value[i]!)) return false
   }
   return true
-}
-
-export function oneOf<T extends string>(value: unknown, name: string, allowed: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback
-  if (!allowed.includes(value as T)) {
-    throw new InvalidOptionError(
-      `\`${name}\` must be one of ${allowed.map((a) => `'${a}'`).join(', ')}; got ${String(value)}`,
-    )
-  }
-  return value as T
-}
-
-export function optionalFunction<T>(value: unknown, name: string): T | undefined {
-  if (value === undefined) return undefined
-  if (typeof value !== 'function') throw new InvalidOptionError(`\`${name}\` must be a function`)
-  return value as T
 }

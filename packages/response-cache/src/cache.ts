@@ -6,7 +6,8 @@
 // policy.ts and memcached in storage.ts.
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { createClient, type MemkitClient } from '@memkit/client'
+import type { MemkitClient } from '@memkit/client'
+import { resolveClient } from '@memkit/client/internal'
 import { listedFields } from './cache-control.js'
 import { missStatus, statusHeaders, storedParam, withDetail } from './cache-status.js'
 import { CorruptEntryError, type Entry } from './entry.js'
@@ -66,8 +67,12 @@ export class ResponseCache extends EventEmitter<{ error: [Error] }> {
   constructor(options: ResponseCacheOptions | CacheConfig, extraKeys: readonly string[] = []) {
     super()
     this.config = isConfig(options) ? options : parseOptions(options, extraKeys)
-    this.#ownsClient = this.config.client === undefined
-    this.client = this.config.client ?? createClient({ servers: this.config.servers })
+    const resolved = resolveClient(
+      { client: this.config.client, servers: this.config.servers },
+      'response cache',
+    )
+    this.#ownsClient = resolved.owned
+    this.client = resolved.client
     const keys = new KeySpace(this.config.keyPrefix)
     const report = (error: unknown) => this.reportError(error)
     this.#storage = new Storage(this.client, keys, this.metrics, report)

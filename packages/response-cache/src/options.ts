@@ -2,6 +2,14 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { type ClientOptions, InvalidOptionError, type MemkitClient } from '@memkit/client'
+import {
+  boolean,
+  checkClientOption,
+  optionalFunction as fn,
+  integer,
+  oneOf,
+  seconds,
+} from '@memkit/client/internal'
 import type { RouteSettings } from './types.js'
 
 export type CompressionAlgorithm = 'gzip' | 'br'
@@ -166,12 +174,7 @@ export function parseOptions(options: unknown, extraKeys: readonly string[] = []
   if (o.client === undefined && o.servers === undefined) {
     throw new InvalidOptionError('response cache needs `client` (a @memkit/client instance) or `servers`')
   }
-  if (o.client !== undefined && o.servers !== undefined) {
-    throw new InvalidOptionError('pass either `client` or `servers`, not both')
-  }
-  if (o.client !== undefined && (typeof o.client !== 'object' || typeof o.client.getMany !== 'function')) {
-    throw new InvalidOptionError('`client` must be a @memkit/client instance (createClient())')
-  }
+  checkClientOption(o, 'response cache')
   const keyPrefix = o.keyPrefix ?? defaultKeyPrefix()
   if (typeof keyPrefix !== 'string' || !/^[\x21-\x7e]*$/.test(keyPrefix) || keyPrefix.length > 64) {
     throw new InvalidOptionError('`keyPrefix` must be a string of at most 64 characters without whitespace')
@@ -323,42 +326,6 @@ function cacheStatusName(value: unknown): string {
     throw new InvalidOptionError('`cacheStatusName` must be a token (letters, digits, -_.)')
   }
   return value
-}
-
-function seconds(value: unknown, name: string, fallback: number, min = 0): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
-    throw new InvalidOptionError(`\`${name}\` must be a number of seconds >= ${min}; got ${String(value)}`)
-  }
-  return value
-}
-
-function integer(value: unknown, name: string, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(`\`${name}\` must be an integer from ${min} to ${max}; got ${String(value)}`)
-  }
-  return value
-}
-
-function boolean(value: unknown, name: string, fallback: boolean): boolean {
-  if (value === undefined) return fallback
-  if (typeof value !== 'boolean') throw new InvalidOptionError(`\`${name}\` must be true or false`)
-  return value
-}
-
-function oneOf<T extends string>(value: unknown, name: string, allowed: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback
-  if (!allowed.includes(value as T)) {
-    throw new InvalidOptionError(`\`${name}\` must be one of ${allowed.map((a) => `'${a}'`).join(', ')}`)
-  }
-  return value as T
-}
-
-function fn<T>(value: unknown, name: string): T | undefined {
-  if (value === undefined) return undefined
-  if (typeof value !== 'function') throw new InvalidOptionError(`\`${name}\` must be a function`)
-  return value as T
 }
 
 let appPrefix: string | undefined

@@ -1,4 +1,5 @@
 import { type ClientOptions, InvalidOptionError, type MemkitClient, type ServerSpec } from '@memkit/client'
+import { boolean, checkClientOption, checkKnown, oneOf, seconds } from '@memkit/client/internal'
 import { type EncryptionKey, type KeyRing, parseKeyRing } from './encryption.js'
 import type { SessionInput } from './types.js'
 
@@ -20,29 +21,34 @@ export interface MemcachedStoreOptions {
    */
   secret?: string | Buffer
   /**
-   * Seconds to keep a session whose cookie has no expiry (a browser-session cookie), or a function
-   * of the session returning them. Default `86400` (one day).
+   * Seconds (or a string with a unit, such as `'1d'`) to keep a session whose cookie has no expiry
+   * (a browser-session cookie), or a function of the session returning seconds. Default `86400`.
    */
-  ttl?: number | ((session: SessionInput) => number)
+  ttl?: number | string | ((session: SessionInput) => number)
   /**
    * Lazy touch: seconds during which a session refreshed (written or touched) by this process is
-   * not touched again. Default `0` (every touch reaches memcached).
+   * not touched again (or a string with a unit, such as `'5m'`). Default `0` (every touch reaches
+   * memcached).
    */
-  touchAfter?: number
+  touchAfter?: number | string
   /**
    * Seconds between two reads of the namespace generation (what `clear()` moves) by this process.
    * `clear()` takes effect at once in the process that calls it and within this interval in the
    * others; meanwhile requests cost no extra memcached command. `0` reads it with every
-   * operation. Default `1`.
+   * operation. A string with a unit (`'500ms'`) is accepted too. Default `1`.
    */
-  generationRefresh?: number
-  /** Absolute lifetime in seconds from the session's first save; touches cannot extend it. Default: none. */
-  maxLifetime?: number
+  generationRefresh?: number | string
+  /**
+   * Absolute lifetime in seconds (or a string such as `'12h'`) from the session's first save;
+   * touches cannot extend it. Default: none.
+   */
+  maxLifetime?: number | string
   /**
    * Seconds a destroyed session leaves a tombstone behind, so that a request still in flight
-   * cannot save it back to life. `0` deletes without a tombstone. Default `300`.
+   * cannot save it back to life (or a string such as `'5m'`). `0` deletes without a tombstone.
+   * Default `300`.
    */
-  tombstoneTtl?: number
+  tombstoneTtl?: number | string
   /** AES-256-GCM encryption at rest; the first key encrypts, every key in the ring decrypts. Default: off. */
   encryption?: { keys: readonly EncryptionKey[] }
   /**
@@ -94,20 +100,8 @@ const MAX_PREFIX_BYTES = 150
 
 /** Validates every store option once, at construction, into a frozen config. */
 export function parseStoreOptions(options: MemcachedStoreOptions): StoreConfig {
-  if (typeof options !== 'object' || options === null)
-    throw new InvalidOptionError('options must be an object')
-  for (const name of Object.keys(options)) {
-    if (!KNOWN.has(name)) throw new InvalidOptionError(`unknown MemcachedStore option \`${name}\``)
-  }
-  if (options.client !== undefined) {
-    const client = options.client as Partial<MemkitClient> | null
-    if (typeof client !== 'object' || client === null || typeof client.gets !== 'function') {
-      throw new InvalidOptionError('`client` must be a @memkit/client instance (createClient(...))')
-    }
-    if (options.servers !== undefined || options.clientOptions !== undefined) {
-      throw new InvalidOptionError('pass either `client` or `servers`/`clientOptions`, not both')
-    }
-  }
+  checkKnown(options, KNOWN, 'MemcachedStore')
+  checkClientOption(options, 'MemcachedStore')
   return Object.freeze({
     prefix: parsePrefix(options.prefix),
     secret: parseSecret(options.secret),
@@ -115,7 +109,9 @@ export function parseStoreOptions(options: MemcachedStoreOptions): StoreConfig {
     touchAfterMs: seconds(options.touchAfter, 'touchAfter', 0) * 1000,
     generationRefreshMs: seconds(options.generationRefresh, 'generationRefresh', 1) * 1000,
     maxLifetimeMs:
-      options.maxLifetime === undefined ? undefined : positive(options.maxLifetime, 'maxLifetime') * 1000,
+      options.maxLifetime === undefined
+        ? undefined
+        : positiveSeconds(options.maxLifetime, 'maxLifetime') * 1000,
     tombstoneTtl: seconds(options.tombstoneTtl, 'tombstoneTtl', 300),
     keyRing: options.encryption === undefined ? undefined : parseKeyRing(options.encryption),
     onUnavailable: oneOf(options.onUnavailable, 'onUnavailable', ['error', 'new-session'] as const, 'error'),
@@ -146,36 +142,13 @@ function parseSecret(value: unknown): Buffer {
 function parseTtl(value: unknown): StoreConfig['ttl'] {
   if (value === undefined) return 86_400
   if (typeof value === 'function') return value as (session: SessionInput) => number
-  return positive(value, 'ttl')
+  return positiveSeconds(value, 'ttl')
 }
 
-function positive(value: unknown, name: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new InvalidOptionError(`\`${name}\` must be a positive number of seconds; got ${String(value)}`)
-  }
-  return value
-}
-
-function seconds(value: unknown, name: string, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new InvalidOptionError(`\`${name}\` must be a number of seconds >= 0; got ${String(value)}`)
-  }
-  return value
-}
-
-function boolean(value: unknown, name: string, fallback: boolean): boolean {
-  if (value === undefined) return fallback
-  if (typeof value !== 'boolean') throw new InvalidOptionError(`\`${name}\` must be true or false`)
-  return value
-}
-
-function oneOf<T extends string>(value: unknown, name: string, allowed: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback
-  if (!allowed.includes(value as T)) {
-    throw new InvalidOptionError(
-      `\`${name}\` must be one of ${allowed.map((a) => `'${a}'`).join(', ')}; got ${String(value)}`,
-    )
-  }
-  return value as T
+/** A duration in seconds (a number, or a string with a unit such as `'1h'`), more than 0. */
+function positiveSeconds(value: unknown, name: string): number {
+  const result = seconds(value, name, 0)
+  if (!(result > 0))
+    throw new InvalidOptionError(`\`${name}\` must be more than 0 seconds; got ${String(value)}`)
+  return result
 }

@@ -4,7 +4,8 @@
 // touch) and namespace.ts (keys, destroy, clear).
 import { channel } from 'node:diagnostics_channel'
 import { EventEmitter } from 'node:events'
-import { createClient, isMemkitError, type MemkitClient, ServerFailureError } from '@memkit/client'
+import { isMemkitError, type MemkitClient, ServerFailureError } from '@memkit/client'
+import { resolveClient } from '@memkit/client/internal'
 import {
   SessionArgumentError,
   type SessionError,
@@ -56,13 +57,9 @@ export class MemcachedStore extends EventEmitter<StoreEvents> {
   constructor(options: MemcachedStoreOptions = {}) {
     super()
     this.config = parseStoreOptions(options)
-    if (options.client) {
-      this.client = options.client
-      this.#ownsClient = false
-    } else {
-      this.client = createClient({ ...options.clientOptions, servers: options.servers })
-      this.#ownsClient = true
-    }
+    const resolved = resolveClient(options, 'MemcachedStore')
+    this.client = resolved.client
+    this.#ownsClient = resolved.owned
     const report = (error: SessionError) => this.#report(error)
     this.#namespace = new Namespace(this.client, this.config, report)
     this.#sessions = new Sessions(this.client, this.config, this.#namespace, report)

@@ -42,13 +42,29 @@ function callback<T>(
   })
 }
 
+test('durations take seconds or a string with a unit', () => {
+  const store = new MemcachedStore({
+    client,
+    ttl: '1d',
+    touchAfter: '5m',
+    generationRefresh: '500ms',
+    maxLifetime: '12h',
+    tombstoneTtl: '10m',
+  })
+  assert.equal(store.config.ttl, 86_400)
+  assert.equal(store.config.touchAfterMs, 300_000)
+  assert.equal(store.config.generationRefreshMs, 500)
+  assert.equal(store.config.maxLifetimeMs, 43_200_000)
+  assert.equal(store.config.tombstoneTtl, 600)
+})
+
 test('invalid options throw ERR_MEMKIT_INVALID_OPTION at construction', () => {
   const bad: Array<[string, Record<string, unknown>]> = [
     ['unknown option', { tll: 60 }],
     ['ttl zero', { ttl: 0 }],
-    ['ttl string', { ttl: '1d' }],
+    ['ttl string without a unit', { ttl: '60' }],
     ['negative touchAfter', { touchAfter: -1 }],
-    ['generationRefresh in ms', { generationRefresh: '1000ms' }],
+    ['generationRefresh not a duration', { generationRefresh: 'soon' }],
     ['negative generationRefresh', { generationRefresh: -1 }],
     ['maxLifetime zero', { maxLifetime: 0 }],
     ['prefix with a space', { prefix: 'my sess:' }],

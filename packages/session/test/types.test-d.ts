@@ -71,8 +71,10 @@ new MemcachedStore({ ttl: (s) => (s.cookie?.maxAge ? 60 : 3600), onUnavailable: 
 
 // @ts-expect-error onUnavailable is 'error' or 'new-session'
 new MemcachedStore({ onUnavailable: 'ignore' })
-// @ts-expect-error ttl is seconds (a number) or a function
-new MemcachedStore({ ttl: '1d' })
+// durations are seconds or strings with a unit
+new MemcachedStore({ ttl: '1d', touchAfter: '5m', maxLifetime: '12h', tombstoneTtl: 300 })
+// @ts-expect-error ttl is seconds, a string with a unit, or a function
+new MemcachedStore({ ttl: true })
 // @ts-expect-error encryption keys need an id
 new MemcachedStore({ encryption: { keys: [{ key: Buffer.alloc(32) }] } })
 // @ts-expect-error unknown options do not compile (and throw at runtime)

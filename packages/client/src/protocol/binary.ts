@@ -7,9 +7,7 @@ import type { EncodedKey } from '../keys.js'
 import {
   type ArithRequest,
   type ArithResult,
-  type BatchItem,
-  type LeaseItem,
-  oneByOne,
+  PlainTransport,
   type StoredItem,
   type StoreMode,
   type Transport,
@@ -49,11 +47,13 @@ export const BINARY: TransportKind = Object.freeze({
   leases: false,
 })
 
-export class BinaryTransport implements Transport {
+export class BinaryTransport extends PlainTransport implements Transport {
+  protected readonly what = 'the binary protocol'
   readonly kind = BINARY
   readonly #connection: MemjsConnection
 
   constructor(options: MemjsConnectionOptions) {
+    super()
     this.#connection = new MemjsConnection(options)
   }
 
@@ -215,24 +215,6 @@ export class BinaryTransport implements Transport {
   async flush(): Promise<void> {
     const [response] = await this.#connection.request('flush', Opcode.FLUSH, EMPTY, EMPTY, EMPTY)
     if (response!.header.status !== Status.OK) throw statusError(response!, 'flush', this.#connection.label)
-  }
-
-  /** memjs has no quiet mode: one request per item, all in flight at once. */
-  storeMany(items: readonly BatchItem[]): Promise<number[]> {
-    return oneByOne(items, (item) => this.store('set', item.key, item.data, item.flags, item.exptime))
-  }
-
-  deleteMany(keys: readonly EncodedKey[]): Promise<number[]> {
-    return oneByOne(keys, (key) => this.delete(key))
-  }
-
-  leaseGet(): Promise<LeaseItem> {
-    return Promise.reject(new NotSupportedError('the binary protocol has no leases (mg N/R)'))
-  }
-
-  /** No stale items in the binary protocol: the key is deleted. */
-  invalidate(key: EncodedKey): Promise<boolean> {
-    return this.delete(key)
   }
 
   probe(flush: boolean): Promise<void> {

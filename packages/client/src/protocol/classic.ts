@@ -4,10 +4,8 @@ import type { EncodedKey } from '../keys.js'
 import {
   type ArithRequest,
   type ArithResult,
-  type BatchItem,
   type Dispatch,
-  type LeaseItem,
-  oneByOne,
+  PlainTransport,
   type ProbeConnection,
   type StoredItem,
   type StoreMode,
@@ -201,7 +199,8 @@ export const CLASSIC: TransportKind = Object.freeze({
   leases: false,
 })
 
-export class ClassicTransport implements Transport {
+export class ClassicTransport extends PlainTransport implements Transport {
+  protected readonly what = 'the classic protocol'
   readonly kind = CLASSIC
 
   constructor(
@@ -209,7 +208,9 @@ export class ClassicTransport implements Transport {
     private readonly send: Dispatch,
     private readonly probeConnection: ProbeConnection,
     private readonly options: ClassicOptions,
-  ) {}
+  ) {
+    super()
+  }
 
   get(key: EncodedKey, decoder: ItemDecoder): Promise<unknown> {
     return this.send(new ClassicGetCommand<unknown>(key, decoder, false), true)
@@ -328,25 +329,6 @@ export class ClassicTransport implements Transport {
       )
     }
     return this.send(new FlushCommand(), true)
-  }
-
-  /** One `set` per item, pipelined (twemproxy has no quiet mode). */
-  storeMany(items: readonly BatchItem[]): Promise<number[]> {
-    return oneByOne(items, (item) => this.store('set', item.key, item.data, item.flags, item.exptime))
-  }
-
-  /** One `delete` per key, pipelined. */
-  deleteMany(keys: readonly EncodedKey[]): Promise<number[]> {
-    return oneByOne(keys, (key) => this.delete(key))
-  }
-
-  leaseGet(): Promise<LeaseItem> {
-    return Promise.reject(new NotSupportedError('the classic protocol has no leases (mg N/R)'))
-  }
-
-  /** No stale items in the classic protocol: the key is deleted. */
-  invalidate(key: EncodedKey): Promise<boolean> {
-    return this.delete(key)
   }
 
   probe(flush: boolean): Promise<void> {

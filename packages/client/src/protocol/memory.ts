@@ -1,11 +1,9 @@
-import { NotNumericError, NotSupportedError, ValueTooLargeError } from '../errors.js'
+import { NotNumericError, ValueTooLargeError } from '../errors.js'
 import type { EncodedKey } from '../keys.js'
 import {
   type ArithRequest,
   type ArithResult,
-  type BatchItem,
-  type LeaseItem,
-  oneByOne,
+  PlainTransport,
   type StoredItem,
   type StoreMode,
   type Transport,
@@ -167,10 +165,13 @@ export const MEMORY: TransportKind = Object.freeze({
 })
 
 /** The embedded backend as a transport: operations on one MemoryStore. */
-export class MemoryTransport implements Transport {
+export class MemoryTransport extends PlainTransport implements Transport {
+  protected readonly what = 'memory://'
   readonly kind = MEMORY
 
-  constructor(private readonly memory: MemoryStore) {}
+  constructor(private readonly memory: MemoryStore) {
+    super()
+  }
 
   get label(): string {
     return this.memory.label
@@ -301,23 +302,6 @@ export class MemoryTransport implements Transport {
 
   async flush(): Promise<void> {
     this.memory.flush()
-  }
-
-  async storeMany(items: readonly BatchItem[]): Promise<number[]> {
-    return oneByOne(items, (item) => this.store('set', item.key, item.data, item.flags, item.exptime))
-  }
-
-  async deleteMany(keys: readonly EncodedKey[]): Promise<number[]> {
-    return oneByOne(keys, (key) => this.delete(key))
-  }
-
-  leaseGet(): Promise<LeaseItem> {
-    return Promise.reject(new NotSupportedError('memory:// has no leases (one process needs none)'))
-  }
-
-  /** No stale items here: the key is deleted. */
-  invalidate(key: EncodedKey): Promise<boolean> {
-    return this.delete(key)
   }
 
   /** Always there. */
