@@ -18,35 +18,44 @@ after(() => {
   for (const child of running) child.kill('SIGKILL')
 })
 
-/** Starts the demo script and resolves once it prints its URL; returns its output so far. */
-async function startDemo(args: string[], env: Record<string, string | undefined>) {
+/** Spawns the demo script (PORT=0 unless `env` says otherwise) and collects what it prints. */
+function spawnDemo(args: string[], env: Record<string, string | undefined>) {
   const child = spawn(process.execPath, ['--import', 'tsx', 'examples/demo.ts', ...args], {
     cwd: root,
     env: { ...process.env, PORT: '0', MEMCACHED_SERVERS: undefined, ...env },
   })
   running.add(child)
-  let output = ''
+  const printed = { text: '' }
   child.stdout.on('data', (chunk: Buffer) => {
-    output += chunk.toString()
+    printed.text += chunk.toString()
   })
   child.stderr.on('data', (chunk: Buffer) => {
-    output += chunk.toString()
+    printed.text += chunk.toString()
   })
+  return { child, printed }
+}
+
+/** Starts the demo script and resolves once it prints its URL; returns its output so far. */
+async function startDemo(args: string[], env: Record<string, string | undefined>) {
+  const { child, printed } = spawnDemo(args, env)
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the demo printed no URL in 20 s:\n${output}`)), 20_000)
+    const timer = setTimeout(
+      () => reject(new Error(`the demo printed no URL in 20 s:\n${printed.text}`)),
+      20_000,
+    )
     const check = () => {
-      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
-      if (match && /Ctrl-C stops the demo/.test(output)) {
+      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(printed.text)
+      if (match && /Ctrl-C stops the demo/.test(printed.text)) {
         clearTimeout(timer)
         resolve(match[1]!)
       }
     }
     child.stdout.on('data', check)
-    child.once('exit', (code) => reject(new Error(`the demo exited (${code}):\n${output}`)))
+    child.once('exit', (code) => reject(new Error(`the demo exited (${code}):\n${printed.text}`)))
   })
   return {
     url,
-    output: () => output,
+    output: () => printed.text,
     async stop(): Promise<number | null> {
       const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
       child.kill('SIGINT')
@@ -73,21 +82,10 @@ async function walkShop(url: string) {
 
 /** Runs the demo to its exit (it is expected to refuse to start). */
 async function runDemoToExit(env: Record<string, string | undefined>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/demo.ts'], {
-    cwd: root,
-    env: { ...process.env, MEMCACHED_SERVERS: undefined, ...env },
-  })
-  running.add(child)
-  let output = ''
-  child.stdout.on('data', (chunk: Buffer) => {
-    output += chunk.toString()
-  })
-  child.stderr.on('data', (chunk: Buffer) => {
-    output += chunk.toString()
-  })
+  const { child, printed } = spawnDemo([], env)
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
   running.delete(child)
-  return { code, output }
+  return { code, output: printed.text }
 }
 
 /** Holds a loopback port (a free one, or `port` when it can), as another program would. */
