@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
-import { connect } from 'node:net'
+import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
@@ -18,35 +18,44 @@ after(() => {
   for (const child of running) child.kill('SIGKILL')
 })
 
-/** Starts the demo script and resolves once it prints its URL; returns its output so far. */
-async function startDemo(args: string[], env: Record<string, string | undefined>) {
+/** Spawns the demo script (PORT=0 unless `env` says otherwise) and collects what it prints. */
+function spawnDemo(args: string[], env: Record<string, string | undefined>) {
   const child = spawn(process.execPath, ['--import', 'tsx', 'examples/demo.ts', ...args], {
     cwd: root,
     env: { ...process.env, PORT: '0', MEMCACHED_SERVERS: undefined, ...env },
   })
   running.add(child)
-  let output = ''
+  const printed = { text: '' }
   child.stdout.on('data', (chunk: Buffer) => {
-    output += chunk.toString()
+    printed.text += chunk.toString()
   })
   child.stderr.on('data', (chunk: Buffer) => {
-    output += chunk.toString()
+    printed.text += chunk.toString()
   })
+  return { child, printed }
+}
+
+/** Starts the demo script and resolves once it prints its URL; returns its output so far. */
+async function startDemo(args: string[], env: Record<string, string | undefined>) {
+  const { child, printed } = spawnDemo(args, env)
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the demo printed no URL in 20 s:\n${output}`)), 20_000)
+    const timer = setTimeout(
+      () => reject(new Error(`the demo printed no URL in 20 s:\n${printed.text}`)),
+      20_000,
+    )
     const check = () => {
-      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)
-      if (match && /Ctrl-C stops the demo/.test(output)) {
+      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(printed.text)
+      if (match && /Ctrl-C stops the demo/.test(printed.text)) {
         clearTimeout(timer)
         resolve(match[1]!)
       }
     }
     child.stdout.on('data', check)
-    child.once('exit', (code) => reject(new Error(`the demo exited (${code}):\n${output}`)))
+    child.once('exit', (code) => reject(new Error(`the demo exited (${code}):\n${printed.text}`)))
   })
   return {
     url,
-    output: () => output,
+    output: () => printed.text,
     async stop(): Promise<number | null> {
       const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
       child.kill('SIGINT')
@@ -69,6 +78,29 @@ async function walkShop(url: string) {
     servers: Array<{ up: boolean }>
   }
   assert.equal(status.servers[0]!.up, true)
+}
+
+/** Runs the demo to its exit (it is expected to refuse to start). */
+async function runDemoToExit(env: Record<string, string | undefined>) {
+  const { child, printed } = spawnDemo([], env)
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+  running.delete(child)
+  return { code, output: printed.text }
+}
+
+/** Holds a loopback port (a free one, or `port` when it can), as another program would. */
+async function occupy(port = 0): Promise<{ port: number; close(): Promise<void> }> {
+  const server = createServer()
+  const bound = await new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false))
+    server.listen(port, '127.0.0.1', () => resolve(true))
+  })
+  const address = server.address()
+  return {
+    // Not bound: something else already holds `port`, which serves the test as well.
+    port: bound && typeof address === 'object' && address ? address.port : port,
+    close: () => new Promise((resolve) => (bound ? server.close(() => resolve()) : resolve())),
+  }
 }
 
 function portOpen(address: string): Promise<boolean> {
@@ -103,6 +135,59 @@ describe('npm run demo', () => {
     assert.match(demo.output(), /live in this process only/)
     await walkShop(demo.url)
     assert.equal(await demo.stop(), 0)
+  })
+
+  test('prints what to try, logout included, in words that fit any desktop, and how to reset the login limit', async () => {
+    const demo = await startDemo([], {})
+    const text = demo.output()
+    assert.match(text, /-X POST http:\/\/127\.0\.0\.1:\d+\/logout/)
+    assert.doesNotMatch(text, /^\s*(xdg-)?open /m, 'no platform-specific open command')
+    assert.match(text, /\/memkit \(open it in a browser\)/)
+    assert.match(text, /login limit .* 5 per 15 minutes/)
+    assert.match(text, /restart the demo \(its memcached starts empty\)/)
+    assert.match(text, /x-forwarded-for: 203\.0\.113\.9/)
+    // The hint works: a sixth attempt from one address is refused, another address is not.
+    const attempt = (address: string) =>
+      fetch(`${demo.url}/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': address },
+        body: '{}',
+      })
+    for (let i = 0; i < 5; i++) assert.equal((await attempt('198.51.100.1')).status, 401)
+    assert.equal((await attempt('198.51.100.1')).status, 429)
+    assert.equal((await attempt('203.0.113.9')).status, 401)
+    assert.equal(await demo.stop(), 0)
+  })
+
+  test('an explicit PORT that is taken: refuses to start, says why, stops the memcached it started', async () => {
+    const taken = await occupy()
+    try {
+      const { code, output } = await runDemoToExit({ PORT: String(taken.port) })
+      assert.equal(code, 1, output)
+      assert.match(
+        output,
+        new RegExp(`Port ${taken.port} is already in use \\(PORT=${taken.port}\\); the demo did not start`),
+      )
+      assert.match(output, /PORT=3001 npm run demo/)
+      const started = /started on (127\.0\.0\.1:\d+)/.exec(output)
+      assert.ok(started, output)
+      assert.equal(await portOpen(started[1]!), false, 'the memcached it started is stopped')
+    } finally {
+      await taken.close()
+    }
+  })
+
+  test('no PORT and 3000 taken: takes a free port and says so', async () => {
+    const taken = await occupy(3000)
+    try {
+      const demo = await startDemo([], { PORT: undefined })
+      assert.match(demo.output(), /Port 3000 is in use, so the demo took a free port instead/)
+      assert.notEqual(new URL(demo.url).port, '3000')
+      await walkShop(demo.url)
+      assert.equal(await demo.stop(), 0)
+    } finally {
+      await taken.close()
+    }
   })
 
   test('MEMCACHED_SERVERS wins over everything', async () => {

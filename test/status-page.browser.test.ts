@@ -1,6 +1,7 @@
 // The status page (GET /memkit) of both example apps, in a real headless Chromium (Debian's,
-// driven by playwright-core): it renders, its figures match the client's stats(), and it
-// refreshes itself. A screenshot of each is written to test/output/.
+// driven by playwright-core): its first paint already holds the figures (even with JavaScript
+// off), they match the client's stats(), idle limiters are not rows of zeros, it is readable
+// 400 px wide, and it refreshes itself. Screenshots are written to test/output/.
 import assert from 'node:assert/strict'
 import { mkdirSync, statSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'
@@ -45,8 +46,18 @@ const READ_SERVER_ROWS = `[...document.querySelectorAll('[data-testid=servers] t
 })`
 const READ_LIMIT_ROWS = `[...document.querySelectorAll('[data-testid=rate-limits] tbody tr')].map((tr) => ({
   name: tr.querySelector('[data-field=name]')?.textContent ?? '',
+  allowed: Number(tr.querySelector('[data-field=allowed]')?.dataset.value),
   blocked: Number(tr.querySelector('[data-field=blocked]')?.dataset.value),
 }))`
+// At 400 px: nothing wider than the window, and every figure of every table inside it.
+const NARROW_LAYOUT = `(() => {
+  const cells = [...document.querySelectorAll('td')].map((td) => td.getBoundingClientRect())
+  return {
+    pageWidth: document.documentElement.scrollWidth,
+    cells: cells.length,
+    outside: cells.filter((r) => r.left < 0 || r.right > window.innerWidth + 0.5 || r.width === 0).length,
+  }
+})()`
 
 const apps = [
   ['Express', startExpress],
@@ -77,6 +88,17 @@ describe('the status page in Chromium', () => {
         page.on('console', (message) => {
           if (message.type() === 'error') errors.push(message.text())
         })
+        // First paint, with JavaScript off: the tables are already filled by the server.
+        const noScript = await browser.newPage({ javaScriptEnabled: false })
+        await noScript.goto(`${shop.url}/memkit`)
+        assert.equal(
+          ((await noScript.evaluate(READ_SERVER_ROWS)) as unknown[]).length,
+          2,
+          'server rows without JS',
+        )
+        assert.match((await noScript.textContent('[data-testid=caches] tbody')) ?? '', /\/api\/products/)
+        await noScript.close()
+
         await page.goto(`${shop.url}/memkit`)
         await page.waitForSelector('body[data-ready="true"]', { timeout: 10_000 })
         assert.deepEqual(errors, [], 'no script or CSP errors')
@@ -102,8 +124,31 @@ describe('the status page in Chromium', () => {
           await page.getAttribute('[data-testid=caches] tbody tr [data-field=hitRatio]', 'data-value'),
         )
         assert.ok(hitRatio > 0.5, `hit ratio ${hitRatio}`)
-        const blocked = (await page.evaluate(READ_LIMIT_ROWS)) as Array<{ name: string; blocked: number }>
-        assert.equal(blocked.find((l) => l.name.includes('login'))?.blocked, 1)
+        const limiters = (await page.evaluate(READ_LIMIT_ROWS)) as Array<{
+          name: string
+          allowed: number
+          blocked: number
+        }>
+        assert.equal(limiters.find((l) => l.name.includes('login'))?.blocked, 1)
+        // Fastify's plugin is registered with global: false: its own limiter never counts, and
+        // is not a row of zeros (the same for any limiter no request has reached yet).
+        for (const l of limiters)
+          assert.ok(l.allowed + l.blocked > 0, `${l.name} is a row only once it counted`)
+
+        // Readable on a phone: 400 px wide, no horizontal scrolling, every cell on screen.
+        const narrow = await browser.newPage({ viewport: { width: 400, height: 800 } })
+        await narrow.goto(`${shop.url}/memkit`)
+        const layout = (await narrow.evaluate(NARROW_LAYOUT)) as {
+          pageWidth: number
+          cells: number
+          outside: number
+        }
+        assert.ok(layout.cells >= 10, `${layout.cells} cells`)
+        assert.ok(layout.pageWidth <= 400, `page width ${layout.pageWidth} px at a 400 px window`)
+        assert.equal(layout.outside, 0, 'every cell inside the window')
+        const narrowFile = `${output}status-${name.toLowerCase()}-400px.png`
+        await narrow.screenshot({ path: narrowFile, fullPage: true })
+        await narrow.close()
 
         // It refreshes: a server killed now shows as down without reloading the page.
         await servers[1]!.kill()

@@ -68,7 +68,8 @@ export function tryLines(base: string): string[] {
     `curl -i -c jar -H 'content-type: application/json' -d '{"username":"admin","password":"swordfish"}' ${base}/login`,
     `curl -i -b jar -H 'content-type: application/json' -d '{"price":15}' ${base}/admin/products/1/price   # invalidates the 'products' tag`,
     `curl -i -b jar ${base}/me`,
+    `curl -i -b jar -X POST ${base}/logout             # 204: the session is gone; /me then answers 401`,
     `for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{http_code} ' -d '{}' -H 'content-type: application/json' ${base}/login; done   # 5 login attempts per 15 minutes: 401s, then 429`,
-    `open ${base}/memkit                                # live status page; ${base}/metrics for Prometheus`,
+    `curl -s '${base}/memkit?format=json'              # the status page's figures; ${base}/memkit in a browser shows the live page`,
   ]
 }

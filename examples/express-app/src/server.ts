@@ -15,10 +15,17 @@ export async function start(options: { servers?: string; port?: number; host?: s
     storeSecret: process.env.SESSION_STORE_SECRET,
   })
   const server = app.listen(options.port ?? Number(process.env.PORT ?? 3000), options.host ?? '127.0.0.1')
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve)
-    server.once('error', reject)
-  })
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve)
+      server.once('error', reject)
+    })
+  } catch (error) {
+    // The port is taken (EADDRINUSE) or not ours to bind: leave nothing open behind.
+    close()
+    await client.close()
+    throw error
+  }
   const { port } = server.address() as AddressInfo
   return {
     url: `http://127.0.0.1:${port}`,

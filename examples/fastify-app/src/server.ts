@@ -13,10 +13,17 @@ export async function start(options: { servers?: string; port?: number; host?: s
     cookieSecret: process.env.COOKIE_SECRET ?? 'example-cookie-secret-change-me-in-production',
     storeSecret: process.env.SESSION_STORE_SECRET,
   })
-  await app.listen({
-    port: options.port ?? Number(process.env.PORT ?? 3000),
-    host: options.host ?? '127.0.0.1',
-  })
+  try {
+    await app.listen({
+      port: options.port ?? Number(process.env.PORT ?? 3000),
+      host: options.host ?? '127.0.0.1',
+    })
+  } catch (error) {
+    // The port is taken (EADDRINUSE) or not ours to bind: leave nothing open behind.
+    await app.close()
+    await client.close()
+    throw error
+  }
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : 0
   return {

@@ -48,23 +48,30 @@ export function parseRecord(dataJson: string, cookieJson: string, now: number): 
 
 /**
  * Whether a cookie about to be saved is the stored one apart from its expiry (a refresh moves
- * `expires`; @fastify/session also `originalExpires`). Then a touch is enough.
+ * `expires`; @fastify/session also `originalExpires`). Then a touch is enough; otherwise (e.g. a
+ * new `maxAge`) the cookie is saved.
  */
-export function sameCookie(stored: { cookieJson: string; cookieSig?: string }, cookieJson: string): boolean {
-  if (stored.cookieJson === cookieJson) return true
-  stored.cookieSig ??= cookieSignature(stored.cookieJson)
-  return stored.cookieSig === cookieSignature(cookieJson)
+export function sameCookie(stored: { cookieJson: string; cookieSig?: string }, cookie: unknown): boolean {
+  stored.cookieSig ??= storedSignature(stored.cookieJson)
+  return stored.cookieSig === cookieSignature(cookie)
 }
 
-function cookieSignature(cookieJson: string): string {
-  let cookie: unknown
+function storedSignature(cookieJson: string): string {
   try {
-    cookie = JSON.parse(cookieJson)
+    return cookieSignature(JSON.parse(cookieJson))
   } catch {
     return cookieJson
   }
+}
+
+/** The cookie as JSON without its expiry fields: what must match for a touch to be enough. */
+function cookieSignature(cookie: unknown): string {
   if (typeof cookie !== 'object' || cookie === null) return 'null'
-  const { expires: _expires, originalExpires: _originalExpires, ...rest } = cookie as Record<string, unknown>
+  // express-session's and @fastify/session's Cookie classes serialize through toJSON.
+  const toJSON = (cookie as { toJSON?: unknown }).toJSON
+  const plain = typeof toJSON === 'function' ? toJSON.call(cookie) : cookie
+  if (typeof plain !== 'object' || plain === null) return JSON.stringify(plain) ?? 'null'
+  const { expires: _expires, originalExpires: _originalExpires, ...rest } = plain as Record<string, unknown>
   // express-session's Cookie recomputes originalMaxAge from two Date.now() calls, so it drifts by
   // a millisecond now and then: compare it in whole seconds.
   if (typeof rest.originalMaxAge === 'number') rest.originalMaxAge = Math.round(rest.originalMaxAge / 1000)

@@ -8,8 +8,15 @@ export interface KeyState {
   cookieJson: string
   /** Its signature (the cookie without expiry fields), computed when first needed. */
   cookieSig?: string
-  /** When this process last extended the entry's expiry (write or touch), for `touchAfter`. */
+  /** When this process last extended the entry's expiry (write, touch or read), for `touchAfter`. */
   refreshedAt: number
+  /**
+   * The earliest time (ms) memcached may drop the entry, from the TTL this process last gave it
+   * (0 when unknown): a touch that asks for no later expiry is not sent.
+   */
+  keptUntil: number
+  /** How far (ms) each request moves the session's expiry, from its cookie; undefined: not at all. */
+  rollingMs: number | undefined
   /** CAS token from the last read, while no write by this process has made it stale. */
   cas?: string
 }

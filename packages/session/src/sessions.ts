@@ -1,7 +1,12 @@
 // Load, save and touch: the request path of the store. A load remembers what it read (on the
-// very object it returns, and per key in this process), so that the save at the end of the
-// request can tell an unchanged session (a touch) from a changed one (a compare-and-swap with
-// the token from the read).
+// very object it returns, and per key in this process), so that the save or touch at the end of
+// the request can tell an unchanged session (nothing to write) from a changed one (a
+// compare-and-swap with the token from the read), and a changed cookie from a moved expiry.
+//
+// A read of a session this process has seen before also sets its expiry (`mg` with `T`: value,
+// CAS and new TTL in one command), a second beyond what its cookie asks for; the framework's
+// touch at the end of the request then finds the expiry already set and sends nothing. A
+// read-only request costs one memcached command, with exact rolling expiry.
 import { isMemkitError, type MemkitClient } from '@memkit/client'
 import { asSession, parseRecord, sameCookie, serialize } from './encoding.js'
 import { decodeStored, encodeSession, isTombstone } from './envelope.js'
@@ -9,13 +14,18 @@ import { SessionConflictError, SessionCorruptError, type SessionError } from './
 import type { Namespace } from './namespace.js'
 import type { StoreConfig } from './options.js'
 import { type KeyState, RecentSessions } from './recent.js'
-import { sessionExpiry, storageTtl } from './ttl.js'
-import type { SessionInput, SessionRecord } from './types.js'
+import { keptUntil, sessionExpiry, storageTtl } from './ttl.js'
+import type { CookieInput, SessionInput, SessionRecord } from './types.js'
 
 /** Attempts of the compare-and-swap save loop before ERR_MEMKIT_SESSION_CONFLICT. */
 const WRITE_ATTEMPTS = 10
-/** Hashed keys whose generation, creation time and last refresh this process remembers. */
+/** Hashed keys whose generation, creation time and expiry this process remembers. */
 const RECENT_LIMIT = 10_000
+/**
+ * How far past its cookie's expiry a read keeps a rolling session (ms): the framework's touch at
+ * the end of a request shorter than this finds the expiry already set.
+ */
+const READ_AHEAD_MS = 1000
 
 /** What a request loaded, attached to the very object it saves again (per request, not per key). */
 interface LoadState {
@@ -30,12 +40,20 @@ interface LoadState {
 }
 
 /** What a save or touch knows about the entry it is about to replace. */
-interface Known {
-  gen: number
-  createdAt: number
-  cas?: string
+type Known = Pick<LoadState, 'gen' | 'createdAt' | 'cookieJson' | 'cookieSig' | 'cas'>
+
+/**
+ * How a write treats the stored entry. `keepStoredData`: the request changed only the cookie,
+ * so a concurrent writer's data is kept and only the cookie replaced. `create`: a save may create
+ * the entry; a touch never brings back a session that is gone.
+ */
+interface WriteMode {
+  keepStoredData: boolean
+  create: boolean
 }
 
+type Item = { value: unknown; cas: string }
+type Fetched = { gen: number; item: Item | undefined } | { undecodable: Error & { key?: string } }
 type RefreshOutcome = 'touched' | 'skipped' | 'missing' | 'expired'
 
 const loads = new WeakMap<object, LoadState>()
@@ -72,59 +90,69 @@ export class Sessions {
 
   async load(sid: string): Promise<SessionRecord | null> {
     const hash = this.#namespace.hash(sid)
-    let gen: number
-    let item: { value: unknown; cas: string } | undefined
-    try {
-      ;({ gen, value: item } = await this.#namespace.withGen((g) =>
-        this.#client.gets(this.#namespace.key(g, hash)),
-      ))
-    } catch (error) {
-      if (!isMemkitError(error, 'ERR_MEMKIT_DECODE')) throw error
-      const key = (error as { key?: string }).key ?? ''
-      this.#report(
-        new SessionCorruptError(`session ${key} cannot be decoded; starting a fresh session`, key, {
-          cause: error,
-        }),
-      )
+    const now = Date.now()
+    const previous = this.#recent.get(hash)
+    const ttl = this.#readTtl(previous, now)
+    const fetched = await this.#fetch(hash, ttl)
+    if ('undecodable' in fetched) {
+      const key = fetched.undecodable.key ?? ''
+      this.#corrupt(key, 'cannot be decoded', fetched.undecodable)
       return null
     }
-    if (item === undefined) return null
+    const { gen, item } = fetched
+    if (item === undefined) {
+      this.#recent.delete(hash)
+      return null
+    }
     const key = this.#namespace.key(gen, hash)
     const decoded = decodeStored(item.value, key, this.#config.keyRing)
-    if (decoded.kind === 'tombstone') return null
-    if (decoded.kind === 'corrupt') {
-      this.#report(new SessionCorruptError(`session ${key} ${decoded.reason}; starting a fresh session`, key))
+    if (decoded.kind === 'tombstone') {
+      this.#recent.delete(hash)
+      // The read gave the tombstone a session's TTL: give it back its own.
+      if (ttl !== undefined && this.#config.tombstoneTtl > 0) {
+        await this.#client.touch(key, this.#config.tombstoneTtl)
+      }
       return null
     }
-    const now = Date.now()
+    if (decoded.kind === 'corrupt') {
+      this.#corrupt(key, decoded.reason)
+      return null
+    }
     const maxLifetime = this.#config.maxLifetimeMs
     if (maxLifetime !== undefined && now >= decoded.createdAt + maxLifetime) return null
     const parsed = parseRecord(decoded.dataJson, decoded.cookieJson, now)
     if ('corrupt' in parsed) {
-      this.#report(
-        new SessionCorruptError(`session ${key} ${parsed.corrupt}; starting a fresh session`, key, {
-          cause: parsed.cause,
-        }),
-      )
+      this.#corrupt(key, parsed.corrupt, parsed.cause)
       return null
     }
     const data = parsed.record
-    const cookieJson = decoded.cookieJson
-    const previous = this.#recent.get(hash)
     const sameEntry = previous && previous.gen === gen && previous.createdAt === decoded.createdAt
-    this.#recent.set(hash, {
+    const state: KeyState = {
       gen,
       createdAt: decoded.createdAt,
-      cookieJson,
-      refreshedAt: Math.max(decoded.writtenAt, sameEntry ? previous.refreshedAt : 0),
+      cookieJson: decoded.cookieJson,
       cas: item.cas,
-    })
+      refreshedAt:
+        ttl !== undefined ? now : Math.max(decoded.writtenAt, sameEntry ? previous.refreshedAt : 0),
+      keptUntil: ttl !== undefined ? keptUntil(ttl, now) : sameEntry ? previous.keptUntil : 0,
+      rollingMs: this.#rollingMs(data.cookie, data),
+    }
+    this.#recent.set(hash, state)
+    if (ttl !== undefined) {
+      // The TTL came from what this process remembered; the stored cookie may ask for longer
+      // (another process made the session longer-lived): then it is set right away.
+      const wanted = this.#readExpiry(state, now)
+      if (wanted !== undefined && wanted > state.keptUntil) {
+        const longer = storageTtl(wanted, now)
+        if (await this.#client.touch(key, longer)) state.keptUntil = keptUntil(longer, now)
+      }
+    }
     loads.set(data, {
       hash,
       gen,
       createdAt: decoded.createdAt,
       dataJson: decoded.dataJson,
-      cookieJson,
+      cookieJson: decoded.cookieJson,
       cas: item.cas,
     })
     return data
@@ -134,25 +162,93 @@ export class Sessions {
     const hash = this.#namespace.hash(sid)
     const input = asSession(session)
     const now = Date.now()
-    const { cookieJson, dataJson } = serialize(input)
     let load = loads.get(input)
     if (load && load.hash !== hash) load = undefined
-    const state = this.#recent.get(hash)
-    if (this.#unchanged(input, load, state, dataJson, cookieJson)) {
-      // Same data as loaded: refresh the expiry, do not rewrite (a concurrent write survives).
-      const outcome = await this.#refresh(hash, input, load ?? state, now)
+    const known: Known | undefined = load ?? this.#recent.get(hash)
+    let serialized: { cookieJson: string; dataJson: string } | undefined
+    let dataSame: boolean
+    if (load) {
+      serialized = serialize(input)
+      dataSame = load.dataJson === serialized.dataJson
+    } else {
+      // @fastify/session makes its own session object from ours, but it knows whether it changed.
+      const isModified = (input as { isModified?: unknown }).isModified
+      dataSame = known !== undefined && typeof isModified === 'function' && isModified.call(input) === false
+    }
+    if (dataSame && known !== undefined && sameCookie(known, input.cookie)) {
+      // Same data and cookie as loaded: refresh the expiry, do not rewrite (a concurrent write survives).
+      const outcome = await this.#refresh(hash, input, known, now)
       if (outcome !== 'missing') return
     }
-    await this.#write(hash, input, cookieJson, dataJson, load ?? state, now)
+    serialized ??= serialize(input)
+    // When only the cookie changed (e.g. a new maxAge), a concurrent writer's data is kept.
+    await this.#write(hash, input, serialized.cookieJson, serialized.dataJson, known, now, {
+      keepStoredData: dataSame,
+      create: true,
+    })
   }
 
   async touch(sid: string, session: object): Promise<void> {
     const hash = this.#namespace.hash(sid)
     const input = asSession(session)
+    const now = Date.now()
     let load = loads.get(input)
     if (load && load.hash !== hash) load = undefined
+    const known: Known | undefined = load ?? this.#recent.get(hash)
+    if (known !== undefined && !sameCookie(known, input.cookie)) {
+      // A touch that carries a changed cookie (express-session touches when only the cookie
+      // changed, e.g. "remember me"): the cookie is saved, the stored data kept.
+      const { cookieJson, dataJson } = serialize(input)
+      await this.#write(hash, input, cookieJson, dataJson, known, now, {
+        keepStoredData: true,
+        create: false,
+      })
+      return
+    }
     // A touch of a session that is gone (expired, destroyed, cleared) does not bring it back.
-    await this.#refresh(hash, input, load ?? this.#recent.get(hash), Date.now())
+    await this.#refresh(hash, input, known, now)
+  }
+
+  /** The TTL a read sets (seconds), or undefined for a plain read. */
+  #readTtl(state: KeyState | undefined, now: number): number | undefined {
+    if (state === undefined) return undefined
+    const touchAfter = this.#config.touchAfterMs
+    if (touchAfter > 0 && now - state.refreshedAt < touchAfter) return undefined
+    const expiresAt = this.#readExpiry(state, now)
+    if (expiresAt === undefined || expiresAt <= now) return undefined
+    return storageTtl(expiresAt, now)
+  }
+
+  /**
+   * Until when a read at `now` keeps the session: `READ_AHEAD_MS` past the expiry its rolling
+   * cookie would get now, capped by `maxLifetime`; undefined when reads do not extend it.
+   */
+  #readExpiry(state: KeyState, now: number): number | undefined {
+    if (state.rollingMs === undefined) return undefined
+    const expiresAt = now + state.rollingMs + READ_AHEAD_MS
+    const maxLifetime = this.#config.maxLifetimeMs
+    return maxLifetime === undefined ? expiresAt : Math.min(expiresAt, state.createdAt + maxLifetime)
+  }
+
+  /**
+   * How long (ms) each request extends the session, as its cookie says: `originalMaxAge` (both
+   * frameworks move `expires` by it on every request), else `maxAge`; a cookie with a fixed
+   * `expires` only: not extended (undefined); a browser-session cookie: the `ttl` option.
+   */
+  #rollingMs(cookie: CookieInput | null | undefined, session: SessionInput): number | undefined {
+    const maxAge = cookie?.originalMaxAge ?? cookie?.maxAge
+    if (typeof maxAge === 'number') return maxAge > 0 && Number.isFinite(maxAge) ? maxAge : undefined
+    if (cookie?.expires !== undefined && cookie.expires !== null) return undefined
+    let ttl: unknown = this.#config.ttl
+    if (typeof ttl === 'function') {
+      try {
+        ttl = ttl(session)
+      } catch {
+        // The save reports a throwing ttl function; a read just does not extend the session.
+        return undefined
+      }
+    }
+    return typeof ttl === 'number' && ttl > 0 && Number.isFinite(ttl) ? ttl * 1000 : undefined
   }
 
   /** Seconds to store the session for, so that memcached keeps it as long as its cookie; 0 = expired. */
@@ -161,20 +257,24 @@ export class Sessions {
     return storageTtl(expiresAt, now)
   }
 
-  #unchanged(
-    session: SessionInput,
-    load: LoadState | undefined,
-    state: KeyState | undefined,
-    dataJson: string,
-    cookieJson: string,
-  ): boolean {
-    if (load) return load.dataJson === dataJson && sameCookie(load, cookieJson)
-    // @fastify/session makes its own session object from ours, but it knows whether it changed.
-    const isModified = (session as { isModified?: unknown }).isModified
-    if (state && typeof isModified === 'function') {
-      return isModified.call(session) === false && sameCookie(state, cookieJson)
+  /** The entry under the current generation, its TTL set to `ttl` when given. */
+  async #fetch(hash: string, ttl?: number): Promise<Fetched> {
+    try {
+      const { gen, value: item } = await this.#namespace.withGen((g) => {
+        const key = this.#namespace.key(g, hash)
+        return ttl === undefined ? this.#client.gets(key) : this.#client.getsAndTouch(key, ttl)
+      })
+      return { gen, item }
+    } catch (error) {
+      if (!isMemkitError(error, 'ERR_MEMKIT_DECODE')) throw error
+      return { undecodable: error }
     }
-    return false
+  }
+
+  #corrupt(key: string, reason: string, cause?: unknown): void {
+    this.#report(
+      new SessionCorruptError(`session ${key} ${reason}; starting a fresh session`, key, { cause }),
+    )
   }
 
   async #refresh(
@@ -190,37 +290,39 @@ export class Sessions {
     } else if (gen === undefined) {
       // Not loaded by this process (direct use, or evicted from RECENT_LIMIT): maxLifetime needs
       // the creation time, so read it.
-      let value: unknown
-      try {
-        ;({ gen, value } = await this.#namespace.withGen((g) =>
-          this.#client.get(this.#namespace.key(g, hash)),
-        ))
-      } catch (error) {
-        if (isMemkitError(error, 'ERR_MEMKIT_DECODE')) return 'missing'
-        throw error
-      }
-      if (value === undefined) return 'missing'
-      const decoded = decodeStored(value, this.#namespace.key(gen, hash), this.#config.keyRing)
+      const fetched = await this.#fetch(hash)
+      if ('undecodable' in fetched || fetched.item === undefined) return 'missing'
+      gen = fetched.gen
+      const decoded = decodeStored(fetched.item.value, this.#namespace.key(gen, hash), this.#config.keyRing)
       if (decoded.kind === 'session') createdAt = decoded.createdAt
     }
     const key = this.#namespace.key(gen, hash)
-    const ttl = this.#ttl(session, now, createdAt ?? now)
-    if (ttl <= 0) {
+    const expiresAt = sessionExpiry(
+      session,
+      this.#config.ttl,
+      now,
+      createdAt ?? now,
+      this.#config.maxLifetimeMs,
+    )
+    if (expiresAt <= now) {
       await this.#client.delete(key)
       this.#recent.delete(hash)
       return 'expired'
     }
     const state = this.#recent.get(hash)
-    if (
-      this.#config.touchAfterMs > 0 &&
-      state &&
-      state.gen === gen &&
-      now - state.refreshedAt < this.#config.touchAfterMs
-    ) {
-      return 'skipped'
+    const current = state !== undefined && state.gen === gen ? state : undefined
+    if (current !== undefined) {
+      // Already kept that long: the read set the expiry (or an earlier write or touch did).
+      if (current.keptUntil >= expiresAt) return 'skipped'
+      const touchAfter = this.#config.touchAfterMs
+      if (touchAfter > 0 && now - current.refreshedAt < touchAfter) return 'skipped'
     }
+    const ttl = storageTtl(expiresAt, now)
     if (!(await this.#client.touch(key, ttl))) return 'missing'
-    if (state && state.gen === gen) state.refreshedAt = now
+    if (current !== undefined) {
+      current.refreshedAt = now
+      current.keptUntil = keptUntil(ttl, now)
+    }
     return 'touched'
   }
 
@@ -231,10 +333,20 @@ export class Sessions {
     dataJson: string,
     known: Known | undefined,
     now: number,
+    mode: WriteMode,
   ): Promise<void> {
     const ring = this.#config.keyRing
-    const saved = (gen: number, createdAt: number) => {
-      this.#recent.set(hash, { gen, createdAt, cookieJson, refreshedAt: now })
+    const saved = (gen: number, createdAt: number, ttl: number) => {
+      this.#recent.set(hash, {
+        gen,
+        createdAt,
+        cookieJson,
+        refreshedAt: now,
+        keptUntil: keptUntil(ttl, now),
+        rollingMs: this.#rollingMs(session.cookie, session),
+      })
+      // What this request's session holds is now stored (or, keeping a concurrent writer's data,
+      // superseded): a later save in the same request compares with it.
       loads.set(session, { hash, gen, createdAt, dataJson, cookieJson })
     }
 
@@ -248,12 +360,12 @@ export class Sessions {
       const ttl = this.#ttl(session, now, known.createdAt)
       if (ttl > 0) {
         const value = encodeSession(ring, key, known.createdAt, now, cookieJson, dataJson)
-        if (await this.#client.cas(key, value, cas, { ttl })) return saved(known.gen, known.createdAt)
+        if (await this.#client.cas(key, value, cas, { ttl })) return saved(known.gen, known.createdAt, ttl)
       } else if (await this.#client.deleteIfUnchanged(key, cas)) {
         this.#recent.delete(hash)
         return
       }
-    } else if (known === undefined) {
+    } else if (known === undefined && mode.create) {
       // A new session: `add` never overwrites anything, so it is safe without a read.
       const ttl = this.#ttl(session, now, now)
       if (ttl > 0) {
@@ -261,33 +373,34 @@ export class Sessions {
           const key = this.#namespace.key(g, hash)
           return this.#client.add(key, encodeSession(ring, key, now, now, cookieJson, dataJson), { ttl })
         })
-        if (added) return saved(gen, now)
+        if (added) return saved(gen, now, ttl)
       }
     }
 
     let missedAndRefused = false
     for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
-      let gen: number
-      let item: { value: unknown; cas: string } | undefined
-      try {
-        ;({ gen, value: item } = await this.#namespace.withGen((g) =>
-          this.#client.gets(this.#namespace.key(g, hash)),
-        ))
-      } catch (error) {
-        if (!isMemkitError(error, 'ERR_MEMKIT_DECODE')) throw error
+      const fetched = await this.#fetch(hash)
+      if ('undecodable' in fetched) {
         // Undecodable for the client itself: nothing to compare-and-swap against, so remove it.
         await this.#client.delete(this.#namespace.key(await this.#namespace.current(), hash))
         continue
       }
+      const { gen, item } = fetched
       // Loaded before a clear(): saving it now would bring back a session clear() ended.
       if (known && known.gen !== gen) return
-      const key = this.#namespace.key(gen, hash)
       // Destroyed while this request was in flight: an older request cannot bring it back.
       if (item && isTombstone(item.value)) return
+      // Gone (expired, evicted): a touch does not bring it back.
+      if (!item && !mode.create) return
+      const key = this.#namespace.key(gen, hash)
       let createdAt = known?.createdAt
-      if (createdAt === undefined && item) {
+      let data = dataJson
+      if (item && (createdAt === undefined || mode.keepStoredData)) {
         const prior = decodeStored(item.value, key, ring)
-        if (prior.kind === 'session') createdAt = prior.createdAt
+        if (prior.kind === 'session') {
+          createdAt ??= prior.createdAt
+          if (mode.keepStoredData) data = prior.dataJson
+        }
       }
       createdAt ??= now
       const ttl = this.#ttl(session, now, createdAt)
@@ -297,11 +410,11 @@ export class Sessions {
         this.#recent.delete(hash)
         return
       }
-      const value = encodeSession(ring, key, createdAt, now, cookieJson, dataJson)
+      const value = encodeSession(ring, key, createdAt, now, cookieJson, data)
       const stored = item
         ? await this.#client.cas(key, value, item.cas, { ttl })
         : await this.#client.add(key, value, { ttl })
-      if (stored) return saved(gen, createdAt)
+      if (stored) return saved(gen, createdAt, ttl)
       if (!item) {
         // add refused but gets saw nothing twice: something the client reads as a miss sits there.
         if (missedAndRefused) await this.#client.delete(key)

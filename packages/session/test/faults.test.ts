@@ -1,17 +1,18 @@
 // memcached down (killed), frozen (SIGSTOP) or silent, through both frameworks: a typed error
-// within the client's timeout, or a fresh session with onUnavailable: 'new-session'.
+// from the client's own failure detection (its timeout, a refused connection, a server marked
+// down), or a fresh session with onUnavailable: 'new-session'. How fast the client gives up is
+// the client's tests' business; here, what the user sees.
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { after, afterEach, test } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { createClient, type MemcachedClient } from '@memkit/client'
 import { type MemcachedServer, startMemcached, startSilentServer, stopAll } from '@memkit/testing'
 import { MemcachedStore, type MemcachedStoreOptions, type SessionError } from '../src/index.js'
-import { type App, type Framework, forBoth, makeApp, uniquePrefix } from './harness.js'
+import { type App, type Framework, forBoth, makeApp, uniquePrefix, waitFor } from './harness.js'
 
 const TIMEOUT = 300
-/** Generous bound for "within the client's timeout" (the CPU is shared). */
-const BOUND = 3 * TIMEOUT
+/** The client's failures that mean "memcached is unavailable". */
+const UNAVAILABLE = /ERR_MEMKIT_(TIMEOUT|CONNECTION|SERVER_DOWN)\b/
 
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => {
@@ -43,47 +44,36 @@ async function setup(
  * passes the save error to next() afterwards, so the client sees 200 and Express gets the error.
  */
 async function newVisitorCannotSave(fw: Framework, app: App): Promise<void> {
-  const { result, ms } = await timed(async () => {
-    const reply = await app.request('/write?key=b&value=2')
-    const late = await app.nextLateError()
-    return { reply, late }
-  })
-  if (fw === 'fastify') assert.equal(result.reply.status, 503)
-  else {
-    assert.equal(result.reply.status, 200)
-    assert.equal((result.late as SessionError).code, 'ERR_MEMKIT_SESSION_UNAVAILABLE')
+  const reply = await app.request('/write?key=b&value=2')
+  const late = await app.nextLateError()
+  if (fw === 'fastify') {
+    assert.equal(reply.status, 503)
+    assert.match(reply.body.message, UNAVAILABLE)
+  } else {
+    assert.equal(reply.status, 200)
+    assert.equal((late as SessionError).code, 'ERR_MEMKIT_SESSION_UNAVAILABLE')
+    assert.match(((late as Error).cause as { code: string }).code, UNAVAILABLE)
   }
-  assert.ok(ms < BOUND, `save failed in ${ms.toFixed(0)} ms`)
-}
-
-async function timed<T>(run: () => Promise<T>): Promise<{ result: T; ms: number }> {
-  const start = performance.now()
-  const result = await run()
-  return { result, ms: performance.now() - start }
 }
 
 for (const fault of ['killed', 'frozen'] as const) {
   const breakServer = async (mc: MemcachedServer) => {
+    // freeze() resolves once the process is stopped.
     if (fault === 'killed') return mc.kill()
-    await mc.freeze()
-    // SIGSTOP lands asynchronously; let it take hold before the next command.
-    await sleep(50)
+    return mc.freeze()
   }
 
-  forBoth(
-    `memcached ${fault}: the request fails with 503 ERR_MEMKIT_SESSION_UNAVAILABLE within the timeout`,
-    async (fw) => {
-      const { mc, app } = await setup(fw)
-      const user = app.agent()
-      assert.equal((await user.get('/write?key=a&value=1')).status, 200)
-      await breakServer(mc)
-      const { result, ms } = await timed(() => user.get('/read'))
-      assert.equal(result.status, 503)
-      assert.equal(result.body.code, 'ERR_MEMKIT_SESSION_UNAVAILABLE')
-      assert.ok(ms < BOUND, `answered in ${ms.toFixed(0)} ms`)
-      await newVisitorCannotSave(fw, app)
-    },
-  )
+  forBoth(`memcached ${fault}: the request fails with 503 ERR_MEMKIT_SESSION_UNAVAILABLE`, async (fw) => {
+    const { mc, app } = await setup(fw)
+    const user = app.agent()
+    assert.equal((await user.get('/write?key=a&value=1')).status, 200)
+    await breakServer(mc)
+    const result = await user.get('/read')
+    assert.equal(result.status, 503)
+    assert.equal(result.body.code, 'ERR_MEMKIT_SESSION_UNAVAILABLE')
+    assert.match(result.body.message, UNAVAILABLE, 'the client gave up on the server')
+    await newVisitorCannotSave(fw, app)
+  })
 
   forBoth(
     `memcached ${fault}, onUnavailable 'new-session': the request goes on with a fresh session`,
@@ -94,12 +84,12 @@ for (const fault of ['killed', 'frozen'] as const) {
       const user = app.agent()
       await user.get('/write?key=a&value=1')
       await breakServer(mc)
-      const { result, ms } = await timed(() => user.get('/write?key=b&value=2'))
+      const result = await user.get('/write?key=b&value=2')
       assert.equal(result.status, 200)
       assert.deepEqual(result.body.data, { b: '2' }, 'a fresh session, not the stored one')
-      assert.ok(ms < 2 * BOUND, `read and save failed fast: ${ms.toFixed(0)} ms`)
       assert.ok(errors.length >= 1)
       assert.ok(errors.every((e) => e.code === 'ERR_MEMKIT_SESSION_UNAVAILABLE'))
+      assert.ok(errors.every((e) => UNAVAILABLE.test((e.cause as { code: string }).code)))
       // Logging out is never faked: it still fails loudly.
       assert.equal((await app.request('/logout', user.cookie)).status, 503)
     },
@@ -107,7 +97,7 @@ for (const fault of ['killed', 'frozen'] as const) {
 }
 
 forBoth(
-  'a silent server (accepts, never answers): the callback gets a typed error within the timeout',
+  'a silent server (accepts, never answers): the callback gets a typed error from the client timeout',
   async (fw) => {
     const silent = await startSilentServer()
     const client = createClient({ servers: silent.address, timeout: TIMEOUT })
@@ -118,13 +108,12 @@ forBoth(
       () => client.close(),
       () => app.close(),
     )
-    const direct = await timed(
-      () => new Promise<Error | null>((resolve) => store.get('some-session-id', (error) => resolve(error))),
+    const direct = await new Promise<Error | null>((resolve) =>
+      store.get('some-session-id', (error) => resolve(error)),
     )
-    assert.equal((direct.result as SessionError).code, 'ERR_MEMKIT_SESSION_UNAVAILABLE')
-    assert.equal(((direct.result as Error).cause as { code?: string }).code, 'ERR_MEMKIT_TIMEOUT')
-    assert.equal((direct.result as SessionError).statusCode, 503)
-    assert.ok(direct.ms < BOUND, `${direct.ms.toFixed(0)} ms`)
+    assert.equal((direct as SessionError).code, 'ERR_MEMKIT_SESSION_UNAVAILABLE')
+    assert.equal(((direct as Error).cause as { code?: string }).code, 'ERR_MEMKIT_TIMEOUT')
+    assert.equal((direct as SessionError).statusCode, 503)
     await newVisitorCannotSave(fw, app)
   },
 )
@@ -136,11 +125,10 @@ forBoth('memcached restarted empty: sessions are gone, the app carries on', asyn
   await mc.restart()
   // The first request after the restart may still see the old connection fail.
   let reply = await user.get('/read')
-  for (let i = 0; i < 20 && reply.status !== 200; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 100))
+  await waitFor(async () => {
     reply = await user.get('/read')
-  }
-  assert.equal(reply.status, 200)
+    return reply.status === 200
+  }, 'a request answered')
   assert.deepEqual(reply.body.data, {})
   await user.get('/write?key=b&value=2')
   assert.deepEqual((await user.get('/read')).body.data, { b: '2' })
@@ -185,15 +173,13 @@ test('a server that fails mid-flight never hands one request a reply meant for a
   await store.set('alice', { cookie: { maxAge: 60_000 }, name: 'alice' })
   await store.set('bob', { cookie: { maxAge: 60_000 }, name: 'bob' })
   await mc.freeze()
-  await sleep(50)
   const frozen = await Promise.allSettled([store.get('alice'), store.get('bob')])
   assert.ok(frozen.every((r) => r.status === 'rejected'))
   mc.resume()
-  let alice = await store.get('alice').catch(() => undefined)
-  for (let i = 0; i < 20 && alice === undefined; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 100))
-    alice = await store.get('alice').catch(() => undefined)
-  }
+  await waitFor(
+    async () => (await store.get('alice').catch(() => undefined)) !== undefined,
+    'the server back',
+  )
   const [a, b] = await Promise.all([store.get('alice'), store.get('bob')])
   assert.equal(a?.name, 'alice')
   assert.equal(b?.name, 'bob')

@@ -2,7 +2,7 @@
 // frameworks against a real memcached.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { after, before } from 'node:test'
+import { after, before, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createClient, type MemcachedClient } from '@memkit/client'
 import { dumpKeys, type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
@@ -131,7 +131,7 @@ forBoth('a session saved with an expiry in the past is deleted, not stored', asy
   assert.deepEqual((await app.request('/read', cookie)).body.data, {})
 })
 
-forBoth('an active session kept alive by touches alone outlives its original maxAge', async (fw) => {
+forBoth('an active session kept alive by its reads alone outlives its original maxAge', async (fw) => {
   const { app } = await setup(fw, {}, { maxAge: 2000 })
   const user = app.agent()
   await user.get('/write?key=a&value=1')
@@ -142,8 +142,8 @@ forBoth('an active session kept alive by touches alone outlives its original max
       assert.deepEqual(read.body.data, { a: '1' }, `read ${i + 1}, ${(i + 1) * 500} ms after the write`)
     }
   })
-  assert.equal(writes(counts), 0, 'refreshed by touch only')
-  assert.ok((counts.touch ?? 0) >= 6)
+  assert.equal(writes(counts), 0, 'never rewritten')
+  assert.equal(counts.getAndTouch, 6, 'each read set the expiry (mg with T)')
 })
 
 forBoth('maxLifetime ends a session however active it is', async (fw) => {
@@ -173,11 +173,15 @@ for (const [label, options] of raceVariants) {
     const { app } = await setup(fw, {}, options)
     const user = app.agent()
     await user.get('/cart/add?item=apple')
-    const slow = app.request('/slow-read?ms=500', user.cookie)
-    await sleep(150)
+    const gate = app.gate('slow')
+    const slow = app.request('/slow-read?gate=slow', user.cookie)
+    await gate.reached
     const added = await user.get('/cart/add?item=pear')
     assert.deepEqual(added.body.data.cart, ['apple', 'pear'])
-    const { result: slowReply, counts } = await countCommands(mc.address, () => slow)
+    const { result: slowReply, counts } = await countCommands(mc.address, () => {
+      gate.open()
+      return slow
+    })
     assert.deepEqual(slowReply.body.data.cart, ['apple'], 'the slow request saw the old cart')
     assert.equal(writes(counts), 0, 'the slow read-only request wrote nothing')
     const read = await user.get('/read')
@@ -197,16 +201,86 @@ forBoth('touchAfter: ten reads inside the interval cause at most one touch and n
   assert.equal(counts.gets, 10, 'one read per request')
 })
 
-forBoth('without touchAfter every unmodified request costs one touch, never a full set', async (fw) => {
-  // @fastify/session calls set() on every request (rolling); express-session calls touch().
-  const { app } = await setup(fw, {}, { maxAge: 60_000, rolling: true, resave: true })
+forBoth(
+  'a read-only request costs one memcached command: the read sets the expiry, the touch sends nothing',
+  async (fw) => {
+    // @fastify/session calls set() on every request (rolling); express-session calls touch().
+    // generationRefresh 60: this counts the request's own commands, not the once-a-second
+    // generation read (the benchmark counts everything).
+    const { app } = await setup(
+      fw,
+      { generationRefresh: 60 },
+      { maxAge: 60_000, rolling: true, resave: true },
+    )
+    const user = app.agent()
+    await user.get('/write?key=a&value=1')
+    const { counts } = await countCommands(mc.address, async () => {
+      for (let i = 0; i < 10; i++) await user.get('/read')
+    })
+    assert.deepEqual(counts, { getAndTouch: 10 }, 'one mg with T per request, nothing else')
+  },
+)
+
+forBoth('exact rolling expiry: each read moves the expiry to what the cookie asks for', async (fw) => {
+  const { app, prefix } = await setup(fw, {}, { maxAge: 60_000 })
   const user = app.agent()
   await user.get('/write?key=a&value=1')
-  const { counts } = await countCommands(mc.address, async () => {
-    for (let i = 0; i < 10; i++) await user.get('/read')
-  })
-  assert.equal(counts.touch, 10)
-  assert.equal(writes(counts), 0)
+  const key = await keyOf(app, prefix, user.cookie)
+  await user.get('/read')
+  // Shortened behind the store's back: the next read alone must put it back.
+  await rawSet(mc.address, key, (await rawGet(mc.address, key))!.data, 0, 5)
+  const { counts } = await countCommands(mc.address, () => user.get('/read'))
+  const ttl = (await rawGet(mc.address, key))!.ttl
+  // 60 s of cookie, 1 s read-ahead for the framework's touch, 2 s of clock slack.
+  assert.ok(ttl >= 61 && ttl <= 63, `the read set the TTL to ${ttl}`)
+  assert.equal(writes(counts) + (counts.touch ?? 0), 0, 'by the read alone')
+})
+
+forBoth('a changed cookie ("remember me": only maxAge changes) is saved, and kept', async (fw) => {
+  const HOUR = 3_600_000
+  const { app, prefix } = await setup(fw, {}, { maxAge: HOUR, rolling: true })
+  const user = app.agent()
+  await user.get('/write?key=user&value=ann')
+  const key = await keyOf(app, prefix, user.cookie)
+  const remember = await user.get(`/remember?ms=${14 * DAY_MS}`)
+  assert.ok(Math.abs(remember.cookieExpires! - (Date.now() + 14 * DAY_MS)) < 60_000, 'two-week cookie sent')
+  const stored = (await rawGet(mc.address, key))!
+  assert.ok(stored.ttl > 14 * 86_400 - 60, `the entry lives two weeks: TTL ${stored.ttl}`)
+  assert.match(stored.data.toString('utf8'), new RegExp(`"originalMaxAge":${14 * DAY_MS}`))
+
+  // The next requests send the two-week cookie again, not the one-hour one, and rewrite nothing.
+  const { result: next, counts } = await countCommands(mc.address, () => user.get('/read'))
+  assert.deepEqual(next.body.data, { user: 'ann' })
+  assert.ok(Math.abs(next.cookieExpires! - (Date.now() + 14 * DAY_MS)) < 60_000, 'still a two-week cookie')
+  assert.equal(writes(counts), 0, 'a plain request after it is not a rewrite')
+  assert.ok((await rawGet(mc.address, key))!.ttl > 14 * 86_400 - 60, 'the TTL did not fall back to an hour')
+})
+
+test('express-session with rolling: false saves a changed cookie too; the next modifying response sends it', async () => {
+  const { app, prefix } = await setup('express', {}, { maxAge: 3_600_000, rolling: false })
+  const user = app.agent()
+  await user.get('/write?key=user&value=ann')
+  const key = await keyOf(app, prefix, user.cookie)
+  // express-session sends no cookie for an unmodified session without rolling: its own choice.
+  assert.equal((await user.get(`/remember?ms=${14 * DAY_MS}`)).cookie, undefined)
+  assert.ok((await rawGet(mc.address, key))!.ttl > 14 * 86_400 - 60, 'stored for two weeks')
+  const next = await user.get('/write?key=cart&value=book')
+  assert.ok(Math.abs(next.cookieExpires! - (Date.now() + 14 * DAY_MS)) < 60_000, 'a two-week cookie')
+})
+
+forBoth('a cookie change saved at the end of a request keeps data written meanwhile', async (fw) => {
+  const { app } = await setup(fw, {}, { maxAge: 3_600_000, rolling: true })
+  const user = app.agent()
+  await user.get('/write?key=user&value=ann')
+  const gate = app.gate('remember')
+  const remember = app.request(`/remember?ms=${14 * DAY_MS}&gate=remember`, user.cookie)
+  await gate.reached
+  await user.get('/write?key=cart&value=book')
+  gate.open()
+  await remember
+  const read = await user.get('/read')
+  assert.deepEqual(read.body.data, { user: 'ann', cart: 'book' }, 'the concurrent write survived')
+  assert.ok(Math.abs(read.cookieExpires! - (Date.now() + 14 * DAY_MS)) < 60_000, 'and the new cookie too')
 })
 
 // ---- keys --------------------------------------------------------------------------------
@@ -253,10 +327,14 @@ forBoth('logout cannot be undone by a request that was in flight', async (fw) =>
   const login = await user.get('/login?user=ann')
   assert.deepEqual(login.body.data, { user: 'ann' })
   const cookie = user.cookie
-  const slowWrite = app.request('/slow-write?ms=500&key=cart&value=book', cookie)
-  const slowRead = app.request('/slow-read?ms=500', cookie)
-  await sleep(150)
+  const writeGate = app.gate('write')
+  const readGate = app.gate('read')
+  const slowWrite = app.request('/slow-write?gate=write&key=cart&value=book', cookie)
+  const slowRead = app.request('/slow-read?gate=read', cookie)
+  await Promise.all([writeGate.reached, readGate.reached])
   assert.equal((await app.request('/logout', cookie)).status, 200)
+  writeGate.open()
+  readGate.open()
   const [w, r] = await Promise.all([slowWrite, slowRead])
   assert.equal(w.status, 200)
   assert.deepEqual(w.body.data, { user: 'ann', cart: 'book' }, 'the old request believed it saved')
@@ -340,9 +418,11 @@ forBoth('a request in flight during clear() cannot save its session back', async
   const { store, app } = await setup(fw)
   const user = app.agent()
   await user.get('/write?key=a&value=1')
-  const slow = app.request('/slow-write?ms=400&key=b&value=2', user.cookie)
-  await sleep(100)
+  const gate = app.gate('slow')
+  const slow = app.request('/slow-write?gate=slow&key=b&value=2', user.cookie)
+  await gate.reached
   await store.clear()
+  gate.open()
   assert.equal((await slow).status, 200)
   assert.deepEqual((await app.request('/read', user.cookie)).body.data, {})
 })

@@ -23,6 +23,8 @@ export interface Reply {
   body: any
   /** `name=value` of the session cookie when the response set one. */
   cookie: string | undefined
+  /** The `Expires` of that Set-Cookie (ms since the epoch), when it has one. */
+  cookieExpires: number | undefined
 }
 
 export interface AppOptions {
@@ -46,7 +48,56 @@ export interface App {
    * (express-session saves at res.end, after writing the head). Fastify: resolves undefined.
    */
   nextLateError(timeoutMs?: number): Promise<Error | undefined>
+  /**
+   * A barrier the `/slow-read` and `/slow-write` routes stop at (`?gate=<name>`), after loading the
+   * session and before answering: `reached` resolves when a request is there, `open()` lets it go.
+   */
+  gate(name: string): Gate
   close(): Promise<void>
+}
+
+export interface Gate {
+  reached: Promise<void>
+  open(): void
+}
+
+interface Deferred {
+  promise: Promise<void>
+  resolve(): void
+}
+
+// Promise.withResolvers needs Node 22.
+function deferred(): Deferred {
+  let resolve!: () => void
+  const promise = new Promise<void>((done) => {
+    resolve = done
+  })
+  return { promise, resolve }
+}
+
+/** The gates of one app: a route waits at `pass(name)` until the test opens that gate. */
+class Gates {
+  readonly #gates = new Map<string, { reached: Deferred; opened: Deferred }>()
+
+  #get(name: string) {
+    let gate = this.#gates.get(name)
+    if (!gate) {
+      gate = { reached: deferred(), opened: deferred() }
+      this.#gates.set(name, gate)
+    }
+    return gate
+  }
+
+  gate(name: string): Gate {
+    const gate = this.#get(name)
+    return { reached: gate.reached.promise, open: () => gate.opened.resolve() }
+  }
+
+  pass(name: string): Promise<void> {
+    const gate = this.#get(name)
+    gate.reached.resolve()
+    return gate.opened.promise
+  }
 }
 
 export interface Agent {
@@ -72,6 +123,7 @@ export async function makeApp(
 }
 
 async function makeExpress(store: MemcachedStore, options: AppOptions): Promise<App> {
+  const gates = new Gates()
   const app = express()
   app.use(
     expressSession({
@@ -99,12 +151,18 @@ async function makeExpress(store: MemcachedStore, options: AppOptions): Promise<
   })
   app.get('/slow-read', async (req, res) => {
     const snapshot = view(req.session)
-    await sleep(Number(req.query.ms))
+    await gates.pass(String(req.query.gate))
     res.json({ data: snapshot })
   })
   app.get('/slow-write', async (req, res) => {
-    await sleep(Number(req.query.ms))
+    await gates.pass(String(req.query.gate))
     data(req)[String(req.query.key)] = req.query.value
+    res.json({ data: view(req.session) })
+  })
+  app.get('/remember', async (req, res) => {
+    // "Remember me": only the cookie's lifetime changes.
+    if (req.query.gate) await gates.pass(String(req.query.gate))
+    req.session.cookie.maxAge = Number(req.query.ms)
     res.json({ data: view(req.session) })
   })
   app.get('/logout', (req, res, next) => {
@@ -158,11 +216,7 @@ async function makeExpress(store: MemcachedStore, options: AppOptions): Promise<
     const req = request(server).get(path)
     if (cookie) req.set('Cookie', cookie)
     const res = await req
-    return {
-      status: res.status,
-      body: res.body,
-      cookie: sessionCookie(res.headers['set-cookie'], 'connect.sid'),
-    }
+    return { status: res.status, body: res.body, ...sessionCookie(res.headers['set-cookie'], 'connect.sid') }
   }
   return {
     framework: 'express',
@@ -183,11 +237,13 @@ async function makeExpress(store: MemcachedStore, options: AppOptions): Promise<
         })
       })
     },
+    gate: (name) => gates.gate(name),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   }
 }
 
 async function makeFastify(store: MemcachedStore, options: AppOptions): Promise<App> {
+  const gates = new Gates()
   const app: FastifyInstance = Fastify()
   await app.register(fastifyCookie)
   await app.register(fastifySession, {
@@ -213,12 +269,18 @@ async function makeFastify(store: MemcachedStore, options: AppOptions): Promise<
   })
   app.get<Q>('/slow-read', async (req) => {
     const snapshot = view(req.session)
-    await sleep(Number(req.query.ms))
+    await gates.pass(String(req.query.gate))
     return { data: snapshot }
   })
   app.get<Q>('/slow-write', async (req) => {
-    await sleep(Number(req.query.ms))
+    await gates.pass(String(req.query.gate))
     data(req)[String(req.query.key)] = req.query.value
+    return { data: view(req.session) }
+  })
+  app.get<Q>('/remember', async (req) => {
+    // "Remember me": only the cookie's lifetime changes.
+    if (req.query.gate) await gates.pass(String(req.query.gate))
+    req.session.cookie.maxAge = Number(req.query.ms)
     return { data: view(req.session) }
   })
   app.get('/logout', async (req) => {
@@ -259,7 +321,7 @@ async function makeFastify(store: MemcachedStore, options: AppOptions): Promise<
     } catch {
       body = res.body
     }
-    return { status: res.statusCode, body, cookie: sessionCookie(res.headers['set-cookie'], 'sessionId') }
+    return { status: res.statusCode, body, ...sessionCookie(res.headers['set-cookie'], 'sessionId') }
   }
   return {
     framework: 'fastify',
@@ -270,6 +332,7 @@ async function makeFastify(store: MemcachedStore, options: AppOptions): Promise<
       return value.slice(0, value.lastIndexOf('.'))
     },
     nextLateError: async () => undefined,
+    gate: (name) => gates.gate(name),
     close: () => app.close(),
   }
 }
@@ -286,13 +349,20 @@ function makeAgent(call: (path: string, cookie?: string) => Promise<Reply>): Age
   return agent
 }
 
-function sessionCookie(header: string | string[] | undefined, name: string): string | undefined {
+function sessionCookie(
+  header: string | string[] | undefined,
+  name: string,
+): { cookie: string | undefined; cookieExpires: number | undefined } {
   const list = header === undefined ? [] : Array.isArray(header) ? header : [header]
   const line = list.find((c) => c.startsWith(`${name}=`))
-  if (!line) return undefined
-  const pair = line.split(';')[0]!
-  // A cleared cookie (empty value) is not a session.
-  return pair.endsWith('=') ? undefined : pair
+  if (!line) return { cookie: undefined, cookieExpires: undefined }
+  const [pair, ...attributes] = line.split(';')
+  const expires = attributes.map((a) => a.trim()).find((a) => /^expires=/i.test(a))
+  return {
+    // A cleared cookie (empty value) is not a session.
+    cookie: pair!.endsWith('=') ? undefined : pair,
+    cookieExpires: expires ? Date.parse(expires.slice('expires='.length)) : undefined,
+  }
 }
 
 /** Registers the test once per framework. */

@@ -408,17 +408,18 @@ test('the store is an EventEmitter that express-session can listen to', () => {
   assert.equal(store.listenerCount('connect'), 1)
 })
 
-test('an unchanged save is a touch, even when express-session made originalMaxAge drift a millisecond', async () => {
-  const { store } = newStore()
+test('an unchanged save sends no rewrite, even when express-session made originalMaxAge drift a millisecond', async () => {
+  const { store, prefix } = newStore()
   attachedToExpress(store)
   await store.set('sid-3', {
     cookie: { originalMaxAge: 60_000, expires: new Date(Date.now() + 60_000) },
     n: 1,
   })
-  const load = async () => {
+  const loadFrom = async (from: MemcachedStore) => {
     const req: { sessionID: string; session?: unknown } = { sessionID: 'sid-3' }
-    return store.createSession(req, (await store.get('sid-3'))!)
+    return from.createSession(req, (await from.get('sid-3'))!)
   }
+  const load = () => loadFrom(store)
   const commands = async (run: () => Promise<void>) => (await countCommands(mc.address, run)).counts
   // Stored once through express-session's own Cookie (path, httpOnly...), as the middleware does.
   await store.set('sid-3', await load())
@@ -427,8 +428,16 @@ test('an unchanged save is a touch, even when express-session made originalMaxAg
   same.cookie.originalMaxAge = 59_999 // what Cookie's maxAge setter sometimes leaves behind
   same.touch()
   const a = await commands(() => store.set('sid-3', same))
-  assert.equal(a.touch, 1)
-  assert.equal((a.cas ?? 0) + (a.add ?? 0) + (a.gets ?? 0), 0, 'no rewrite')
+  assert.deepEqual(a, {}, 'the read already set that expiry: nothing sent, no rewrite')
+
+  // A process that had not seen the session reads it plainly; its unchanged save is one touch.
+  const other = new MemcachedStore({ client, prefix, secret: SECRET })
+  attachedToExpress(other)
+  const elsewhere = await loadFrom(other)
+  elsewhere.cookie.originalMaxAge = 59_999
+  elsewhere.touch()
+  const a2 = await commands(() => other.set('sid-3', elsewhere))
+  assert.deepEqual(a2, { touch: 1 }, 'a touch, never a rewrite')
 
   const longer = await load()
   longer.cookie.maxAge = 3_600_000 // "remember me": a real cookie change
@@ -443,4 +452,34 @@ test('an unchanged save is a touch, even when express-session made originalMaxAg
   assert.equal(c.cas, 1, 'one compare-and-swap with the token from the read')
   assert.equal(c.gets ?? 0, 0, 'no second read')
   assert.equal((await store.get('sid-3'))?.n, 2)
+})
+
+test('a read that set a session TTL on a tombstone gives it back the tombstone TTL', async () => {
+  const { store, prefix } = newStore({ tombstoneTtl: 30 })
+  await store.set('gone', { cookie: { maxAge: 3_600_000 }, n: 1 })
+  assert.ok(await store.get('gone'), 'this process has read it: its next read sets the TTL')
+  // Logged out by another process.
+  const other = new MemcachedStore({ client, prefix, secret: SECRET, tombstoneTtl: 30 })
+  await other.destroy('gone')
+  assert.equal(await store.get('gone'), null)
+  const item = await rawGet(mc.address, await storageKey(mc.address, prefix, 'gone', SECRET))
+  assert.ok(item?.data.toString('latin1').startsWith('t1\n'), 'the tombstone is there')
+  assert.ok(item!.ttl <= 30, `tombstone TTL ${item!.ttl}, not the session's hour`)
+})
+
+test('a read that set too short a TTL (the cookie was made longer elsewhere) corrects it at once', async () => {
+  // generationRefresh 60: only the read's own commands are counted.
+  const { store, prefix } = newStore({ generationRefresh: 60 })
+  await store.set('longer', { cookie: { originalMaxAge: 60_000, expires: new Date(Date.now() + 60_000) } })
+  assert.ok(await store.get('longer'))
+  // Another process saves it with a two-week cookie; this one still remembers one minute.
+  const other = new MemcachedStore({ client, prefix, secret: SECRET })
+  const twoWeeks = 14 * 86_400_000
+  await other.set('longer', {
+    cookie: { originalMaxAge: twoWeeks, expires: new Date(Date.now() + twoWeeks) },
+  })
+  const { counts } = await countCommands(mc.address, () => store.get('longer'))
+  assert.deepEqual(counts, { getAndTouch: 1, touch: 1 }, 'the read, then one corrective touch')
+  const item = await rawGet(mc.address, await storageKey(mc.address, prefix, 'longer', SECRET))
+  assert.ok(item && item.ttl > 14 * 86_400 - 60, `TTL ${item?.ttl}: two weeks, not a minute`)
 })
