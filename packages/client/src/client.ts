@@ -1071,7 +1071,7 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
   #makeDispatch(node: ServerNode): Dispatch {
     return <T>(command: Command<T>, idempotent: boolean): Promise<T> => {
       if (this.#closed) return Promise.reject(new ClientClosedError('the client is closed'))
-      command.deadline = Date.now() + this.config.timeout
+      // The clock starts when the connection writes it (one clock read per write, not per command).
       command.timeout = this.config.timeout
       command.route = node
       if (idempotent && this.config.retries > 0) {

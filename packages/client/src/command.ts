@@ -35,12 +35,12 @@ export type OutPart = string | Buffer
 export abstract class Command<T = unknown> {
   /** Command name for errors and metrics (`get`, `set`, `incr`...). */
   abstract readonly name: string
-  /** Absolute time (ms) by which the reply must have arrived. */
+  /** Absolute time (ms) by which the reply must have arrived; 0 until its clock starts. */
   deadline = 0
   /**
-   * The operation's timeout in ms, when it has one: when its bytes are first written, the
-   * deadline is moved to `timeout` from then (and this is cleared), so a request that waited for
-   * a blocked event loop before it left the process is not charged for that wait.
+   * The operation's timeout in ms, when it has one: its clock starts when its bytes are first
+   * written (the deadline becomes `timeout` from then, and this is cleared), so a request that
+   * waited for a blocked event loop before it left the process is not charged for that wait.
    */
   timeout = 0
   /** `"host:port"` of the server it was sent to. */
@@ -75,6 +75,13 @@ export abstract class Command<T = unknown> {
   }
 
   abstract onLine(line: string): number
+
+  /**
+   * The same, given the line as bytes of the socket's buffer (`line[start, end)`, without CRLF).
+   * Commands that parse bytes themselves define it, and the connection then never turns their
+   * reply lines into strings.
+   */
+  onLineBytes?(line: Buffer, start: number, end: number): number
 
   onData(_data: Buffer): number {
     return this.protocolError('a data block where none was expected')

@@ -6,8 +6,11 @@ import { ConnectionError, type MemkitError, ProtocolError, TimeoutError } from '
 
 /** Protocol text longer than this without a newline is not memcached talking. */
 const MAX_LINE_LENGTH = 64 * 1024
-/** Values at least this large are written as their own Buffer chunk instead of joined into the text. */
-const INLINE_VALUE_LIMIT = 16 * 1024
+/**
+ * Values at least this large are handed to the socket as they are (one writev with the text
+ * around them); smaller ones are copied once into a single buffer with the command text.
+ */
+const WRITEV_LIMIT = 1024
 
 export interface ConnectionOptions {
   host: string
@@ -52,6 +55,9 @@ export class Connection {
   // Outgoing bytes collected during this tick.
   #outText = ''
   #outChunks: OutPart[] = []
+  /** Bytes of the Buffers in #outChunks, and whether one is large enough to be written uncopied. */
+  #outBytes = 0
+  #outLarge = false
   #flushScheduled = false
 
   // Reply parser state: -1 while reading lines, else the size of the data block awaited.
@@ -137,7 +143,7 @@ export class Connection {
     this.#append(command.out)
     if (this.#queue.length === 1) {
       this.#ref()
-      if (this.#timer === undefined) this.#armTimer(command.deadline)
+      if (this.#timer === undefined) this.#armTimer(command.deadline || Date.now() + command.timeout)
       if (this.#options.tls && this.#options.nudge && this.#nudgeTimer === undefined) {
         this.#lastDataAt = Date.now()
         this.#armNudge()
@@ -145,7 +151,10 @@ export class Connection {
     }
     if (!this.#flushScheduled) {
       this.#flushScheduled = true
-      process.nextTick(this.#flush)
+      // Written once the event loop has run everything it had ready (the check phase, after the
+      // poll phase that delivered the HTTP requests): the commands of all requests that arrived
+      // together leave in one write, at no cost in latency for a lone request.
+      setImmediate(this.#onImmediate)
     }
   }
 
@@ -179,33 +188,56 @@ export class Connection {
       for (const part of out) this.#append(part)
       return
     }
-    if (out.length < INLINE_VALUE_LIMIT) {
-      this.#outText += out.toString('latin1')
-      return
-    }
     if (this.#outText) {
       this.#outChunks.push(this.#outText)
       this.#outText = ''
     }
     this.#outChunks.push(out)
+    this.#outBytes += out.length
+    if (out.length >= WRITEV_LIMIT) this.#outLarge = true
+  }
+
+  readonly #onImmediate = (): void => {
+    this.#flushScheduled = false
+    this.#flush()
   }
 
   readonly #flush = (): void => {
-    this.#flushScheduled = false
     if (this.#closed) return
     this.#startClocks()
     const socket = this.#socket
-    if (this.#outChunks.length === 0) {
+    const chunks = this.#outChunks
+    if (chunks.length === 0) {
       if (this.#outText) socket.write(this.#outText, 'latin1')
+    } else if (!this.#outLarge) {
+      // Command text (latin1, a byte per character) and values, copied once into one write.
+      let total = this.#outBytes + this.#outText.length
+      for (const chunk of chunks) if (typeof chunk === 'string') total += chunk.length
+      const joined = Buffer.allocUnsafe(total)
+      let offset = 0
+      for (const chunk of chunks) {
+        if (typeof chunk === 'string') offset += joined.write(chunk, offset, 'latin1')
+        else {
+          joined.set(chunk, offset)
+          offset += chunk.length
+        }
+      }
+      if (this.#outText) joined.write(this.#outText, offset, 'latin1')
+      socket.write(joined)
     } else {
+      // Large values are not copied: the socket writes them from where they are (writev).
       socket.cork()
-      for (const chunk of this.#outChunks) {
+      for (const chunk of chunks) {
         if (typeof chunk === 'string') socket.write(chunk, 'latin1')
         else socket.write(chunk)
       }
       if (this.#outText) socket.write(this.#outText, 'latin1')
       socket.uncork()
+    }
+    if (chunks.length > 0) {
       this.#outChunks = []
+      this.#outBytes = 0
+      this.#outLarge = false
     }
     this.#outText = ''
   }
@@ -443,9 +475,12 @@ export class Connection {
           break
         }
         const end = newline > position && buffer[newline - 1] === 13 ? newline - 1 : newline
-        const line = buffer.toString('latin1', position, end)
+        const start = position
         position = newline + 1
-        next = head.onLine(line)
+        next =
+          head.onLineBytes !== undefined
+            ? head.onLineBytes(buffer, start, end)
+            : head.onLine(buffer.toString('latin1', start, end))
       }
 
       if (next === DONE) {

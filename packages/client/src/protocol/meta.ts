@@ -9,10 +9,15 @@ import { FlushCommand, StatsCommand, VersionCommand } from './text-commands.js'
 // token (O) that the server echoes, and each reply is checked against it, so a reply can
 // never be taken for another request's even if the stream got out of step.
 
+// Opaque tokens are two base-36 characters, from a table: a reply read for the wrong request
+// is caught unless the stream slipped by a multiple of 1296 requests on one connection, and the
+// token costs 4 bytes each way instead of up to 8 (bytes on the wire are most of the cost of a
+// small get on a loopback or virtualised network).
+const OPAQUES = Array.from({ length: 36 * 36 }, (_, i) => i.toString(36).padStart(2, '0'))
 let opaqueCounter = 0
 function nextOpaque(): string {
-  opaqueCounter = (opaqueCounter + 1) & 0x3fffffff
-  return opaqueCounter.toString(36)
+  opaqueCounter = opaqueCounter === OPAQUES.length - 1 ? 0 : opaqueCounter + 1
+  return OPAQUES[opaqueCounter]!
 }
 
 function keyToken(key: EncodedKey): string {
@@ -20,9 +25,10 @@ function keyToken(key: EncodedKey): string {
 }
 
 /**
- * The flags of one reply line, parsed by a scanner rather than split(): this runs once per
- * reply at hundreds of thousands of replies a second. One scratch object is reused; commands
- * copy out what they keep before the next line is parsed.
+ * The flags of one reply line, parsed from the socket's bytes by a scanner: this runs once per
+ * reply at hundreds of thousands of replies a second, so a reply line never becomes a string
+ * unless it is an error. One scratch object is reused; commands copy out what they keep before
+ * the next line is parsed.
  */
 class ReplyFlags {
   client = 0
@@ -39,12 +45,12 @@ const scratch = new ReplyFlags()
 /** Where the last readUint stopped (a module variable, so parsing allocates nothing). */
 let readEnd = 0
 
-/** Parses an unsigned decimal at `start`; -1 when there are no digits. Sets `readEnd`. */
-function readUint(line: string, start: number): number {
+/** Parses an unsigned decimal at `start` (before `end`); -1 when there are no digits. Sets `readEnd`. */
+function readUint(line: Buffer, start: number, end: number): number {
   let value = 0
   let i = start
-  for (; i < line.length; i++) {
-    const digit = line.charCodeAt(i) - 48
+  for (; i < end; i++) {
+    const digit = line[i]! - 48
     if (digit < 0 || digit > 9) break
     value = value * 10 + digit
   }
@@ -52,71 +58,107 @@ function readUint(line: string, start: number): number {
   return i === start ? -1 : value
 }
 
-/** Fills `scratch` from the flag tokens starting at `start`; returns an error message or ''. */
-function parseFlags(line: string, start: number, expectedOpaque: string): string {
+/** Fills `scratch` from the flag tokens in `line[start, end)`; returns an error message or ''. */
+function parseFlags(line: Buffer, start: number, end: number, expectedOpaque: string): string {
   scratch.client = 0
   scratch.cas = ''
   scratch.ttl = Number.NaN
   scratch.opaque = 0
   scratch.opaqueNumber = -1
   let i = start
-  const length = line.length
-  while (i < length) {
-    let end = line.indexOf(' ', i)
-    if (end === -1) end = length
-    if (end > i) {
-      switch (line.charCodeAt(i)) {
+  while (i < end) {
+    let tokenEnd = line.indexOf(32, i)
+    if (tokenEnd === -1 || tokenEnd > end) tokenEnd = end
+    if (tokenEnd > i) {
+      switch (line[i]) {
         case 102: {
           // f<client flags>
-          const value = readUint(line, i + 1)
-          if (value < 0 || readEnd !== end) return `bad flags token ${line.slice(i, end)}`
+          const value = readUint(line, i + 1, tokenEnd)
+          if (value < 0 || readEnd !== tokenEnd)
+            return `bad flags token ${line.toString('latin1', i, tokenEnd)}`
           scratch.client = value
           break
         }
         case 99: {
           // c<cas>
-          const value = readUint(line, i + 1)
-          if (value < 0 || readEnd !== end) return `bad cas token ${line.slice(i, end)}`
-          scratch.cas = line.slice(i + 1, end)
+          const value = readUint(line, i + 1, tokenEnd)
+          if (value < 0 || readEnd !== tokenEnd)
+            return `bad cas token ${line.toString('latin1', i, tokenEnd)}`
+          scratch.cas = line.toString('latin1', i + 1, tokenEnd)
           break
         }
         case 116: {
           // t<remaining ttl>, -1 for none
-          const negative = line.charCodeAt(i + 1) === 45
-          const value = readUint(line, negative ? i + 2 : i + 1)
-          if (value < 0 || readEnd !== end) return `bad ttl token ${line.slice(i, end)}`
+          const negative = line[i + 1] === 45
+          const value = readUint(line, negative ? i + 2 : i + 1, tokenEnd)
+          if (value < 0 || readEnd !== tokenEnd)
+            return `bad ttl token ${line.toString('latin1', i, tokenEnd)}`
           scratch.ttl = negative ? -value : value
           break
         }
         case 79: {
           // O<opaque>
           if (expectedOpaque === '') {
-            const value = readUint(line, i + 1)
-            scratch.opaqueNumber = readEnd === end ? value : -1
+            const value = readUint(line, i + 1, tokenEnd)
+            scratch.opaqueNumber = readEnd === tokenEnd ? value : -1
           } else {
-            scratch.opaque =
-              end - i - 1 === expectedOpaque.length && line.startsWith(expectedOpaque, i + 1) ? 1 : 2
+            scratch.opaque = sameToken(line, i + 1, tokenEnd, expectedOpaque) ? 1 : 2
           }
           break
         }
       }
     }
-    i = end + 1
+    i = tokenEnd + 1
   }
   return ''
 }
 
-/** The two-letter code of a meta reply (VA, HD, EN, NF, NS, EX, MN), or '' for anything else. */
-function codeOf(line: string): string {
-  if (line.length === 2 || (line.length > 2 && line.charCodeAt(2) === 32)) {
-    const a = line.charCodeAt(0)
-    const b = line.charCodeAt(1)
-    if (a >= 65 && a <= 90 && b >= 65 && b <= 90) return line.slice(0, 2)
-  }
-  return ''
+function sameToken(line: Buffer, start: number, end: number, token: string): boolean {
+  if (end - start !== token.length) return false
+  for (let i = 0; i < token.length; i++) if (line[start + i] !== token.charCodeAt(i)) return false
+  return true
 }
 
-abstract class MetaCommand<T> extends Command<T> {
+// Reply codes as two-byte numbers (first byte << 8 | second), compared without making strings.
+const VA = 0x5641
+const HD = 0x4844
+const EN = 0x454e
+const NF = 0x4e46
+const NS = 0x4e53
+const EX = 0x4558
+const MN = 0x4d4e
+
+/** The two-letter code of a meta reply (VA, HD, EN, NF, NS, EX, MN) as a number, or 0 for anything else. */
+function codeOf(line: Buffer, start: number, end: number): number {
+  if (end - start === 2 || (end - start > 2 && line[start + 2] === 32)) {
+    const a = line[start]!
+    const b = line[start + 1]!
+    if (a >= 65 && a <= 90 && b >= 65 && b <= 90) return (a << 8) | b
+  }
+  return 0
+}
+
+/** For VA lines: the data size (-1 when malformed); the flags start at `readEnd + 1`. */
+function valueSize(line: Buffer, start: number, end: number): number {
+  const size = readUint(line, start + 3, end)
+  if (size < 0 || (readEnd < end && line[readEnd] !== 32)) return -1
+  return size
+}
+
+/**
+ * A command whose reply is meta-protocol lines, read from the socket's bytes (`onLineBytes`).
+ * `onLine` (a line as text) is only a way in for callers that hold one.
+ */
+abstract class MetaReplyCommand<T> extends Command<T> {
+  abstract override onLineBytes(line: Buffer, start: number, end: number): number
+
+  onLine(line: string): number {
+    const bytes = Buffer.from(line, 'latin1')
+    return this.onLineBytes(bytes, 0, bytes.length)
+  }
+}
+
+abstract class MetaCommand<T> extends MetaReplyCommand<T> {
   constructor(
     out: string | Array<string | Buffer>,
     readonly opaque: string,
@@ -125,24 +167,17 @@ abstract class MetaCommand<T> extends Command<T> {
   }
 
   /** Parses flags into `scratch` and checks the echoed opaque; returns FATAL on a bad line, else 0. */
-  protected readFlags(line: string, start: number): number {
-    const error = parseFlags(line, start, this.opaque)
+  protected readFlags(line: Buffer, start: number, end: number, flagsAt: number): number {
+    const error = parseFlags(line, flagsAt, end, this.opaque)
     if (error) return this.protocolError(error)
     // Servers before 1.6.18 do not echo O on EN; only a present, different token is wrong.
     if (scratch.opaque === 2) {
       return this.protocolError(
-        `reply ${JSON.stringify(line.slice(0, 80))} belongs to another request (expected O${this.opaque})`,
+        `reply ${JSON.stringify(line.toString('latin1', start, Math.min(end, start + 80)))} belongs to another request (expected O${this.opaque})`,
       )
     }
     return 0
   }
-}
-
-/** For VA lines: the data size (-1 when malformed); the flags start at `readEnd + 1`. */
-function valueSize(line: string): number {
-  const size = readUint(line, 3)
-  if (size < 0 || (readEnd < line.length && line.charCodeAt(readEnd) !== 32)) return -1
-  return size
 }
 
 type GetShape = 'value' | 'item'
@@ -165,22 +200,22 @@ class MetaGetCommand<T> extends MetaCommand<T> {
     this.name = name
   }
 
-  onLine(line: string): number {
-    const code = codeOf(line)
-    if (code === 'VA') {
-      const size = valueSize(line)
-      if (size < 0) return this.protocolError(`bad size in ${line}`)
-      if (this.readFlags(line, readEnd + 1) === FATAL) return FATAL
+  override onLineBytes(line: Buffer, start: number, end: number): number {
+    const code = codeOf(line, start, end)
+    if (code === VA) {
+      const size = valueSize(line, start, end)
+      if (size < 0) return this.protocolError(`bad size in ${line.toString('latin1', start, end)}`)
+      if (this.readFlags(line, start, end, readEnd + 1) === FATAL) return FATAL
       this.#clientFlags = scratch.client
       this.#cas = scratch.cas
       return size
     }
-    if (code === 'EN') {
-      if (this.readFlags(line, 3) === FATAL) return FATAL
+    if (code === EN) {
+      if (this.readFlags(line, start, end, start + 3) === FATAL) return FATAL
       this.resolve(undefined as T)
       return DONE
     }
-    return this.errorLine(line)
+    return this.errorLine(line.toString('latin1', start, end))
   }
 
   override onData(data: Buffer): number {
@@ -197,7 +232,7 @@ class MetaGetCommand<T> extends MetaCommand<T> {
 }
 
 /** A pipelined batch: `mg <key> v f O<i> q` per key, then `mn`. Misses are silent (q). */
-class MetaMultiGetCommand extends Command<void> {
+class MetaMultiGetCommand extends MetaReplyCommand<void> {
   readonly name = 'getMany'
   #index = -1
   #flags = 0
@@ -220,26 +255,32 @@ class MetaMultiGetCommand extends Command<void> {
     this.hitCount = 0
   }
 
-  onLine(line: string): number {
-    if (line === 'MN') {
+  override onLineBytes(line: Buffer, start: number, end: number): number {
+    const code = codeOf(line, start, end)
+    if (code === MN && end - start === 2) {
       this.resolve()
       return DONE
     }
-    if (codeOf(line) === 'VA') {
-      const size = valueSize(line)
-      const error = size < 0 ? `bad size in ${line}` : parseFlags(line, readEnd + 1, '')
+    if (code === VA) {
+      const size = valueSize(line, start, end)
+      const error =
+        size < 0
+          ? `bad size in ${line.toString('latin1', start, end)}`
+          : parseFlags(line, readEnd + 1, end, '')
       if (error) return this.protocolError(error)
       const index = scratch.opaqueNumber
       // Replies come back in request order: each index must be new and larger than the last.
-      if (index <= this.#last || index >= this.keys.length) return this.protocolError(`unexpected ${line}`)
+      if (index <= this.#last || index >= this.keys.length)
+        return this.protocolError(`unexpected ${line.toString('latin1', start, end)}`)
       this.#index = index
       this.#last = index
       this.#flags = scratch.client
       return size
     }
     // An error inside a quiet batch cannot be attributed to one key: fail the batch, reset.
-    const result = this.errorLine(line)
-    return result === DONE ? this.protocolError(`error reply inside a multi-get: ${line}`) : result
+    const text = line.toString('latin1', start, end)
+    const result = this.errorLine(text)
+    return result === DONE ? this.protocolError(`error reply inside a multi-get: ${text}`) : result
   }
 
   override onData(data: Buffer): number {
@@ -275,14 +316,14 @@ class MetaStatusCommand extends MetaCommand<boolean> {
     super(out, opaque)
   }
 
-  onLine(line: string): number {
-    const code = codeOf(line)
-    if (code === 'HD' || code === 'NS' || code === 'NF' || code === 'EX' || code === 'EN') {
-      if (this.readFlags(line, 3) === FATAL) return FATAL
-      this.resolve(code === 'HD')
+  override onLineBytes(line: Buffer, start: number, end: number): number {
+    const code = codeOf(line, start, end)
+    if (code === HD || code === NS || code === NF || code === EX || code === EN) {
+      if (this.readFlags(line, start, end, start + 3) === FATAL) return FATAL
+      this.resolve(code === HD)
       return DONE
     }
-    return this.errorLine(line)
+    return this.errorLine(line.toString('latin1', start, end))
   }
 }
 
@@ -301,21 +342,22 @@ class MetaArithCommand extends MetaCommand<ArithResult | undefined> {
     this.name = request.decrement ? 'decr' : 'incr'
   }
 
-  onLine(line: string): number {
-    const code = codeOf(line)
-    if (code === 'VA') {
-      const size = valueSize(line)
-      if (size < 1 || size > 20) return this.protocolError(`bad counter size in ${line}`)
-      if (this.readFlags(line, readEnd + 1) === FATAL) return FATAL
+  override onLineBytes(line: Buffer, start: number, end: number): number {
+    const code = codeOf(line, start, end)
+    if (code === VA) {
+      const size = valueSize(line, start, end)
+      if (size < 1 || size > 20)
+        return this.protocolError(`bad counter size in ${line.toString('latin1', start, end)}`)
+      if (this.readFlags(line, start, end, readEnd + 1) === FATAL) return FATAL
       this.#ttl = scratch.ttl
       return size
     }
-    if (code === 'NF' || code === 'NS' || code === 'EX') {
-      if (this.readFlags(line, 3) === FATAL) return FATAL
+    if (code === NF || code === NS || code === EX) {
+      if (this.readFlags(line, start, end, start + 3) === FATAL) return FATAL
       this.resolve(undefined)
       return DONE
     }
-    return this.errorLine(line)
+    return this.errorLine(line.toString('latin1', start, end))
   }
 
   override onData(data: Buffer): number {
