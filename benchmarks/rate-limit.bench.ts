@@ -15,6 +15,7 @@
 //          median is reported), --connections=<n> (default 32), --only=<setup,...>
 import { type ChildProcess, fork } from 'node:child_process'
 import { createServer, connect as netConnect, type Socket } from 'node:net'
+import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
@@ -40,6 +41,11 @@ const WINDOW_MS = 60_000
 
 async function serve(setup: Setup, direct: string, relayed: string): Promise<void> {
   const ports = [await buildApp(setup, direct), await buildApp(setup, relayed)]
+  // The parent asks for this process's CPU time (µs) before and after each measurement.
+  process.on('message', () => {
+    const { user, system } = process.cpuUsage()
+    process.send?.({ cpu: user + system })
+  })
   process.send?.({ ports })
 }
 
@@ -144,6 +150,13 @@ async function countingRelay(target: { host: string; port: number }) {
   }
 }
 
+function cpuMicros(child: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    child.once('message', (message) => resolve((message as { cpu: number }).cpu))
+    child.send('cpu')
+  })
+}
+
 function startChild(
   setup: Setup,
   direct: string,
@@ -191,8 +204,9 @@ async function main(): Promise<void> {
   // Every app is started first and measured in rounds, setup after setup, so a burst of load
   // from elsewhere on a shared machine spreads over all of them; each figure is the median.
   const apps = new Map<Setup, { child: ChildProcess; ports: number[] }>()
-  const samples = new Map<Setup, autocannon.Result[]>()
-  const perRequest = new Map<Setup, { commands: number; trips: number }>()
+  const samples = new Map<Setup, Array<autocannon.Result & { cpuPerRequest: number }>>()
+  const perRequest = new Map<Setup, { commands: number; trips: number; writesUnderLoad: number }>()
+  const loadBefore = loadavg()[0]!.toFixed(2)
   try {
     for (const setup of setups) apps.set(setup, await startChild(setup, memcached.address, relay.address))
     for (const setup of setups) {
@@ -201,8 +215,11 @@ async function main(): Promise<void> {
     for (let round = 0; round < rounds; round++) {
       for (const setup of setups) {
         const url = `http://127.0.0.1:${apps.get(setup)!.ports[0]}/`
+        const child = apps.get(setup)!.child
+        const cpuBefore = await cpuMicros(child)
         const result = await autocannon({ url, connections, duration })
-        samples.set(setup, [...(samples.get(setup) ?? []), result])
+        const cpuPerRequest = ((await cpuMicros(child)) - cpuBefore) / Math.max(1, result.requests.total)
+        samples.set(setup, [...(samples.get(setup) ?? []), { ...result, cpuPerRequest }])
       }
     }
     // Sequential requests through the relay: commands and client writes (round trips) per request.
@@ -212,10 +229,14 @@ async function main(): Promise<void> {
       const before = { ...relay.totals }
       const amount = 200
       await autocannon({ url, connections: 1, amount })
-      perRequest.set(setup, {
-        commands: (relay.totals.commands - before.commands) / amount,
-        trips: (relay.totals.writes - before.writes) / amount,
-      })
+      const commands = (relay.totals.commands - before.commands) / amount
+      const trips = (relay.totals.writes - before.writes) / amount
+      // Under load (the same connections as the measurement): socket writes to memcached per
+      // HTTP request, i.e. how well the commands of concurrent requests share writes.
+      const loaded = { ...relay.totals }
+      const load = await autocannon({ url, connections, duration: 2 })
+      const writesUnderLoad = (relay.totals.writes - loaded.writes) / Math.max(1, load.requests.total)
+      perRequest.set(setup, { commands, trips, writesUnderLoad })
     }
   } finally {
     for (const { child } of apps.values()) child.kill('SIGKILL')
@@ -230,16 +251,17 @@ async function main(): Promise<void> {
       library,
       value: result.requests.average,
       unit: 'req/s',
-      extra: `p50 ${result.latency.p50} ms  p99 ${result.latency.p99} ms${result.non2xx ? `  non-2xx ${result.non2xx}` : ''}${result.errors ? `  errors ${result.errors}` : ''}`,
+      extra: `${result.cpuPerRequest.toFixed(1)} µs CPU/req  p50 ${result.latency.p50} ms  p99 ${result.latency.p99} ms${result.non2xx ? `  non-2xx ${result.non2xx}` : ''}${result.errors ? `  errors ${result.errors}` : ''}`,
     })
   }
   for (const row of rows) {
     const counts = perRequest.get(
       `${row.scenario.startsWith('Fastify') ? 'fastify' : 'express'}: ${row.library}` as Setup,
     )
-    if (counts)
-      row.extra = `memcached: ${counts.commands.toFixed(2)} cmd, ${counts.trips.toFixed(2)} round trips/req  ${row.extra}`
+    if (counts && counts.commands > 0)
+      row.extra = `memcached: ${counts.commands.toFixed(2)} cmd, ${counts.trips.toFixed(2)} round trips/req at 1 connection, ${counts.writesUnderLoad.toFixed(2)} writes/req at ${connections}  ${row.extra}`
   }
+  console.log(`\nload average: ${loadBefore} before, ${loadavg()[0]!.toFixed(2)} after`)
   printComparison(
     rows,
     'no limiter',
@@ -250,7 +272,7 @@ async function main(): Promise<void> {
     rows.find((r) => r.library === library && r.scenario.startsWith(scenario))?.value
   const targets: Array<[string, string, string, string, number]> = [
     ['Fastify', 'memkit', 'rate-limiter-flexible memcache', 'memkit / rate-limiter-flexible memcache', 1.25],
-    ['Fastify', 'memkit', '@fastify/rate-limit memory', 'memkit / @fastify/rate-limit memory', 0.75],
+    ['Fastify', 'memkit', '@fastify/rate-limit memory', 'memkit / @fastify/rate-limit memory', 0.95],
     [
       'Express',
       'memkit',
@@ -258,6 +280,7 @@ async function main(): Promise<void> {
       'memkit / express-rate-limit + rate-limit-memcached',
       1.3,
     ],
+    ['Express', 'memkit', 'express-rate-limit memory', 'memkit / express-rate-limit memory', 1.0],
   ]
   console.log('\ntargets')
   for (const [scenario, ours, theirs, label, target] of targets) {
