@@ -506,29 +506,29 @@ class MetaLeaseGetCommand extends MetaCommand<LeaseItem> {
     super(`mg ${keyToken(key)} N${vivify}${recache > 0 ? ` R${recache}` : ''} v f c t O${opaque}\r\n`, opaque)
   }
 
-  onLine(line: string): number {
-    const code = codeOf(line)
-    if (code === 'VA') {
-      const size = valueSize(line)
-      if (size < 0) return this.protocolError(`bad size in ${line}`)
-      if (this.readFlags(line, readEnd + 1) === FATAL) return FATAL
+  override onLineBytes(line: Buffer, start: number, end: number): number {
+    const code = codeOf(line, start, end)
+    if (code === VA) {
+      const size = valueSize(line, start, end)
+      if (size < 0) return this.protocolError(`bad size in ${line.toString('latin1', start, end)}`)
+      if (this.readFlags(line, start, end, readEnd + 1) === FATAL) return FATAL
       this.#flags = scratch.client
       this.#cas = scratch.cas
       this.#win = this.#held = this.#stale = false
-      for (const match of line.matchAll(LEASE_FLAG)) {
+      for (const match of line.toString('latin1', start, end).matchAll(LEASE_FLAG)) {
         if (match[1] === 'W') this.#win = true
         else if (match[1] === 'Z') this.#held = true
         else this.#stale = true
       }
       return size
     }
-    if (code === 'EN') {
+    if (code === EN) {
       // Only without N (never sent here); read it as a miss nobody holds.
-      if (this.readFlags(line, 3) === FATAL) return FATAL
+      if (this.readFlags(line, start, end, start + 3) === FATAL) return FATAL
       this.resolve({ hit: false, value: undefined, cas: '', win: false, held: false, stale: false })
       return DONE
     }
-    return this.errorLine(line)
+    return this.errorLine(line.toString('latin1', start, end))
   }
 
   override onData(data: Buffer): number {
@@ -582,7 +582,7 @@ export interface BatchItem {
  * with the indexes that answered NS/NF/EX. A SERVER_ERROR carries no opaque and cannot be
  * attributed to a key: the batch fails as a whole, after reading to MN so the stream stays in step.
  */
-class MetaQuietBatchCommand extends Command<number[]> {
+class MetaQuietBatchCommand extends MetaReplyCommand<number[]> {
   readonly #misses: number[] = []
   #error: MemkitError | undefined
   #last = -1
@@ -603,27 +603,29 @@ class MetaQuietBatchCommand extends Command<number[]> {
     this.#last = -1
   }
 
-  onLine(line: string): number {
-    if (line === 'MN') {
+  override onLineBytes(line: Buffer, start: number, end: number): number {
+    const code = codeOf(line, start, end)
+    if (code === MN && end - start === 2) {
       if (this.#error) this.fail(this.#error)
       else this.resolve(this.#misses)
       return DONE
     }
-    const code = codeOf(line)
-    if (code === 'NS' || code === 'NF' || code === 'EX') {
-      const error = parseFlags(line, 3, '')
+    if (code === NS || code === NF || code === EX) {
+      const error = parseFlags(line, start + 3, end, '')
       const index = scratch.opaqueNumber
-      if (error || index <= this.#last || index >= this.count) return this.protocolError(`unexpected ${line}`)
+      if (error || index <= this.#last || index >= this.count)
+        return this.protocolError(`unexpected ${line.toString('latin1', start, end)}`)
       this.#last = index
       this.#misses.push(index)
       return MORE
     }
-    if (line.startsWith('SERVER_ERROR')) {
-      this.#error ??= new ServerError(`${this.server} answered ${this.name} with ${line}`, this.server)
+    const text = line.toString('latin1', start, end)
+    if (text.startsWith('SERVER_ERROR')) {
+      this.#error ??= new ServerError(`${this.server} answered ${this.name} with ${text}`, this.server)
       return MORE
     }
-    const result = this.errorLine(line)
-    return result === DONE ? this.protocolError(`error reply inside a ${this.name} batch: ${line}`) : result
+    const result = this.errorLine(text)
+    return result === DONE ? this.protocolError(`error reply inside a ${this.name} batch: ${text}`) : result
   }
 }
 
