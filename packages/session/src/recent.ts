@@ -38,6 +38,11 @@ export class RecentSessions {
     return state
   }
 
+  /** The entry without making it the most recently used. */
+  peek(hash: string): KeyState | undefined {
+    return this.#map.get(hash)
+  }
+
   set(hash: string, state: KeyState): void {
     this.#map.delete(hash)
     this.#map.set(hash, state)

@@ -127,10 +127,13 @@ export class Sessions {
     }
     const data = parsed.record
     const sameEntry = previous && previous.gen === gen && previous.createdAt === decoded.createdAt
+    // The cookie's signature (for telling a changed cookie from a refresh) is computed once per cookie.
+    const cookieSig = previous?.cookieJson === decoded.cookieJson ? previous.cookieSig : undefined
     const state: KeyState = {
       gen,
       createdAt: decoded.createdAt,
       cookieJson: decoded.cookieJson,
+      cookieSig,
       cas: item.cas,
       refreshedAt:
         ttl !== undefined ? now : Math.max(decoded.writtenAt, sameEntry ? previous.refreshedAt : 0),
@@ -175,7 +178,7 @@ export class Sessions {
       const isModified = (input as { isModified?: unknown }).isModified
       dataSame = known !== undefined && typeof isModified === 'function' && isModified.call(input) === false
     }
-    if (dataSame && known !== undefined && sameCookie(known, input.cookie)) {
+    if (dataSame && known !== undefined && this.#sameCookie(hash, known, input.cookie)) {
       // Same data and cookie as loaded: refresh the expiry, do not rewrite (a concurrent write survives).
       const outcome = await this.#refresh(hash, input, known, now)
       if (outcome !== 'missing') return
@@ -195,7 +198,7 @@ export class Sessions {
     let load = loads.get(input)
     if (load && load.hash !== hash) load = undefined
     const known: Known | undefined = load ?? this.#recent.get(hash)
-    if (known !== undefined && !sameCookie(known, input.cookie)) {
+    if (known !== undefined && !this.#sameCookie(hash, known, input.cookie)) {
       // A touch that carries a changed cookie (express-session touches when only the cookie
       // changed, e.g. "remember me"): the cookie is saved, the stored data kept.
       const { cookieJson, dataJson } = serialize(input)
@@ -207,6 +210,15 @@ export class Sessions {
     }
     // A touch of a session that is gone (expired, destroyed, cleared) does not bring it back.
     await this.#refresh(hash, input, known, now)
+  }
+
+  /**
+   * sameCookie, with the signature of the stored cookie computed once per cookie and kept with
+   * what this process remembers of the key (a request's load state is new every request).
+   */
+  #sameCookie(hash: string, known: Known, cookie: unknown): boolean {
+    const state = this.#recent.peek(hash)
+    return sameCookie(state?.cookieJson === known.cookieJson ? state : known, cookie)
   }
 
   /** The TTL a read sets (seconds), or undefined for a plain read. */
