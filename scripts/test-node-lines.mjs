@@ -16,8 +16,9 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { arch, platform } from 'node:os'
 import { delimiter, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
-const root = new URL('..', import.meta.url).pathname
+const root = fileURLToPath(new URL('..', import.meta.url))
 const setting = (process.env.MEMKIT_NODE_LINES ?? '22,24').trim()
 const lines = ['', 'none', 'off', '0'].includes(setting.toLowerCase())
   ? []
