@@ -11,13 +11,14 @@
 //   MEMKIT_NODE_LINES=24 npm test       one extra line
 //
 // CI runs the default (.ci/run is `npm ci && npm test`). Each line takes about as long as the
-// main test run (3-4 minutes on the 2-core CI machine); see the README.
+// main test run (5-7 minutes on the shared 2-core machine in November 2026); see the README.
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { arch, platform } from 'node:os'
 import { delimiter, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
-const root = new URL('..', import.meta.url).pathname
+const root = fileURLToPath(new URL('..', import.meta.url))
 const setting = (process.env.MEMKIT_NODE_LINES ?? '22,24').trim()
 const lines = ['', 'none', 'off', '0'].includes(setting.toLowerCase())
   ? []
