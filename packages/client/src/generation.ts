@@ -48,9 +48,10 @@ const RAISE_ATTEMPTS = 5
  *
  * Cost: a read is one round trip to up to `replicas` servers in parallel; a bump is a read plus
  * one or two round trips (gets + cas per copy, in parallel). When every copy is gone at once
- * (all of them evicted, or a fresh pool), the generation restarts at the current time in
- * microseconds, which is above any value it held before: what was under the old generation is
- * ended, never brought back.
+ * (all of them evicted), a process that knows the generation puts back the highest value it saw,
+ * so an eviction ends nothing; until a process that saw a later bump reads again (its read raises
+ * the copies), one that did not can put back the older value. A generation that no process knows
+ * (a fresh pool) starts at the current time in microseconds, above any value it held before.
  */
 export class Generation {
   readonly #backend: GenerationBackend
