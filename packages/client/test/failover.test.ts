@@ -30,7 +30,9 @@ async function scene(options: ClientOptions, victimArgs?: string[]): Promise<Sce
   servers.splice(1, 0, await startMemcached({ args: victimArgs }))
   const client = createClient({
     servers: servers.map((s) => s.address),
-    timeout: 200,
+    // Long enough that a healthy server answers in time on a loaded machine (a timeout marks it
+    // down at once with failureLimit 1); the paused one is found out after this long.
+    timeout: 1000,
     failureLimit: 1,
     deadTimeout: 200,
     ...options,
