@@ -7,4 +7,6 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: 'node20',
+  // `node:test` has no form without the prefix: keep every `node:` import as written.
+  removeNodeProtocol: false,
 })

@@ -1,6 +1,16 @@
 export { onCleanup, stopAll } from './cleanup.js'
 export { generateTlsMaterial, type TlsMaterial, writeAuthFile, writeSaslConfig } from './credentials.js'
 export { type FakeServer, startScriptedServer, startSilentServer } from './fake-servers.js'
+export {
+  type ClientFixture,
+  type ClientFixtureOptions,
+  type Closable,
+  type MemcachedFixture,
+  type MemcachedFixtureOptions,
+  uniquePrefix,
+  useMemcached,
+  withApp,
+} from './fixture.js'
 export { freePort } from './free-port.js'
 export {
   type MemcachedOptions,
