@@ -1,37 +1,20 @@
 // Options, keys on the wire, TTL arithmetic, and the compound operations' edge cases.
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import {
-  dumpKeys,
-  freePort,
-  type MemcachedServer,
-  rawCommand,
-  startMemcached,
-  stopAll,
-} from '@memkit/testing'
+import { dumpKeys, freePort, rawCommand, useMemcached } from '@memkit/testing'
 import {
   createClient,
   InvalidOptionError,
   LoadTimeoutError,
   MAX_EXPTIME,
   MAX_NON_ASCII_KEY_LENGTH,
-  type MemcachedClient,
   parseServers,
   toExptime,
 } from '../src/index.js'
 
-let server: MemcachedServer
-let client: MemcachedClient
-before(async () => {
-  server = await startMemcached()
-  client = createClient({ servers: server.address })
-})
-after(async () => {
-  await client.close()
-  await stopAll()
-})
+const { server, client } = await useMemcached({ createClient })
 
 describe('options', () => {
   const invalid: Array<[string, Record<string, unknown>]> = [

@@ -1,25 +1,10 @@
 // Wrong arguments fail loudly in plain JavaScript, and pymemcache habits are named.
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import { captureWarnings, type MemcachedServer, rawCommand, startMemcached, stopAll } from '@memkit/testing'
-import {
-  createClient,
-  createFallbackClient,
-  InvalidArgumentError,
-  InvalidOptionError,
-  type MemcachedClient,
-} from '../src/index.js'
+import { describe, test } from 'node:test'
+import { captureWarnings, rawCommand, useMemcached } from '@memkit/testing'
+import { createClient, createFallbackClient, InvalidArgumentError, InvalidOptionError } from '../src/index.js'
 
-let server: MemcachedServer
-let client: MemcachedClient
-before(async () => {
-  server = await startMemcached()
-  client = createClient({ servers: server.address })
-})
-after(async () => {
-  await client.close()
-  await stopAll()
-})
+const { server, client } = await useMemcached({ createClient })
 
 /** The client as plain JavaScript sees it: no types to stop a wrong call. */
 const js = () => client as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>

@@ -1,8 +1,8 @@
 // setMany / deleteMany: one pipelined batch per server, and partial failures named per key.
 import assert from 'node:assert/strict'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
-import { after, before, describe, test } from 'node:test'
-import { type MemcachedServer, rawCommand, startMemcachedCluster, stopAll } from '@memkit/testing'
+import { describe, test } from 'node:test'
+import { rawCommand, useMemcached } from '@memkit/testing'
 import {
   CHANNELS,
   type CommandEvent,
@@ -13,11 +13,7 @@ import {
   ValueTooLargeError,
 } from '../src/index.js'
 
-let servers: MemcachedServer[]
-before(async () => {
-  servers = await startMemcachedCluster(3)
-})
-after(() => stopAll())
+const { servers } = await useMemcached({ count: 3 })
 
 for (const protocol of ['meta', 'classic'] as const) {
   describe(`setMany and deleteMany (${protocol})`, () => {

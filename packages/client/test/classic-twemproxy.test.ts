@@ -2,31 +2,17 @@
 // against plain memcached. twemproxy closes the connection on any command it does not know,
 // so the conformance suite passing through it shows the transport never sends one.
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import {
-  type MemcachedServer,
-  rawCommand,
-  startMemcached,
-  startMemcachedCluster,
-  startTwemproxy,
-  stopAll,
-  type TwemproxyServer,
-} from '@memkit/testing'
+import { describe, test } from 'node:test'
+import { rawCommand, startMemcached, startTwemproxy, useMemcached } from '@memkit/testing'
 import { createClient } from '../src/index.js'
 import { describeConformance } from './conformance.js'
 
-let backends: MemcachedServer[]
-let proxy: TwemproxyServer
-let plain: MemcachedServer
-before(async () => {
-  backends = await startMemcachedCluster(3)
-  proxy = await startTwemproxy(
-    backends.map((b) => b.address),
-    { hash: 'md5', distribution: 'ketama' },
-  )
-  plain = await startMemcached()
-})
-after(stopAll)
+const { servers: backends } = await useMemcached({ count: 3 })
+const proxy = await startTwemproxy(
+  backends.map((b) => b.address),
+  { hash: 'md5', distribution: 'ketama' },
+)
+const plain = await startMemcached()
 
 describeConformance('classic protocol through twemproxy (3 servers, md5 + ketama)', {
   client: (options) => createClient({ servers: proxy.address, protocol: 'classic', proxy: true, ...options }),

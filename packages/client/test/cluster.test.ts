@@ -1,19 +1,10 @@
 import assert from 'node:assert/strict'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
-import { after, before, describe, test } from 'node:test'
-import { type MemcachedServer, rawCommand, startMemcachedCluster, stopAll } from '@memkit/testing'
-import { CHANNELS, type CommandEvent, Continuum, createClient, type MemcachedClient } from '../src/index.js'
+import { describe, test } from 'node:test'
+import { rawCommand, startMemcachedCluster, useMemcached } from '@memkit/testing'
+import { CHANNELS, type CommandEvent, Continuum, createClient } from '../src/index.js'
 
-let servers: MemcachedServer[]
-let client: MemcachedClient
-before(async () => {
-  servers = await startMemcachedCluster(3)
-  client = createClient({ servers: servers.map((s) => s.address) })
-})
-after(async () => {
-  await client.close()
-  await stopAll()
-})
+const { servers, client } = await useMemcached({ count: 3, createClient })
 
 describe('a pool of three servers', () => {
   test('each key lives on the server serverFor names, and only there', async () => {

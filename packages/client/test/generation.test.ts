@@ -1,19 +1,14 @@
 // Replicated generations: the state other keys depend on (a session namespace, a cache tag)
 // survives any one server's loss or eviction and never moves backwards. Three real servers.
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import { type MemcachedServer, rawCommand, startMemcachedCluster, stopAll } from '@memkit/testing'
+import { after, describe, test } from 'node:test'
+import { type MemcachedServer, rawCommand, useMemcached } from '@memkit/testing'
 import { createClient, type MemcachedClient, ServerFailureError } from '../src/index.js'
 
-let servers: MemcachedServer[]
-let client: MemcachedClient
-before(async () => {
-  servers = await startMemcachedCluster(3)
-  client = createClient({ servers: servers.map((s) => s.address), timeout: 300, failureLimit: 1 })
-})
-after(async () => {
-  await client.close()
-  await stopAll()
+const { servers, client } = await useMemcached({
+  count: 3,
+  createClient,
+  client: { timeout: 300, failureLimit: 1 },
 })
 
 /** The server a copy key lives on (no failover: always its home). */

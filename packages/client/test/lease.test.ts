@@ -1,21 +1,12 @@
 // remember({ lease: true }) across processes, and update() under contention: 4 real processes
 // against one real memcached, each with many concurrent callers on one key.
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import { type MemcachedServer, rawCommand, startMemcached, stopAll } from '@memkit/testing'
-import { createClient, type MemcachedClient, NotSupportedError } from '../src/index.js'
+import { describe, test } from 'node:test'
+import { rawCommand, useMemcached } from '@memkit/testing'
+import { createClient, NotSupportedError } from '../src/index.js'
 import { type ContenderResult, runContenders } from './contenders.js'
 
-let server: MemcachedServer
-let client: MemcachedClient
-before(async () => {
-  server = await startMemcached()
-  client = createClient({ servers: server.address })
-})
-after(async () => {
-  await client.close()
-  await stopAll()
-})
+const { server, client } = await useMemcached({ createClient })
 
 const sum = (results: ContenderResult[], pick: (r: ContenderResult) => number) =>
   results.reduce((total, r) => total + pick(r), 0)

@@ -2,9 +2,9 @@
 // names, and the same server for every key, end to end through real memcached servers.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { type MemcachedServer, rawCommand, startMemcachedCluster, stopAll } from '@memkit/testing'
+import { rawCommand, useMemcached } from '@memkit/testing'
 import { createClient, InvalidOptionError, murmur3 } from '../src/index.js'
 
 const fixture = fileURLToPath(new URL('./fixtures/pymemcache-hashclient.py', import.meta.url))
@@ -29,11 +29,7 @@ function sampleKeys(count: number, tag: string): string[] {
   return keys
 }
 
-let servers: MemcachedServer[]
-before(async () => {
-  servers = await startMemcachedCluster(4)
-})
-after(() => stopAll())
+const { servers } = await useMemcached({ count: 4 })
 
 describe("distribution: 'rendezvous' places keys as pymemcache's HashClient", () => {
   test("murmur3 equals pymemcache's murmur3_32 on ASCII, non-ASCII, astral and every tail length", () => {

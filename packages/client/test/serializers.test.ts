@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'
-import { type MemcachedServer, rawCommand, startMemcached, stopAll } from '@memkit/testing'
+import { rawCommand, useMemcached } from '@memkit/testing'
 import {
   createClient,
   DecodeError,
@@ -17,11 +17,7 @@ import {
 } from '../src/index.js'
 import { phpSerializer } from '../src/php.js'
 
-let server: MemcachedServer
-before(async () => {
-  server = await startMemcached()
-})
-after(() => stopAll())
+const { server } = await useMemcached()
 
 function run(command: string, args: string[], input: unknown): unknown {
   const out = execFileSync(command, args, { input: JSON.stringify(input) })

@@ -1,20 +1,11 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { deflateSync } from 'node:zlib'
-import { type MemcachedServer, rawCommand, startMemcached, stopAll } from '@memkit/testing'
-import { createClient, DecodeError, Flags, type MemcachedClient, type Serializer } from '../src/index.js'
+import { rawCommand, startMemcached, useMemcached } from '@memkit/testing'
+import { createClient, DecodeError, Flags, type Serializer } from '../src/index.js'
 
-let server: MemcachedServer
-let client: MemcachedClient
-before(async () => {
-  server = await startMemcached()
-  client = createClient({ servers: server.address })
-})
-after(async () => {
-  await client.close()
-  await stopAll()
-})
+const { server, client } = await useMemcached({ createClient })
 
 /** Stores raw bytes with chosen flags, bypassing the client (as another program would). */
 async function storeRaw(key: string, flags: number, data: Buffer | string): Promise<void> {
