@@ -7,7 +7,7 @@ import { parseDuration } from '../src/duration.js'
 import { ipKey } from '../src/ip.js'
 import { RateLimiter } from '../src/limiter.js'
 import { ExpressRateLimitStore } from '../src/peer-stores.js'
-import { clientFor, countCommands, sleep, startRelay, ttlOf as storedTtl, uniquePrefix } from './helpers.js'
+import { clientFor, countCommands, startRelay, ttlOf as storedTtl, uniquePrefix } from './helpers.js'
 
 let mc: MemcachedServer
 let client: MemcachedClient
@@ -25,6 +25,15 @@ function limiter(options: ConstructorParameters<typeof RateLimiter>[0] = {}): Ra
   return new RateLimiter({ client, prefix: uniquePrefix('core'), windowMs: '1 hour', ...options })
 }
 
+function catchError(work: () => unknown): unknown {
+  try {
+    work()
+  } catch (error) {
+    return error
+  }
+  assert.fail('expected an error')
+}
+
 async function ttlOf(key: string): Promise<number> {
   const ttl = await storedTtl(mc.address, key)
   assert.ok(ttl !== undefined, `no item under ${key}`)
@@ -37,6 +46,7 @@ function pinClock(
   key: string,
   offset: number,
 ): { start: number; end: number; set(ms: number): void } {
+  mock.timers.reset() // a test may pin several keys, one after the other
   const window = l.windowFor(key)
   mock.timers.enable({ apis: ['Date'], now: window.start + offset })
   return {
@@ -152,6 +162,27 @@ describe('counting', () => {
     assert.deepEqual(flags, [false, false, true, false, false])
   })
 
+  test('limitReached is once per key and window across every instance that shares memcached', async () => {
+    // A second process (here: a second limiter on the same prefix) sees a count already over the
+    // limit: its refusals did not take the key over, so they are not "reached" again.
+    for (const algorithm of ['fixed', 'sliding'] as const) {
+      const prefix = uniquePrefix(`reach-${algorithm}`)
+      const options = { client, prefix, limit: 2, windowMs: '1 hour', algorithm, preBlock: false } as const
+      const a = new RateLimiter(options)
+      const b = new RateLimiter(options)
+      const flags = []
+      for (let i = 0; i < 3; i++) flags.push((await a.consume('shared')).limitReached)
+      for (let i = 0; i < 2; i++) flags.push((await b.consume('shared')).limitReached)
+      assert.deepEqual(flags, [false, false, true, false, false], algorithm)
+      // A costly request that takes the key from under the limit to far over it is the crossing.
+      const c = new RateLimiter({ ...options, prefix: uniquePrefix(`reach-cost-${algorithm}`) })
+      const d = new RateLimiter({ ...options, prefix: c.config.prefix })
+      assert.equal((await c.consume('costly')).limitReached, false)
+      assert.equal((await d.consume('costly', { cost: 5 })).limitReached, true, algorithm)
+      assert.equal((await c.consume('costly')).limitReached, false, algorithm)
+    }
+  })
+
   test('a counter holding something else is started over instead of failing', async () => {
     const l = limiter({ limit: 3 })
     const key = l.storageKey('corrupt')
@@ -209,25 +240,30 @@ describe('windows', () => {
 
   test('a 0.5 s window expires (it is not "never")', async () => {
     const l = limiter({ limit: 1, windowMs: 500 })
-    const first = await l.consume('half')
-    let second = await l.consume('half')
-    if (second.resetTime !== first.resetTime) second = await l.consume('half') // crossed a boundary
+    const clock = pinClock(l, 'half', 100)
+    assert.equal((await l.consume('half')).allowed, true)
+    const second = await l.consume('half')
     assert.equal(second.allowed, false)
-    assert.ok(second.resetTime - Date.now() <= 500)
+    assert.equal(second.resetTime, clock.end)
     assert.equal(second.retryAfter, 1, 'Retry-After is at least one whole second')
-    await sleep(second.resetTime - Date.now() + 20)
+    // Memcached counts whole seconds: 0.4 s left + 1 s of rounding is sent as 2 s, not as 0 (never).
+    const ttl = await ttlOf(l.storageKey('half'))
+    assert.ok(ttl >= 1 && ttl <= 2, `ttl ${ttl}`)
+    clock.set(500)
     const later = await l.consume('half')
-    assert.equal(later.allowed, true)
-    assert.equal(later.used, 1)
+    assert.deepEqual([later.allowed, later.used], [true, 1])
   })
 
   test('a 1.5 s window works and its counter gets a whole-second TTL that outlives it', async () => {
     const l = limiter({ limit: 2, windowMs: '1.5s' })
+    const clock = pinClock(l, 'one-and-a-half', 0)
     const first = await l.consume('one-and-a-half')
+    assert.equal(first.resetTime - Date.now(), 1500)
+    // 1.5 s + 1 s of rounding, rounded up to whole seconds.
     const ttl = await ttlOf(l.storageKey('one-and-a-half'))
-    assert.ok(ttl >= 1 && ttl <= 3, `ttl ${ttl}`)
-    assert.ok(first.resetTime - Date.now() <= 1500)
-    await sleep(first.resetTime - Date.now() + 20)
+    assert.ok(ttl >= 2 && ttl <= 3, `ttl ${ttl}`)
+    assert.equal((await l.consume('one-and-a-half')).used, 2)
+    clock.set(1500)
     assert.equal((await l.consume('one-and-a-half')).used, 1)
   })
 
@@ -266,6 +302,94 @@ describe('windows', () => {
     assert.equal(results[3]!.remaining, 0)
     clock.set(10_000 + 5001)
     assert.equal((await l.consume('slide')).allowed, true)
+  })
+
+  test('sliding window at the exact limit: floating-point error in the weight never refuses a request that fits', async () => {
+    const l = limiter({ limit: 15, windowMs: '10s', algorithm: 'sliding', preBlock: false })
+    // 44% into the next window the previous 25 weigh 25 × 0.56 = 14, which floating point
+    // computes as 14.000000000000002.
+    assert.equal(
+      25 * ((10_000 - 4400) / 10_000),
+      14.000000000000002,
+      'the case really has the rounding error',
+    )
+    const first = []
+    const clocks = []
+    for (const key of ['exact-15', 'exact-16']) {
+      const clock = pinClock(l, key, 1000)
+      for (let i = 0; i < 25; i++) await l.consume(key, { limit: 30 })
+      clock.set(10_000 + 4400)
+      first.push(await l.consume(key, { limit: key === 'exact-15' ? 15 : 16 }))
+      clocks.push(clock)
+    }
+    // 1 + 14 = 15: the request fits a limit of 15 exactly, and leaves one unit of a limit of 16.
+    assert.deepEqual(
+      first.map((r) => [r.allowed, r.used, r.remaining, r.limitReached]),
+      [
+        [true, 15, 0, false],
+        [true, 15, 1, false],
+      ],
+    )
+    const clock = clocks[0]!
+    clock.set(10_000 + 4400)
+    const [second, third] = [await l.consume('exact-15'), await l.consume('exact-15')]
+    assert.deepEqual(
+      [second.allowed, second.used, second.remaining, second.limitReached],
+      [false, 16, 0, true],
+    )
+    assert.deepEqual([third.allowed, third.used, third.remaining, third.limitReached], [false, 17, 0, false])
+    // 2 counted now + 25 × weight: one more fits when the weight is (14 − 2) / 25 = 0.48, 52% into
+    // the window; after the third refusal (it counts too) at 0.44.
+    assert.deepEqual([second.resetTime - clock.start, second.retryAfter], [10_000 + 5200, 1])
+    assert.deepEqual([third.resetTime - clock.start, third.retryAfter], [10_000 + 5600, 2])
+  })
+
+  test('sliding window: a refused request learns exactly when the same request fits again', async () => {
+    // Each case twice, on two keys with the same history: one retries at the reset time its
+    // refusal gave, the other a millisecond before. Refused requests count, as in every window.
+    const l = limiter({ limit: 10, windowMs: '10s', algorithm: 'sliding', preBlock: false })
+    const cases = [
+      // The previous window's 20 weigh 10 at 50%: the first request is refused; with it, 2 + 20 × w
+      // fits once w = 0.4, 60% into the window.
+      { key: 'overlap', previous: 20, at: 5000, requests: 1, retryAt: 6000 },
+      // An empty previous window, 12 counted late in this one: the retry waits until enough of
+      // them have slid out, 25% into the next window (1 + 12 × 0.75 = 10).
+      { key: 'next', previous: 0, at: 9000, requests: 12, retryAt: 10_000 + 2500 },
+      // The previous 20 weigh 1 at 95%, and the 12 counted now keep the retry out of this window
+      // (it would need w < 0): the same 25% into the next one.
+      { key: 'both', previous: 20, at: 9500, requests: 12, retryAt: 10_000 + 2500 },
+    ]
+    for (const { key, previous, at, requests, retryAt } of cases) {
+      for (const early of [false, true]) {
+        const name = `${key}-${early ? 'early' : 'on-time'}`
+        const clock = pinClock(l, name, 0)
+        if (previous > 0) {
+          clock.set(-5000)
+          await l.consume(name, { cost: previous })
+        }
+        clock.set(at)
+        let refused: Awaited<ReturnType<RateLimiter['consume']>> | undefined
+        for (let i = 0; i < requests; i++) refused = await l.consume(name)
+        assert.equal(refused!.allowed, false, `${name}: the last request is refused`)
+        assert.equal(refused!.resetTime - clock.start, retryAt, `${name}: reset time`)
+        assert.equal(refused!.retryAfter, Math.ceil((retryAt - at) / 1000), `${name}: Retry-After`)
+        clock.set(retryAt - (early ? 1 : 0))
+        assert.equal((await l.consume(name)).allowed, !early, `${name}: retried`)
+      }
+    }
+  })
+
+  test('a request costing more than the limit is refused until its window (sliding: the next one too) has passed', async () => {
+    for (const algorithm of ['fixed', 'sliding'] as const) {
+      const l = limiter({ limit: 3, windowMs: '10s', algorithm, preBlock: false })
+      const clock = pinClock(l, algorithm, 1000)
+      const result = await l.consume(algorithm, { cost: 5 })
+      assert.equal(result.allowed, false)
+      assert.equal(result.limitReached, true)
+      const wait = algorithm === 'sliding' ? 2 * 10_000 : 10_000
+      assert.equal(result.resetTime, clock.start + wait, algorithm)
+      assert.equal(result.retryAfter, (wait - 1000) / 1000, algorithm)
+    }
   })
 
   test('undo takes a request back from its own window only, and never below zero', async () => {
@@ -526,6 +650,23 @@ describe('options and keys', () => {
       code: 'ERR_MEMKIT_INVALID_OPTION',
     })
     assert.equal(limiter({ windowMs: '365 days' }).config.windowMs, 365 * 86_400_000)
+  })
+
+  test('the longest window the 2038 error names is exact: that window fits, one millisecond more does not', () => {
+    mock.timers.enable({ apis: ['Date'], now: Date.UTC(2035, 0, 1) })
+    for (const algorithm of ['fixed', 'sliding'] as const) {
+      const error = catchError(() => limiter({ windowMs: '1200 days', algorithm }))
+      assert.equal((error as { code?: string }).code, 'ERR_MEMKIT_INVALID_OPTION')
+      const message = String((error as Error).message)
+      const longest = Number(/can be at most (\d+) ms/.exec(message)?.[1])
+      // The counters of a window live its length (sliding: twice) plus one second of rounding.
+      const lives = algorithm === 'sliding' ? 2 * longest : longest
+      assert.ok(Date.now() + lives + 1000 <= (2 ** 31 - 1) * 1000, `${algorithm}: ${message}`)
+      assert.equal(limiter({ windowMs: longest, algorithm }).config.windowMs, longest)
+      assert.throws(() => limiter({ windowMs: longest + 1, algorithm }), {
+        code: 'ERR_MEMKIT_INVALID_OPTION',
+      })
+    }
   })
 
   test('a limiter still running when 2038 comes close caps its counters at the bound', async () => {
