@@ -1,7 +1,6 @@
 // When memcached fails: each onStoreError policy with a real server killed or frozen, through
 // both frameworks; bounded latency; the circuit breaker; recovery.
 import assert from 'node:assert/strict'
-import { readFile } from 'node:fs/promises'
 import { after, describe, test } from 'node:test'
 import {
   captureWarnings,
@@ -9,6 +8,7 @@ import {
   startMemcached,
   startSilentServer,
   stopAll,
+  waitUntil,
 } from '@memkit/testing'
 import {
   clientFor,
@@ -16,7 +16,6 @@ import {
   type Harness,
   harnesses,
   type SharedOptions,
-  sleep,
   uniquePrefix,
 } from './helpers.js'
 
@@ -53,23 +52,23 @@ async function rig(make: (typeof harnesses)[number]['make'], options: SharedOpti
   }
 }
 
-/** SIGSTOP is asynchronous: wait until the kernel reports the process stopped. */
-async function freeze(server: MemcachedServer): Promise<void> {
-  await server.freeze()
-  for (let i = 0; i < 100; i++) {
-    const stat = await readFile(`/proc/${server.pid}/stat`, 'utf8').catch(() => '')
-    if (/^\d+ \(.*\) T /.test(stat)) return
-    await sleep(10)
-  }
-  throw new Error('memcached did not stop')
+async function send(harness: Harness): Promise<{ status: number; headers: Record<string, string> }> {
+  const reply = await harness.request('/')
+  return { status: reply.status, headers: reply.headers }
 }
 
-async function timed(
-  harness: Harness,
-): Promise<{ status: number; ms: number; headers: Record<string, string> }> {
-  const start = performance.now()
-  const reply = await harness.request('/')
-  return { status: reply.status, ms: performance.now() - start, headers: reply.headers }
+/**
+ * A test against a server that never answers would hang forever if the client's timeout did not
+ * fire: the test runner's own timeout turns such a hang into a failure. How long a failure takes
+ * is measured (and printed) by benchmarks/faults.bench.ts, not asserted here.
+ */
+const HANG_GUARD = { timeout: 60_000 }
+
+/** Resolves once the open circuit's cooldown is over (the next request may probe memcached). */
+async function cooledDown(harness: Harness): Promise<void> {
+  const { openUntil } = harness.metrics()[0]!.breaker
+  assert.ok(openUntil !== undefined, 'the circuit is open')
+  await waitUntil(() => Date.now() >= openUntil, { message: 'the breaker cooldown ends' })
 }
 
 for (const { framework, make } of harnesses) {
@@ -77,11 +76,11 @@ for (const { framework, make } of harnesses) {
     test("killed, onStoreError 'allow': requests pass without rate-limit headers; the breaker stops the attempts", async () => {
       const r = await rig(make, { limit: 2, breaker: { threshold: 3, cooldownMs: 60_000 } })
       try {
-        assert.equal((await timed(r.harness)).status, 200)
+        assert.equal((await send(r.harness)).status, 200)
         await r.server.kill()
         const commands = countCommands()
         const replies = []
-        for (let i = 0; i < 8; i++) replies.push(await timed(r.harness))
+        for (let i = 0; i < 8; i++) replies.push(await send(r.harness))
         commands.stop()
         assert.deepEqual(
           replies.map((x) => x.status),
@@ -105,7 +104,7 @@ for (const { framework, make } of harnesses) {
       })
       try {
         await r.server.kill()
-        const replies = [await timed(r.harness), await timed(r.harness), await timed(r.harness)]
+        const replies = [await send(r.harness), await send(r.harness), await send(r.harness)]
         assert.deepEqual(
           replies.map((x) => x.status),
           [503, 503, 503],
@@ -124,10 +123,10 @@ for (const { framework, make } of harnesses) {
         breaker: { threshold: 1, cooldownMs: 300 },
       })
       try {
-        assert.equal((await timed(r.harness)).headers['x-ratelimit-remaining'], '5')
+        assert.equal((await send(r.harness)).headers['x-ratelimit-remaining'], '5')
         await r.server.kill()
         const local = []
-        for (let i = 0; i < 4; i++) local.push(await timed(r.harness))
+        for (let i = 0; i < 4; i++) local.push(await send(r.harness))
         assert.deepEqual(
           local.map((x) => [x.status, x.headers['x-ratelimit-limit']]),
           [
@@ -138,13 +137,17 @@ for (const { framework, make } of harnesses) {
           ],
         )
         await r.server.restart()
-        await sleep(400)
-        // After the cooldown one probe goes to the (empty) restarted memcached and closes the circuit.
-        let back = await timed(r.harness)
-        for (let i = 0; i < 20 && back.headers['x-ratelimit-limit'] !== '6'; i++) {
-          await sleep(300)
-          back = await timed(r.harness)
-        }
+        await cooledDown(r.harness)
+        // After the cooldown one probe goes to the (empty) restarted memcached and closes the
+        // circuit; until the client sees the server up again (its deadTimeout), requests stay local.
+        let back = await send(r.harness)
+        await waitUntil(
+          async () => {
+            back = await send(r.harness)
+            return back.headers['x-ratelimit-limit'] === '6'
+          },
+          { intervalMs: 50, message: 'memcached counts again' },
+        )
         assert.equal(back.status, 200)
         assert.equal(back.headers['x-ratelimit-limit'], '6')
         assert.equal(r.harness.metrics()[0]!.breaker.state, 'closed')
@@ -153,54 +156,62 @@ for (const { framework, make } of harnesses) {
       }
     })
 
-    test('frozen (SIGSTOP): no request waits beyond the client timeout, and the breaker then answers at once', async () => {
-      const r = await rig(make, { limit: 5, breaker: { threshold: 3, cooldownMs: 60_000 } })
-      try {
-        await timed(r.harness)
-        await freeze(r.server)
-        const commands = countCommands()
-        const concurrent = await Promise.all(Array.from({ length: 5 }, () => timed(r.harness)))
-        for (const reply of concurrent) {
-          assert.equal(reply.status, 200)
-          assert.ok(
-            reply.ms < 3 * TIMEOUT,
-            `took ${reply.ms.toFixed(0)} ms with a ${TIMEOUT} ms client timeout`,
+    test(
+      'frozen (SIGSTOP): requests fail open on the client timeout, and the breaker then answers at once',
+      HANG_GUARD,
+      async () => {
+        const r = await rig(make, { limit: 5, breaker: { threshold: 3, cooldownMs: 60_000 } })
+        try {
+          await send(r.harness)
+          await r.server.freeze()
+          const commands = countCommands()
+          const concurrent = await Promise.all(Array.from({ length: 5 }, () => send(r.harness)))
+          assert.deepEqual(
+            concurrent.map((reply) => reply.status),
+            [200, 200, 200, 200, 200],
           )
+          assert.deepEqual(
+            [...new Set(commands.events.map((e) => e.error?.code))],
+            ['ERR_MEMKIT_TIMEOUT'],
+            'the frozen server cost the client timeout, nothing else',
+          )
+          const seen = commands.count()
+          const later = [await send(r.harness), await send(r.harness)]
+          commands.stop()
+          assert.deepEqual(
+            later.map((x) => x.status),
+            [200, 200],
+          )
+          assert.equal(commands.count(), seen, 'the open circuit sends nothing to the frozen server')
+          assert.ok(
+            commands.events.every((e) => e.error !== undefined),
+            `a frozen server answered: ${JSON.stringify(commands.events.map((e) => e.error?.code ?? 'ok'))}`,
+          )
+        } finally {
+          await r.close()
         }
-        const seen = commands.count()
-        const later = [await timed(r.harness), await timed(r.harness)]
-        commands.stop()
-        assert.deepEqual(
-          later.map((x) => x.status),
-          [200, 200],
-        )
-        assert.equal(commands.count(), seen, 'the open circuit sends nothing to the frozen server')
-        assert.ok(
-          commands.events.every((e) => e.error !== undefined),
-          `a frozen server answered: ${JSON.stringify(commands.events.map((e) => e.error?.code ?? 'ok'))}`,
-        )
-      } finally {
-        await r.close()
-      }
-    })
+      },
+    )
 
-    test('a server that accepts TCP and never answers does not stall requests', async () => {
+    test('a server that accepts TCP and never answers does not stall requests', HANG_GUARD, async () => {
       const silent = await startSilentServer()
       const client = clientFor(silent.address, { timeout: TIMEOUT })
+      const errors: Array<string | undefined> = []
       const harness = await make({
         client,
         prefix: uniquePrefix('silent'),
         limit: 5,
         onStoreError: 'deny',
         breaker: false,
-        onError: () => {},
+        onError: (error) => errors.push((error as Error & { code?: string }).code),
       })
       try {
-        const replies = await Promise.all(Array.from({ length: 3 }, () => timed(harness)))
-        for (const reply of replies) {
-          assert.equal(reply.status, 503)
-          assert.ok(reply.ms < 3 * TIMEOUT, `took ${reply.ms.toFixed(0)} ms`)
-        }
+        const replies = await Promise.all(Array.from({ length: 3 }, () => send(harness)))
+        assert.deepEqual(
+          replies.map((reply) => reply.status),
+          [503, 503, 503],
+        )
+        assert.deepEqual(errors, ['ERR_MEMKIT_TIMEOUT', 'ERR_MEMKIT_TIMEOUT', 'ERR_MEMKIT_TIMEOUT'])
         assert.ok(silent.received().includes('ma '), 'the limiter did try the server')
       } finally {
         await harness.close()
@@ -213,10 +224,10 @@ for (const { framework, make } of harnesses) {
       const r = await rig(make, { limit: 5, breaker: { threshold: 1, cooldownMs: 300 } })
       try {
         await r.server.kill()
-        await timed(r.harness) // opens the circuit
-        await sleep(350)
+        await send(r.harness) // opens the circuit
+        await cooledDown(r.harness)
         const commands = countCommands()
-        const replies = await Promise.all(Array.from({ length: 6 }, () => timed(r.harness)))
+        const replies = await Promise.all(Array.from({ length: 6 }, () => send(r.harness)))
         commands.stop()
         assert.ok(replies.every((x) => x.status === 200))
         assert.equal(commands.count(), 1)
@@ -237,7 +248,8 @@ test('without onError, an outage produces one warning, not one per request', asy
   try {
     await server.kill()
     for (let i = 0; i < 5; i++) assert.equal((await harness.request('/')).status, 200)
-    await sleep(10)
+    // process.emitWarning emits on the next tick: one turn of the event loop delivers them all.
+    await new Promise(setImmediate)
     assert.equal(warnings.items.length, 1)
     assert.match(warnings.items[0]!.message, /onStoreError: 'allow'/)
   } finally {

@@ -161,10 +161,6 @@ export function uniquePrefix(tag = 't'): string {
   return `${tag}${process.pid}x${unique}:`
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
 /**
  * A TCP relay in front of a server that records what the client writes: `writes` (each chunk
  * as received) and `trips`, the round trips: a client write after the server has answered

@@ -3,13 +3,13 @@ import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import { after, before, describe, test } from 'node:test'
 import type { MemcachedClient } from '@memkit/client'
-import { type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
+import { type MemcachedServer, startMemcached, stopAll, waitUntil } from '@memkit/testing'
 import express from 'express'
 import { rateLimit as expressRateLimit } from 'express-rate-limit'
 import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify'
 import request from 'supertest'
 import { createFastifyRateLimitStore, ExpressRateLimitStore } from '../src/peer-stores.js'
-import { clientFor, countCommands, sleep, uniquePrefix } from './helpers.js'
+import { clientFor, countCommands, uniquePrefix } from './helpers.js'
 
 // Loaded untyped: its `config.rateLimit` declaration would clash with this package's.
 const frl = createRequire(import.meta.url)('@fastify/rate-limit') as FastifyPluginAsync<
@@ -62,12 +62,15 @@ describe('ExpressRateLimitStore under express-rate-limit', () => {
   })
 
   test('skipSuccessfulRequests decrements through the store', async () => {
-    const { app } = erlApp({ limit: 2, skipSuccessfulRequests: true })
+    const { app, middleware } = erlApp({ limit: 2, skipSuccessfulRequests: true })
     const statuses = []
     for (let i = 0; i < 4; i++) statuses.push((await request(app).get('/')).status)
     statuses.push((await request(app).get('/?status=500')).status)
     statuses.push((await request(app).get('/?status=500')).status)
-    await sleep(10)
+    // express-rate-limit decrements when a response finishes: the two failures are what is left.
+    await waitUntil(async () => (await middleware.getKey('127.0.0.1'))?.totalHits === 2, {
+      message: 'the successful requests are taken back',
+    })
     statuses.push((await request(app).get('/?status=500')).status)
     assert.deepEqual(statuses, [200, 200, 200, 200, 500, 500, 429])
   })

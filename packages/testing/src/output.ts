@@ -58,15 +58,17 @@ export function captureConsole(
 }
 
 /**
- * Resolves once `condition()` is true, checking every `intervalMs`; rejects after `timeoutMs`
- * with `message`. For conditions that have no event to wait on (a line logged after a response).
+ * Resolves once `condition()` is true (or resolves true), checking every `intervalMs`; rejects
+ * after `timeoutMs` with `message`. For states that have no event to wait on: a line logged after
+ * a response, a count in memcached, a connection closed on the server's side. The deadline is a
+ * bound against hanging, not a measurement: keep it generous.
  */
 export async function waitUntil(
-  condition: () => boolean,
-  { timeoutMs = 5000, intervalMs = 5, message = 'condition not met' } = {},
+  condition: () => boolean | Promise<boolean>,
+  { timeoutMs = 10_000, intervalMs = 5, message = 'condition not met' } = {},
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`waitUntil: ${message} within ${timeoutMs} ms`)
     await new Promise((resolve) => setTimeout(resolve, intervalMs))
   }
