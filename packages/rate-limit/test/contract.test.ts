@@ -135,6 +135,27 @@ const scenarios: Scenario[] = [
     },
   },
   {
+    name: 'draft-8 with a policyName string',
+    options: () => ({ limit: 3, headers: 'draft-8', policyName: 'api-basic' }),
+    steps: repeat(1),
+    check(replies) {
+      assert.match(replies[0]!.headers.ratelimit!, /^"api-basic"; r=2; t=\d+$/)
+      assert.match(replies[0]!.headers['ratelimit-policy']!, /^"api-basic"; q=3; w=3600; pk=:/)
+    },
+  },
+  {
+    name: 'headers: true is the default legacy set',
+    options: () => ({ limit: 3, headers: true }),
+    steps: repeat(1),
+    check(replies) {
+      assert.deepEqual(Object.keys(replies[0]!.headers), [
+        'x-ratelimit-limit',
+        'x-ratelimit-remaining',
+        'x-ratelimit-reset',
+      ])
+    },
+  },
+  {
     name: 'legacy and draft-7 together',
     options: () => ({ limit: 5, headers: ['legacy', 'draft-7'] }),
     steps: repeat(1),
@@ -347,6 +368,21 @@ const scenarios: Scenario[] = [
         message: 'The rate limiter is unavailable, please try again later.',
         retryAfter: 7,
       })
+    },
+  },
+  {
+    name: "memcached down, onStoreError 'deny', retryAfterHeader false: a bare 503",
+    deadStore: true,
+    options: () => ({
+      limit: 5,
+      onStoreError: 'deny',
+      retryAfterHeader: false,
+      breaker: { threshold: 1, cooldownMs: 7000 },
+    }),
+    steps: repeat(2),
+    check(replies) {
+      assert.deepEqual(statuses(replies), [503, 503])
+      assert.deepEqual(replies[1]!.headers, {})
     },
   },
   {

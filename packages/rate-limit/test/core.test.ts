@@ -5,6 +5,7 @@ import { dumpKeys, type MemcachedServer, rawCommand, startMemcached, stopAll } f
 import { ipKeyGenerator } from 'express-rate-limit'
 import { parseDuration } from '../src/duration.js'
 import { ipKey } from '../src/ip.js'
+import { hashKey, KeyHasher } from '../src/key.js'
 import { RateLimiter } from '../src/limiter.js'
 import { ExpressRateLimitStore } from '../src/peer-stores.js'
 import { clientFor, countCommands, startRelay, ttlOf as storedTtl, uniquePrefix } from './helpers.js'
@@ -296,6 +297,8 @@ describe('windows', () => {
       results.map((r) => r.allowed),
       [true, true, true, true, false],
     )
+    const peeked = await l.peek('slide')
+    assert.deepEqual([peeked.used, peeked.remaining], [11, 0], 'peek weighs the previous window too')
     const blocked = results[4]!
     // 5 counted now + 8 × 0.75: one more fits once the weight drops to 0.5, at 50% of the window.
     assert.equal(blocked.resetTime, clock.start + 10_000 + 5000)
@@ -715,6 +718,24 @@ describe('options and keys', () => {
     }
     assert.equal(ipKey('2001:db8:abcd:12ff::1', 56), ipKey('2001:db8:abcd:1234::2', 56))
     assert.notEqual(ipKey('2001:db8:abcd:12ff::1', 64), ipKey('2001:db8:abcd:1234::2', 64))
+  })
+
+  test('the key hasher remembers its last keys (at most cacheSize, never long ones) and hashes alike either way', () => {
+    const hasher = new KeyHasher('p:', 'ns', 60_000, 3)
+    const a = hasher.hash('a')
+    assert.deepEqual(a, hashKey('p:', 'ns', 'a', 60_000))
+    assert.equal(hasher.hash('a'), a, 'a repeated key is not hashed again')
+    const [b, c] = [hasher.hash('b'), hasher.hash('c')]
+    hasher.hash('d') // the cache is full: the oldest, a, makes room
+    assert.equal(hasher.hash('c'), c)
+    assert.equal(hasher.hash('b'), b)
+    const again = hasher.hash('a')
+    assert.notEqual(again, a, 'a was forgotten and hashed again')
+    assert.deepEqual(again, a, 'to the same value')
+    const long = 'x'.repeat(257)
+    assert.notEqual(hasher.hash(long), hasher.hash(long), 'a key over 256 characters is not remembered')
+    const edge = 'y'.repeat(256)
+    assert.equal(hasher.hash(edge), hasher.hash(edge), 'one of 256 is')
   })
 
   test('one address, one key: a table of spellings', () => {

@@ -239,32 +239,42 @@ describe('Express middleware', () => {
     assert.equal(warnings.items.length, 1)
   })
 
-  test('invalid options throw ERR_MEMKIT_INVALID_OPTION when the middleware is created', () => {
-    const bad: Record<string, unknown>[] = [
-      { handler: 'nope' },
-      { requestPropertyName: 5 },
-      { headers: 'draft-9' },
-      { headers: ['draft-6', 'draft-7'] },
-      { headers: ['legacy', 'legacy'] },
-      { resetFormat: 'iso' },
-      { statusCode: 200 },
-      { ipv6Subnet: 0 },
-      { ipv6Subnet: 129 },
-      { limit: 'many' },
-      { cost: -1 },
-      { cost: 1, skip: 'always' },
-      { message: 5 },
-      { policyName: 5 },
-      { onBlocked: 'log' },
-      { keyGenerator: 'ip' },
-      { max: 5 },
+  test('invalid options throw ERR_MEMKIT_INVALID_OPTION when the middleware is created, naming the right form', () => {
+    const bad: Array<[Record<string, unknown>, RegExp?]> = [
+      [{ handler: 'nope' }],
+      [{ requestPropertyName: 5 }],
+      [
+        { headers: 'draft-9' },
+        /^`headers` must be 'legacy', 'draft-6', 'draft-7', 'draft-8', an array of those, or 'none'; got "draft-9"$/,
+      ],
+      [
+        { headers: ['draft-6', 'draft-7'] },
+        /^`headers` may hold only one of draft-6 and draft-7 \(both set RateLimit-Policy\)$/,
+      ],
+      [{ headers: ['legacy', 'legacy'] }, /^`headers` lists a format twice$/],
+      [{ resetFormat: 'iso' }, /^`resetFormat` must be one of 'epoch', 'delta'; got iso$/],
+      [{ retryAfterHeader: 'yes' }, /^`retryAfterHeader` must be true or false$/],
+      [{ statusCode: 200 }],
+      [{ ipv6Subnet: 0 }],
+      [{ ipv6Subnet: 129 }],
+      [{ limit: 'many' }],
+      [{ cost: -1 }],
+      [{ cost: 1, skip: 'always' }],
+      [{ message: 5 }],
+      [{ policyName: 5 }, /^`policyName` must be a string or a function$/],
+      [{ onBlocked: 'log' }],
+      [{ keyGenerator: 'ip' }],
+      [{ max: 5 }],
     ]
-    for (const options of bad) {
+    for (const [options, message] of bad) {
       assert.throws(
         () => rateLimit({ client, ...options } as ExpressRateLimitOptions),
-        { code: 'ERR_MEMKIT_INVALID_OPTION' },
+        message ? { code: 'ERR_MEMKIT_INVALID_OPTION', message } : { code: 'ERR_MEMKIT_INVALID_OPTION' },
         JSON.stringify(options),
       )
+    }
+    for (const policyName of ['api', () => 'api']) {
+      assert.doesNotThrow(() => rateLimit({ client, headers: 'draft-8', policyName }), String(policyName))
     }
   })
 })

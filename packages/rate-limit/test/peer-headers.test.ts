@@ -102,6 +102,59 @@ describe('headers match express-rate-limit byte for byte', () => {
     })
   }
 
+  for (const format of [['legacy', 'draft-7'], 'draft-6'] as const) {
+    test(`${String(format)} from two stacked limiters: the second one's fields replace the first's`, async () => {
+      mock.timers.enable({ apis: ['Date'], now: NOW })
+      const formats: Array<'legacy' | 'draft-6' | 'draft-7'> =
+        typeof format === 'string' ? [format] : [...format]
+      // A stale Retry-After set earlier by the application is replaced too, never joined.
+      const stale: express.RequestHandler = (_req, res, next) => {
+        res.setHeader('Retry-After', '3600')
+        next()
+      }
+      const ours = express()
+      ours.use(stale)
+      const theirs = express()
+      theirs.use(stale)
+      for (const [name, limit] of [
+        ['wide', 5],
+        ['narrow', 2],
+      ] as const) {
+        ours.use(
+          rateLimit({ client, prefix: uniquePrefix('o'), name, limit, windowMs: WINDOW, headers: formats }),
+        )
+        theirs.use(
+          expressRateLimit({
+            windowMs: WINDOW,
+            limit,
+            legacyHeaders: formats.includes('legacy'),
+            standardHeaders: formats.includes('draft-7') ? 'draft-7' : 'draft-6',
+            store: erlTwinStore(name),
+            validate: false,
+          }),
+        )
+      }
+      for (const app of [ours, theirs]) {
+        app.get('/', (_req, res) => {
+          res.send('ok')
+        })
+      }
+      for (let i = 0; i < 3; i++) {
+        const a = await request(ours).get('/')
+        const b = await request(theirs).get('/')
+        assert.equal(a.status, i < 2 ? 200 : 429)
+        assert.equal(a.status, b.status)
+        const mine = rateHeaders({ status: a.status, headers: a.headers as Record<string, string>, body: '' })
+        const peer = rateHeaders({ status: b.status, headers: b.headers as Record<string, string>, body: '' })
+        assert.deepEqual(mine, peer, `request ${i + 1}`)
+        for (const [name, value] of Object.entries(mine)) {
+          if (name !== 'ratelimit') assert.doesNotMatch(value, /,/, `${name}: one value`)
+        }
+        assert.equal(mine['x-ratelimit-limit'] ?? mine['ratelimit-limit'] ?? '2', '2')
+      }
+    })
+  }
+
   test('draft-8 from two stacked limiters: both policies listed, in order', async () => {
     mock.timers.enable({ apis: ['Date'], now: NOW })
     const ours = express()
