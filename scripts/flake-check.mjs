@@ -102,7 +102,8 @@ function runOnce(log) {
       out.write(`\nflake-check: killed after ${runTimeoutMs / 60_000} minutes\n`)
       killGroup(current.pid)
     }, runTimeoutMs)
-    current.on('exit', (code, signal) => {
+    // 'close', not 'exit': the run's output is fully piped to its log by then.
+    current.on('close', (code, signal) => {
       clearTimeout(timer)
       current = undefined
       out.end()
