@@ -26,7 +26,8 @@ export function hashKey(prefix: string, namespace: string, key: string, windowMs
     .update(key)
     .digest()
   return {
-    base: prefix + digest.toString('base64url', 0, 16).slice(0, 22),
+    // 16 bytes are 22 base64url characters (base64url has no padding).
+    base: prefix + digest.toString('base64url', 0, 16),
     // 48 bits are plenty to spread phases over a window of any length.
     phase: digest.readUIntBE(16, 6) % Math.max(1, Math.floor(windowMs)),
   }
