@@ -206,6 +206,53 @@ describe('headers match express-rate-limit byte for byte', () => {
     assert.equal(a.headers['ratelimit-policy'], b.headers['ratelimit-policy'])
     assert.match(a.headers.ratelimit!, /^"5-in-1hr"; r=4; t=\d+, "9-in-1hr"; r=8; t=\d+$/)
   })
+
+  test('draft-8 after a handler that set the fields as lists of values: appended after each value', async () => {
+    mock.timers.enable({ apis: ['Date'], now: NOW })
+    const earlier: express.RequestHandler = (_req, res, next) => {
+      res.setHeader('RateLimit', ['"a"; r=1; t=9', '"b"; r=2; t=9'])
+      res.setHeader('RateLimit-Policy', ['"a"; q=3; w=9', '"b"; q=4; w=9'])
+      next()
+    }
+    const ours = express()
+    ours.use(earlier)
+    ours.use(
+      rateLimit({
+        client,
+        prefix: uniquePrefix('o'),
+        name: 'list',
+        limit: 5,
+        windowMs: WINDOW,
+        headers: 'draft-8',
+      }),
+    )
+    const theirs = express()
+    theirs.use(earlier)
+    theirs.use(
+      expressRateLimit({
+        windowMs: WINDOW,
+        limit: 5,
+        legacyHeaders: false,
+        standardHeaders: 'draft-8',
+        store: erlTwinStore('list'),
+        validate: false,
+      }),
+    )
+    for (const app of [ours, theirs]) {
+      app.get('/', (_req, res) => {
+        res.send('ok')
+      })
+    }
+    const a = await request(ours).get('/')
+    const b = await request(theirs).get('/')
+    assert.equal(a.headers.ratelimit, b.headers.ratelimit)
+    assert.equal(a.headers['ratelimit-policy'], b.headers['ratelimit-policy'])
+    assert.match(a.headers.ratelimit!, /^"a"; r=1; t=9, "b"; r=2; t=9, "5-in-1hr"; r=4; t=\d+$/)
+    assert.match(
+      a.headers['ratelimit-policy']!,
+      /^"a"; q=3; w=9, "b"; q=4; w=9, "5-in-1hr"; q=5; w=3600; pk=:/,
+    )
+  })
 })
 
 test("resetFormat 'delta' matches @fastify/rate-limit's x-ratelimit-reset and retry-after", async () => {
