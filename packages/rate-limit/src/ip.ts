@@ -28,8 +28,9 @@ export function ipKey(ip: string, subnet: number | false): string {
   if (typeof address === 'string') return address
   if (subnet === false) return formatIPv6(address)
   const masked = address.map((group, index) => {
+    // The bits of this group inside the subnet: 16 keeps the group, 0 clears it.
     const bits = Math.min(16, Math.max(0, subnet - index * 16))
-    return bits === 16 ? group : bits === 0 ? 0 : group & (0xffff << (16 - bits)) & 0xffff
+    return group & (0xffff << (16 - bits)) & 0xffff
   })
   return `${formatIPv6(masked)}/${subnet}`
 }
@@ -41,17 +42,20 @@ export function ipKey(ip: string, subnet: number | false): string {
 export class IpKeys {
   readonly #subnet: number | false
   readonly #cacheSize: number
+  readonly #compute: typeof ipKey
   readonly #cache = new Map<string, string>()
 
-  constructor(subnet: number | false, cacheSize = 1024) {
+  /** `compute` is `ipKey` (tests count its calls). */
+  constructor(subnet: number | false, cacheSize = 1024, compute: typeof ipKey = ipKey) {
     this.#subnet = subnet
     this.#cacheSize = cacheSize
+    this.#compute = compute
   }
 
   key(ip: string): string {
     const cached = this.#cache.get(ip)
     if (cached !== undefined) return cached
-    const key = ipKey(ip, this.#subnet)
+    const key = this.#compute(ip, this.#subnet)
     // A long "address" is not worth remembering (and must not pin memory).
     if (ip.length <= 64) {
       if (this.#cache.size >= this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value as string)
@@ -114,7 +118,7 @@ function parseIPv6(text: string): string | number[] | undefined {
   const halves = ip.split('::')
   if (halves.length > 2) return undefined
   const head = halves[0] ? halves[0].split(':') : []
-  const rest = halves.length === 2 && halves[1] ? halves[1].split(':') : []
+  const rest = halves[1] ? halves[1].split(':') : []
   const hex = (part: string) => (/^[0-9a-f]{1,4}$/i.test(part) ? Number.parseInt(part, 16) : Number.NaN)
   let groups: number[]
   if (halves.length === 2) {

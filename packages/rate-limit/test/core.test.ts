@@ -4,7 +4,7 @@ import type { MemcachedClient } from '@memkit/client'
 import { dumpKeys, type MemcachedServer, rawCommand, startMemcached, stopAll } from '@memkit/testing'
 import { ipKeyGenerator } from 'express-rate-limit'
 import { parseDuration } from '../src/duration.js'
-import { ipKey } from '../src/ip.js'
+import { IpKeys, ipKey } from '../src/ip.js'
 import { hashKey, KeyHasher } from '../src/key.js'
 import { RateLimiter } from '../src/limiter.js'
 import { ExpressRateLimitStore } from '../src/peer-stores.js'
@@ -710,9 +710,17 @@ describe('options and keys', () => {
       '64:ff9b::1.2.3.4',
       '2001:db8:0:1:1:1:1:1',
       '2a00:1450:4001:82a::200e',
+      // IPv4 in IPv6 only when the first 80 bits are zero; one zero group is not compressed,
+      // two are; of two equal runs the first is.
+      '1:0:0:0:0:ffff:102:304',
+      '0:0:0:0:1:ffff:102:304',
+      '1:2:3:4:5:6::8',
+      '1:0:0:4:5:6:7:8',
+      '1:0:0:2:0:0:3:4',
+      'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff',
     ]
     for (const ip of addresses) {
-      for (const subnet of [1, 32, 48, 56, 60, 64, 127, 128]) {
+      for (const subnet of [1, 16, 17, 32, 48, 56, 60, 64, 127, 128]) {
         assert.equal(ipKey(ip, subnet), ipKeyGenerator(ip, subnet), `${ip}/${subnet}`)
       }
     }
@@ -794,6 +802,26 @@ describe('options and keys', () => {
       // Loopback and unspecified stay IPv6: ::0.0.0.1 is ::1, not an IPv4 address.
       { key: '::1', subnet: false, spellings: ['::1', '0:0:0:0:0:0:0:1', '::0.0.0.1', '[::1]:80'] },
       { key: '::', subnet: false, spellings: ['::', '0:0:0:0:0:0:0:0', '::0.0.0.0'] },
+      // Any other address in ::/96 is IPv4-compatible.
+      { key: '0.0.0.2', subnet: 56, spellings: ['::2', '::0.0.0.2', '0.0.0.2', '[::2]:80'] },
+      { key: '0.0.1.2', subnet: 56, spellings: ['::102', '::0:102', '::0.0.1.2'] },
+      // The highest octet is an octet.
+      {
+        key: '255.255.255.255',
+        subnet: 56,
+        spellings: ['255.255.255.255', '::ffff:255.255.255.255', '::ffff:ffff:ffff', '::FFFF:FFFF:FFFF'],
+      },
+      // `::` may stand for a single zero group (RFC 4291), which is then written out (RFC 5952).
+      {
+        key: '1:2:3:4:5:6:0:8',
+        subnet: false,
+        spellings: ['1:2:3:4:5:6::8', '1:2:3:4:5:6:0:8', '1:2:3:4:5:6:0000:8', '01:2:3:4:5:6:0:8'],
+      },
+      {
+        key: '1::4:5:6:7:8',
+        subnet: false,
+        spellings: ['1:0:0:4:5:6:7:8', '1::4:5:6:7:8', '1:0::4:5:6:7:8'],
+      },
     ]
     for (const { key, subnet, spellings } of table) {
       for (const spelling of spellings) assert.equal(ipKey(spelling, subnet), key, JSON.stringify(spelling))
@@ -804,6 +832,19 @@ describe('options and keys', () => {
       new Set(distinct.map((ip) => ipKey(ip, false))),
       new Set(['1.2.3.4', '1.2.3.5', '4.3.2.1', '::ffff:0:102:304', '::1', '::']),
     )
+
+    // An IPv4 address is carried in IPv6 only behind 80 zero bits and then ffff (mapped) or 0
+    // (compatible); anything else there is an IPv6 address of its own.
+    const notIPv4 = {
+      '1:0:0:0:0:ffff:102:304': '1::ffff:102:304',
+      '0:1:0:0:0:ffff:102:304': '0:1::ffff:102:304',
+      '0:0:1:0:0:ffff:102:304': '::1:0:0:ffff:102:304',
+      '0:0:0:1:0:ffff:102:304': '::1:0:ffff:102:304',
+      '0:0:0:0:1:ffff:102:304': '::1:ffff:102:304',
+      '::1:102:304': '::1:102:304',
+      '::fffe:1.2.3.4': '::fffe:102:304',
+    }
+    for (const [ip, key] of Object.entries(notIPv4)) assert.equal(ipKey(ip, false), key, ip)
 
     // Malformed text gets a key of its own that no real address can have.
     const malformed = [
@@ -823,6 +864,12 @@ describe('options and keys', () => {
       '[::1',
       '[::1]x',
       'invalid:1.2.3.4',
+      '1:2:3:4:5:6:7', // seven groups
+      '1:2:3:4:5:6:7:8:9', // nine
+      '1::2::3', // two compressions
+      '1:2:3:4:5:6:7:8::1::', // eight groups, then two compressions
+      '[1.2.3.4]', // brackets hold IPv6 only
+      '1.2.3.4]',
     ]
     const valid = table.flatMap(({ key, spellings }) => [key, ...spellings.map((ip) => ipKey(ip, 56))])
     const malformedKeys = malformed.map((ip) => ipKey(ip, 56))
@@ -832,5 +879,36 @@ describe('options and keys', () => {
       assert.ok(!valid.includes(key), `${malformed[i]} collides with a real address`)
     }
     assert.equal(ipKey('', 56), '', 'no address at all')
+    assert.equal(ipKey(' \t ', 56), '', 'whitespace is no address either')
+  })
+
+  test('the address keys remember their last addresses (at most cacheSize, never long ones) and key alike either way', () => {
+    const computed: string[] = []
+    const counting = (ip: string, subnet: number | false) => {
+      computed.push(ip)
+      return ipKey(ip, subnet)
+    }
+    const keys = new IpKeys(56, 3, counting)
+    assert.equal(keys.key('1.2.3.4'), '1.2.3.4')
+    assert.equal(keys.key('::ffff:1.2.3.4'), '1.2.3.4')
+    assert.equal(keys.key('1.2.3.4'), '1.2.3.4')
+    assert.deepEqual(computed, ['1.2.3.4', '::ffff:1.2.3.4'], 'a repeated address is not parsed again')
+    keys.key('2001:db8::1') // 3 remembered: the cache is full
+    keys.key('1.2.3.4') // remembered, so nothing is forgotten
+    keys.key('5.6.7.8') // the oldest, 1.2.3.4, makes room
+    computed.length = 0
+    for (const ip of ['::ffff:1.2.3.4', '2001:db8::1', '5.6.7.8']) keys.key(ip)
+    assert.deepEqual(computed, [], 'the last three are remembered')
+    assert.equal(keys.key('1.2.3.4'), '1.2.3.4')
+    assert.deepEqual(computed, ['1.2.3.4'], 'the oldest was forgotten and is parsed again')
+    computed.length = 0
+    const long = ` ${'1'.repeat(64)}`
+    const edge = long.slice(1)
+    for (const ip of [long, long, edge, edge]) assert.equal(keys.key(ip), ipKey(ip, 56))
+    assert.deepEqual(
+      computed,
+      [long, long, edge],
+      'an address over 64 characters is not remembered; one of 64 is',
+    )
   })
 })
