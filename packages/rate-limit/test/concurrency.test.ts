@@ -2,8 +2,8 @@
 // client, share one memcached; 500 concurrent requests for one key, spread over them, must get
 // exactly `limit` successes.
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
-import { type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
+import { before, test } from 'node:test'
+import { useMemcached } from '@memkit/testing'
 import { burst, keyWithRoom, startApp, stopApps } from './app-processes.js'
 import { uniquePrefix } from './helpers.js'
 
@@ -12,12 +12,12 @@ const FIXED_LIMIT = 137
 const SLIDING_LIMIT = 61
 const REQUESTS = 500
 
-let mc: MemcachedServer
+const { server: mc, closeAfter } = await useMemcached()
+closeAfter({ close: stopApps })
 let prefix = ''
 const ports: number[] = []
 
 before(async () => {
-  mc = await startMemcached()
   prefix = uniquePrefix('conc')
   const limits = { prefix, fixed: FIXED_LIMIT, sliding: SLIDING_LIMIT }
   ports.push(
@@ -25,11 +25,6 @@ before(async () => {
       FRAMEWORKS.map((framework) => startApp(framework, { servers: mc.address }, limits)),
     )),
   )
-})
-
-after(async () => {
-  await stopApps()
-  await stopAll()
 })
 
 test(`fixed window: ${REQUESTS} concurrent requests over 4 processes allow exactly ${FIXED_LIMIT}`, async () => {

@@ -2,21 +2,12 @@
 // Fastify must answer with the same status, rate-limit headers and body. The clock is pinned so
 // "seconds until reset" cannot tick between the two runs.
 import assert from 'node:assert/strict'
-import { after, afterEach, before, describe, mock, test } from 'node:test'
-import type { MemcachedClient } from '@memkit/client'
-import { type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
-import { clientFor, harnesses, rateHeaders, type SharedOptions, uniquePrefix } from './helpers.js'
+import { afterEach, describe, mock, test } from 'node:test'
+import { createClient } from '@memkit/client'
+import { useMemcached } from '@memkit/testing'
+import { harnesses, rateHeaders, type SharedOptions, uniquePrefix } from './helpers.js'
 
-let mc: MemcachedServer
-let client: MemcachedClient
-before(async () => {
-  mc = await startMemcached()
-  client = clientFor(mc.address)
-})
-after(async () => {
-  await client.close()
-  await stopAll()
-})
+const { client } = await useMemcached({ createClient })
 afterEach(() => mock.timers.reset())
 
 interface Step {

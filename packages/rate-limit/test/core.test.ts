@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, afterEach, before, describe, mock, test } from 'node:test'
-import type { MemcachedClient } from '@memkit/client'
-import { dumpKeys, type MemcachedServer, rawCommand, startMemcached, stopAll } from '@memkit/testing'
+import { createClient, type MemcachedClient } from '@memkit/client'
+import { dumpKeys, rawCommand, useMemcached } from '@memkit/testing'
 import { ipKeyGenerator } from 'express-rate-limit'
 import { parseDuration } from '../src/duration.js'
 import { IpKeys, ipKey } from '../src/ip.js'
@@ -10,16 +10,7 @@ import { RateLimiter } from '../src/limiter.js'
 import { ExpressRateLimitStore } from '../src/peer-stores.js'
 import { clientFor, countCommands, startRelay, ttlOf as storedTtl, uniquePrefix } from './helpers.js'
 
-let mc: MemcachedServer
-let client: MemcachedClient
-before(async () => {
-  mc = await startMemcached()
-  client = clientFor(mc.address)
-})
-after(async () => {
-  await client.close()
-  await stopAll()
-})
+const { server: mc, client } = await useMemcached({ createClient })
 afterEach(() => mock.timers.reset())
 
 function limiter(options: ConstructorParameters<typeof RateLimiter>[0] = {}): RateLimiter {

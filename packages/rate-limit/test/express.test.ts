@@ -1,25 +1,16 @@
 import assert from 'node:assert/strict'
 import { request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { after, before, describe, test } from 'node:test'
-import type { MemcachedClient } from '@memkit/client'
-import { captureWarnings, type MemcachedServer, startMemcached, stopAll, waitUntil } from '@memkit/testing'
+import { describe, test } from 'node:test'
+import { createClient } from '@memkit/client'
+import { captureWarnings, useMemcached, waitUntil } from '@memkit/testing'
 import express, { type ErrorRequestHandler } from 'express'
 import request from 'supertest'
 import { type ExpressRateLimitOptions, rateLimit } from '../src/express.js'
 import type { RateLimitInfo } from '../src/info.js'
-import { clientFor, countCommands, uniquePrefix } from './helpers.js'
+import { countCommands, uniquePrefix } from './helpers.js'
 
-let mc: MemcachedServer
-let client: MemcachedClient
-before(async () => {
-  mc = await startMemcached()
-  client = clientFor(mc.address)
-})
-after(async () => {
-  await client.close()
-  await stopAll()
-})
+const { server: mc, client } = await useMemcached({ createClient })
 
 function limiter(options: Partial<ExpressRateLimitOptions> = {}) {
   return rateLimit({ client, prefix: uniquePrefix('ex'), windowMs: '1 hour', ...options })

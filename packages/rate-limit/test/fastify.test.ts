@@ -1,28 +1,12 @@
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import type { MemcachedClient } from '@memkit/client'
-import {
-  captureWarnings,
-  type MemcachedServer,
-  rawCommand,
-  startMemcached,
-  stopAll,
-  waitUntil,
-} from '@memkit/testing'
+import { describe, test } from 'node:test'
+import { createClient } from '@memkit/client'
+import { captureWarnings, rawCommand, useMemcached, waitUntil } from '@memkit/testing'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyRateLimit, { type FastifyRateLimitOptions, fastifyRateLimit as named } from '../src/fastify.js'
-import { clientFor, countCommands, uniquePrefix } from './helpers.js'
+import { countCommands, uniquePrefix } from './helpers.js'
 
-let mc: MemcachedServer
-let client: MemcachedClient
-before(async () => {
-  mc = await startMemcached()
-  client = clientFor(mc.address)
-})
-after(async () => {
-  await client.close()
-  await stopAll()
-})
+const { server: mc, client } = await useMemcached({ createClient })
 
 async function app(
   options: Partial<FastifyRateLimitOptions> = {},

@@ -3,15 +3,16 @@
 // resets its key.
 import assert from 'node:assert/strict'
 import { afterEach, mock, test } from 'node:test'
-import { waitUntil } from '@memkit/testing'
+import { createClient } from '@memkit/client'
+import { useMemcached, waitUntil } from '@memkit/testing'
 import express from 'express'
 import Fastify from 'fastify'
 import request from 'supertest'
 import { rateLimit } from '../src/express.js'
 import fastifyRateLimit from '../src/fastify.js'
-import { countCommands, harnesses, rateHeaders, uniquePrefix, useMemcached } from './helpers.js'
+import { countCommands, harnesses, rateHeaders, uniquePrefix } from './helpers.js'
 
-const memcached = useMemcached()
+const memcached = await useMemcached({ createClient })
 afterEach(() => mock.timers.reset())
 
 for (const { framework, make } of harnesses) {

@@ -1,8 +1,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { connect, createServer, type Socket } from 'node:net'
-import { after, before } from 'node:test'
 import { CHANNELS, type CommandEvent, createClient, type MemcachedClient } from '@memkit/client'
-import { type MemcachedServer, rawCommand, startMemcached, stopAll } from '@memkit/testing'
+import { rawCommand } from '@memkit/testing'
 import express, { type Request } from 'express'
 import Fastify, { type FastifyInstance } from 'fastify'
 import request from 'supertest'
@@ -154,12 +153,8 @@ export async function ttlOf(address: string, key: string): Promise<number | unde
   return match ? Number(match[1]) : undefined
 }
 
-let unique = 0
 /** A prefix no other test uses, so tests sharing a memcached never share counters. */
-export function uniquePrefix(tag = 't'): string {
-  unique++
-  return `${tag}${process.pid}x${unique}:`
-}
+export { uniquePrefix } from '@memkit/testing'
 
 /**
  * A TCP relay in front of a server that records what the client writes: `writes` (each chunk
@@ -202,33 +197,6 @@ export async function startRelay(target: { host: string; port: number }) {
     async close(): Promise<void> {
       for (const socket of sockets) socket.destroy()
       await new Promise<void>((resolve) => server.close(() => resolve()))
-    },
-  }
-}
-
-/**
- * One memcached for a test file and a client on it: started before the file's tests, stopped
- * (with every other server the file started) after them. Read the members inside tests.
- */
-export function useMemcached(): { readonly server: MemcachedServer; readonly client: MemcachedClient } {
-  let server: MemcachedServer | undefined
-  let client: MemcachedClient | undefined
-  before(async () => {
-    server = await startMemcached()
-    client = clientFor(server.address)
-  })
-  after(async () => {
-    await client?.close()
-    await stopAll()
-  })
-  return {
-    get server() {
-      if (server === undefined) throw new Error('useMemcached: read the server inside a test')
-      return server
-    },
-    get client() {
-      if (client === undefined) throw new Error('useMemcached: read the client inside a test')
-      return client
     },
   }
 }

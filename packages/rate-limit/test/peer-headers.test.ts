@@ -3,9 +3,9 @@
 // store that reports exactly the count and reset memkit computes, with the clock pinned.
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
-import { after, afterEach, before, describe, mock, test } from 'node:test'
-import type { MemcachedClient } from '@memkit/client'
-import { type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
+import { afterEach, describe, mock, test } from 'node:test'
+import { createClient } from '@memkit/client'
+import { useMemcached } from '@memkit/testing'
 import express from 'express'
 import { rateLimit as expressRateLimit } from 'express-rate-limit'
 import Fastify, { type FastifyPluginAsync } from 'fastify'
@@ -13,7 +13,7 @@ import request from 'supertest'
 import { rateLimit } from '../src/express.js'
 import fastifyRateLimit from '../src/fastify.js'
 import { RateLimiter } from '../src/limiter.js'
-import { clientFor, rateHeaders, uniquePrefix } from './helpers.js'
+import { rateHeaders, uniquePrefix } from './helpers.js'
 
 // Loaded untyped: @fastify/rate-limit declares its own `config.rateLimit` type, which would
 // clash with this package's in one compilation.
@@ -21,16 +21,7 @@ const frl = createRequire(import.meta.url)('@fastify/rate-limit') as FastifyPlug
   Record<string, unknown>
 >
 
-let mc: MemcachedServer
-let client: MemcachedClient
-before(async () => {
-  mc = await startMemcached()
-  client = clientFor(mc.address)
-})
-after(async () => {
-  await client.close()
-  await stopAll()
-})
+const { client } = await useMemcached({ createClient })
 afterEach(() => mock.timers.reset())
 
 const NOW = Math.floor(Date.now() / 60_000) * 60_000 + 29_500

@@ -1,9 +1,9 @@
 // memkit's counter under the real express-rate-limit and @fastify/rate-limit.
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
-import { after, before, describe, test } from 'node:test'
-import type { MemcachedClient } from '@memkit/client'
-import { type MemcachedServer, startMemcached, stopAll, waitUntil } from '@memkit/testing'
+import { describe, test } from 'node:test'
+import { createClient, type MemcachedClient } from '@memkit/client'
+import { useMemcached, waitUntil } from '@memkit/testing'
 import express from 'express'
 import { rateLimit as expressRateLimit } from 'express-rate-limit'
 import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify'
@@ -16,16 +16,7 @@ const frl = createRequire(import.meta.url)('@fastify/rate-limit') as FastifyPlug
   Record<string, unknown>
 >
 
-let mc: MemcachedServer
-let client: MemcachedClient
-before(async () => {
-  mc = await startMemcached()
-  client = clientFor(mc.address)
-})
-after(async () => {
-  await client.close()
-  await stopAll()
-})
+const { client } = await useMemcached({ createClient })
 
 function erlApp(
   options: Record<string, unknown>,

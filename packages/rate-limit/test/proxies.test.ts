@@ -4,16 +4,17 @@
 // Each check can be turned off by its code. Both frameworks, real requests.
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { captureWarnings } from '@memkit/testing'
+import { createClient } from '@memkit/client'
+import { captureWarnings, useMemcached } from '@memkit/testing'
 import express from 'express'
 import Fastify from 'fastify'
 import request from 'supertest'
 import { rateLimit } from '../src/express.js'
 import fastifyRateLimit from '../src/fastify.js'
 import { VALIDATION_CODES } from '../src/validations.js'
-import { uniquePrefix, useMemcached } from './helpers.js'
+import { uniquePrefix } from './helpers.js'
 
-const memcached = useMemcached()
+const memcached = await useMemcached({ createClient })
 
 const PERMISSIVE = 'MEMKIT_RATE_LIMIT_PERMISSIVE_TRUST_PROXY'
 const UNEXPECTED = 'MEMKIT_RATE_LIMIT_UNEXPECTED_X_FORWARDED_FOR'

@@ -3,16 +3,9 @@
 // exactly under concurrency from two application processes, send the headers meta sends, and
 // cost the round trips the README states; configurations that cannot count are refused.
 import assert from 'node:assert/strict'
-import { after, afterEach, before, describe, mock, test } from 'node:test'
+import { afterEach, describe, mock, test } from 'node:test'
 import { type ClientOptions, createClient, type MemcachedClient } from '@memkit/client'
-import {
-  type MemcachedServer,
-  startMemcached,
-  startMemcachedCluster,
-  startTwemproxy,
-  stopAll,
-  type TwemproxyServer,
-} from '@memkit/testing'
+import { startMemcached, startTwemproxy, useMemcached } from '@memkit/testing'
 import { rateLimit } from '../src/express.js'
 import { RateLimiter } from '../src/limiter.js'
 import { createFastifyRateLimitStore, ExpressRateLimitStore } from '../src/peer-stores.js'
@@ -21,26 +14,13 @@ import { countCommands, expressHarness, rateHeaders, startRelay, uniquePrefix } 
 
 const USER = { username: 'ann', password: 'hunter2' }
 
-let meta: MemcachedServer
-let nodes: MemcachedServer[]
-let proxy: TwemproxyServer
-let sasl: MemcachedServer
-
-before(async () => {
-  ;[meta, sasl, nodes] = await Promise.all([
-    startMemcached(),
-    startMemcached({ sasl: [USER] }),
-    startMemcachedCluster(2),
-  ])
-  proxy = await startTwemproxy(
-    nodes.map((n) => n.address),
-    { hash: 'md5', distribution: 'ketama' },
-  )
-})
-after(async () => {
-  await stopApps()
-  await stopAll()
-})
+const { servers: nodes, closeAfter } = await useMemcached({ count: 2 })
+closeAfter({ close: stopApps })
+const [meta, sasl] = await Promise.all([startMemcached(), startMemcached({ sasl: [USER] })])
+const proxy = await startTwemproxy(
+  nodes.map((n) => n.address),
+  { hash: 'md5', distribution: 'ketama' },
+)
 afterEach(() => mock.timers.reset())
 
 interface Transport {
