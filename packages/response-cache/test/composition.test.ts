@@ -2,24 +2,16 @@
 // stored or replayed to another client, and on Fastify a cache hit still passes through the
 // route-level onRequest hooks (where rate limiters attach) with the default settings.
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
-import { createClient, type MemcachedClient } from '@memkit/client'
-import { startMemcached, stopAll } from '@memkit/testing'
+import { test } from 'node:test'
+import { createClient } from '@memkit/client'
+import { useMemcached } from '@memkit/testing'
 import express from 'express'
 import Fastify from 'fastify'
 import supertest from 'supertest'
 import { responseCache } from '../src/express.js'
 import fastifyResponseCache from '../src/fastify.js'
 
-let client: MemcachedClient
-before(async () => {
-  const server = await startMemcached()
-  client = createClient({ servers: server.address })
-})
-after(async () => {
-  await client.close()
-  await stopAll()
-})
+const { client } = await useMemcached({ createClient })
 
 test('Express: quota headers are not stored; each response carries its own', async () => {
   let remaining = 10

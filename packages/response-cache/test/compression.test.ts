@@ -1,16 +1,14 @@
 // Stored compression: bodies are compressed once when stored, sent compressed to clients that
 // accept the coding and decompressed, byte for byte, for those that do not.
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib'
-import { createClient, type MemcachedClient } from '@memkit/client'
-import { startMemcached, stopAll } from '@memkit/testing'
 import { type Entry, encodeEntry } from '../src/entry.js'
 import type { ResponseCacheOptions } from '../src/index.js'
 import { KeySpace, rawUrlKey } from '../src/key.js'
 import { Metrics } from '../src/metrics.js'
 import { Storage } from '../src/storage.js'
-import { FRAMEWORKS, type Framework, makeApp, type TestApp } from './harness.js'
+import { cacheTestbed, FRAMEWORKS, type Framework, type TestApp } from './harness.js'
 
 const json = JSON.stringify(
   Array.from({ length: 300 }, (_, i) => ({ id: i, name: `product ${i}`, price: i * 3, tags: ['a', 'b'] })),
@@ -19,26 +17,17 @@ const small = '{"ok":true}'
 const png = Buffer.alloc(4096, 7)
 const pregzipped = gzipSync(Buffer.from('already compressed by the handler '.repeat(100)))
 
-let client: MemcachedClient
-let n = 0
+const bed = await cacheTestbed('cz')
+const { client } = bed
 
-before(async () => {
-  const server = await startMemcached()
-  client = createClient({ servers: server.address })
-})
-after(async () => {
-  await client.close()
-  await stopAll()
-})
-
-async function withApp(
+/** An app serving the bodies above, with its own key prefix, compressing with `compression`. */
+function withApp(
   framework: Framework,
   compression: ResponseCacheOptions['compression'],
   fn: (app: TestApp, keys: KeySpace) => Promise<void>,
 ): Promise<void> {
-  const prefix = `cz${++n}:`
   const fresh = 'max-age=600'
-  const app = await makeApp(framework, { client, keyPrefix: prefix, compression }, [
+  const routes = [
     {
       path: '/json',
       handler: () => ({
@@ -69,12 +58,8 @@ async function withApp(
         body: pregzipped,
       }),
     },
-  ])
-  try {
-    await fn(app, new KeySpace(prefix))
-  } finally {
-    await app.close()
-  }
+  ]
+  return bed.withApp(framework, routes, (app, prefix) => fn(app, new KeySpace(prefix)), { compression })
 }
 
 const host = 'zip.example'

@@ -5,8 +5,8 @@
 // must be explained there; security-relevant tests must pass; and the scores must reach MINIMUM.
 // `npm run conformance:update` records a new run, but cannot make a failing run pass (see update.ts).
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import { type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
+import { before, describe, test } from 'node:test'
+import { useMemcached } from '@memkit/testing'
 import {
   ADAPTERS,
   type Adapter,
@@ -23,19 +23,17 @@ import { type AdapterRun, settledRun } from './conformance/runs.js'
 import { type SuiteTest, sharedCacheTests, source } from './conformance/suite.js'
 
 const expected = readExpected()
-let server: MemcachedServer
+const { server } = await useMemcached({ memcached: { memoryMb: 64 } })
 let tests: Map<string, SuiteTest>
 const runs = new Map<Adapter, AdapterRun>()
 
 before(async () => {
   tests = await sharedCacheTests()
-  server = await startMemcached({ memoryMb: 64 })
   const done = await Promise.all(
     ADAPTERS.map((adapter) => settledRun(adapter, server.address, tests, expected.verdicts[adapter])),
   )
   for (const [i, adapter] of ADAPTERS.entries()) runs.set(adapter, done[i]!)
 })
-after(stopAll)
 
 test('the expected results were recorded against the vendored revision of the suite', () => {
   assert.equal(expected.suite.commit, source.commit)

@@ -14,7 +14,7 @@ import fastifyResponseCache from '../src/fastify.js'
 import { KeySpace, rawUrlKey } from '../src/key.js'
 import { cacheTestbed, FRAMEWORKS, type Framework, until } from './harness.js'
 
-const bed = cacheTestbed('ff')
+const bed = await cacheTestbed('ff')
 let n = 0
 
 /** What the handler does on a call: answer, or start a streamed answer that does not complete. */

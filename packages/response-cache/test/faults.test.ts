@@ -1,9 +1,9 @@
 // memcached down, frozen or silent, and stored data that is corrupt or belongs to another URL:
 // requests still reach the handler (within the client timeout) and get the right response.
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { createClient, type MemcachedClient } from '@memkit/client'
-import { type MemcachedServer, rawCommand, startMemcached, startSilentServer, stopAll } from '@memkit/testing'
+import { rawCommand, startMemcached, startSilentServer, useMemcached } from '@memkit/testing'
 import { type Entry, encodeEntry } from '../src/entry.js'
 import { KeySpace, rawUrlKey } from '../src/key.js'
 import { FRAMEWORKS, makeApp, type Route, type TestApp, until } from './harness.js'
@@ -20,18 +20,9 @@ const routes: Route[] = [
 ]
 const host = { host: 'app.example' }
 
-let shared: MemcachedServer
-let sharedClient: MemcachedClient
+const { server: shared, client: sharedClient, closeAfter } = await useMemcached({ createClient })
 const clients: MemcachedClient[] = []
-
-before(async () => {
-  shared = await startMemcached()
-  sharedClient = createClient({ servers: shared.address })
-})
-after(async () => {
-  await Promise.all([sharedClient, ...clients].map((c) => c.close()))
-  await stopAll()
-})
+closeAfter({ close: () => Promise.all(clients.map((c) => c.close())) })
 
 function faultClient(address: string): MemcachedClient {
   const client = createClient({

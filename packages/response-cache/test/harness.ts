@@ -2,10 +2,9 @@
 // (driven with fastify.inject) with the same routes behind the cache, and counts handler calls.
 import { request as httpRequest, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { after, before } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createClient, type MemcachedClient, type MemkitClient } from '@memkit/client'
-import { type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
+import { createClient, type MemkitClient } from '@memkit/client'
+import { type MemcachedOptions, useMemcached, withApp } from '@memkit/testing'
 import express from 'express'
 import Fastify, { type FastifyInstance } from 'fastify'
 import supertest from 'supertest'
@@ -273,46 +272,28 @@ export function rawHttp(
 }
 
 /**
- * A test file's memcached (started in `before`, stopped in `after`) and a `withApp` that gives
- * every app its own key prefix, so tests never see each other's entries.
+ * A test file's memcached (`useMemcached`: started now, stopped after the file's tests), its
+ * client, and a `withApp` that gives every app its own key prefix `<tag><n>:` (passed to `fn`),
+ * so tests never see each other's entries.
  */
-export function cacheTestbed(prefix: string) {
-  let server: MemcachedServer | undefined
-  let client: MemcachedClient | undefined
+export async function cacheTestbed(tag: string, memcached?: MemcachedOptions) {
+  const { server, client, closeAfter } = await useMemcached({ createClient, memcached })
   let n = 0
-  before(async () => {
-    server = await startMemcached()
-    client = createClient({ servers: server.address })
-  })
-  after(async () => {
-    await client?.close()
-    await stopAll()
-  })
   return {
-    get client(): MemcachedClient {
-      return client!
-    },
-    get server(): MemcachedServer {
-      return server!
-    },
-    async withApp(
+    client,
+    server,
+    closeAfter,
+    withApp(
       framework: Framework,
       routes: Route[],
-      fn: (app: TestApp) => Promise<void>,
+      fn: (app: TestApp, prefix: string) => Promise<void>,
       options: Partial<ResponseCacheOptions> = {},
       setup: AppSetup = {},
     ): Promise<void> {
-      const app = await makeApp(
-        framework,
-        { client: client!, keyPrefix: `${prefix}${++n}:`, ...options },
-        routes,
-        setup,
+      const prefix = `${tag}${++n}:`
+      return withApp(makeApp(framework, { client, keyPrefix: prefix, ...options }, routes, setup), (app) =>
+        fn(app, prefix),
       )
-      try {
-        await fn(app)
-      } finally {
-        await app.close()
-      }
     },
   }
 }

@@ -1,43 +1,16 @@
 // RFC 9111 behaviour through both adapters against a real memcached: the same table runs on
 // Express (supertest) and Fastify (inject).
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import { createClient, type MemcachedClient } from '@memkit/client'
-import { type MemcachedServer, rawCommand, startMemcached, stopAll } from '@memkit/testing'
+import { describe, test } from 'node:test'
+import { rawCommand } from '@memkit/testing'
 import express from 'express'
 import supertest from 'supertest'
 import { responseCache } from '../src/express.js'
-import type { ResponseCacheOptions } from '../src/index.js'
 import { KeySpace, originOf, rawUrlKey } from '../src/key.js'
-import { FRAMEWORKS, type Framework, makeApp, type Route, type TestApp } from './harness.js'
+import { cacheTestbed, FRAMEWORKS, type Route } from './harness.js'
 
-let server: MemcachedServer
-let client: MemcachedClient
-let n = 0
-
-before(async () => {
-  server = await startMemcached()
-  client = createClient({ servers: server.address })
-})
-after(async () => {
-  await client.close()
-  await stopAll()
-})
-
-/** An app with its own key prefix, so tests never see each other's entries. */
-async function withApp(
-  framework: Framework,
-  routes: Route[],
-  fn: (app: TestApp) => Promise<void>,
-  options: Partial<ResponseCacheOptions> = {},
-): Promise<void> {
-  const app = await makeApp(framework, { client, keyPrefix: `hs${++n}:`, ...options }, routes)
-  try {
-    await fn(app)
-  } finally {
-    await app.close()
-  }
-}
+/** Every app gets its own key prefix, so tests never see each other's entries. */
+const { server, client, withApp } = await cacheTestbed('hs')
 
 const pastDate = (secondsAgo: number) => new Date(Date.now() - secondsAgo * 1000).toUTCString()
 
@@ -481,7 +454,7 @@ for (const framework of FRAMEWORKS) {
             }),
           },
         ],
-        async (app) => {
+        async (app, prefix) => {
           // The origin the key holds: the Host the handler saw (supertest: 127.0.0.1:<port>; inject: localhost:80).
           const seen = new URL(
             `http://${(await app.request(long)).text.slice(String(long.length).length + 1)}`,
@@ -495,7 +468,7 @@ for (const framework of FRAMEWORKS) {
           assert.equal(otherHost.text.split(':')[1], 'other.example')
           // The memcached key is the prefix plus a SHA-256 of the raw key; the raw key is inside the entry.
           const raw = rawUrlKey(originOf('http', seen.hostname, seen.port), long)
-          const key = new KeySpace(`hs${n}:`).url(raw)
+          const key = new KeySpace(prefix).url(raw)
           assert.ok(key.length < 60, key)
           assert.match(await rawCommand(server.address, `mg ${key} s\r\n`), /^HD s\d+/)
           const stored = (await client.get(key)) as Buffer

@@ -6,7 +6,7 @@ import { describe, test } from 'node:test'
 import { gzipSync } from 'node:zlib'
 import { cacheTestbed, FRAMEWORKS, type Route, rawHttp } from './harness.js'
 
-const { withApp } = cacheTestbed('ki')
+const { withApp } = await cacheTestbed('ki')
 
 const cached = { 'cache-control': 'max-age=60' }
 

@@ -2,13 +2,11 @@
 // hash, or skipped and counted; a damaged or missing chunk is a miss, never a wrong body.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { after, before, describe, test } from 'node:test'
-import { createClient, type MemcachedClient } from '@memkit/client'
-import { startMemcached, stopAll } from '@memkit/testing'
+import { describe, test } from 'node:test'
 import { decodeStored, type Entry } from '../src/entry.js'
 import type { ResponseCacheOptions } from '../src/index.js'
 import { KeySpace, rawUrlKey } from '../src/key.js'
-import { FRAMEWORKS, type Framework, makeApp, type TestApp } from './harness.js'
+import { cacheTestbed, FRAMEWORKS, type Framework, type TestApp } from './harness.js'
 
 const MiB = 1024 * 1024
 const bodies = {
@@ -17,40 +15,23 @@ const bodies = {
   '/5': randomBytes(5 * MiB),
 }
 
-let client: MemcachedClient
-let n = 0
+const bed = await cacheTestbed('lb', { memoryMb: 128 })
+const { client } = bed
 
-before(async () => {
-  const server = await startMemcached({ memoryMb: 128 })
-  client = createClient({ servers: server.address })
-})
-after(async () => {
-  await client.close()
-  await stopAll()
-})
-
-async function withApp(
+/** An app serving `bodies`, with its own key prefix. */
+function withApp(
   framework: Framework,
   options: Partial<ResponseCacheOptions>,
   fn: (app: TestApp, prefix: string) => Promise<void>,
 ): Promise<void> {
-  const prefix = `lb${++n}:`
-  const app = await makeApp(
-    framework,
-    { client, keyPrefix: prefix, ...options },
-    Object.entries(bodies).map(([path, body]) => ({
-      path,
-      handler: () => ({
-        headers: { 'cache-control': 'max-age=600', 'content-type': 'application/octet-stream' },
-        body,
-      }),
-    })),
-  )
-  try {
-    await fn(app, prefix)
-  } finally {
-    await app.close()
-  }
+  const routes = Object.entries(bodies).map(([path, body]) => ({
+    path,
+    handler: () => ({
+      headers: { 'cache-control': 'max-age=600', 'content-type': 'application/octet-stream' },
+      body,
+    }),
+  }))
+  return bed.withApp(framework, routes, fn, options)
 }
 
 const host = { host: 'files.example' }

@@ -1,8 +1,8 @@
 // Per-route counters reachable from both adapters, and option validation with coded errors.
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import { createClient, type MemcachedClient } from '@memkit/client'
-import { startMemcached, stopAll } from '@memkit/testing'
+import { describe, test } from 'node:test'
+import { createClient } from '@memkit/client'
+import { useMemcached } from '@memkit/testing'
 import express from 'express'
 import Fastify from 'fastify'
 import supertest from 'supertest'
@@ -11,16 +11,7 @@ import fastifyResponseCache from '../src/fastify.js'
 import { ResponseCache } from '../src/index.js'
 import { FRAMEWORKS, makeApp } from './harness.js'
 
-let client: MemcachedClient
-
-before(async () => {
-  const server = await startMemcached()
-  client = createClient({ servers: server.address })
-})
-after(async () => {
-  await client.close()
-  await stopAll()
-})
+const { client } = await useMemcached({ createClient })
 
 for (const framework of FRAMEWORKS) {
   test(`per-route hit/miss/stale/bypass counters and hit ratio (${framework})`, async () => {

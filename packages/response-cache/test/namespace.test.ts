@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { defaultKeyPrefix } from '../src/options.js'
 import { cacheTestbed, FRAMEWORKS } from './harness.js'
 
-const bed = cacheTestbed('ns')
+const bed = await cacheTestbed('ns')
 const children: ChildProcess[] = []
 after(() => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')

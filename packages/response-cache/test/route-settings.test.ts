@@ -12,7 +12,7 @@ import fastifyResponseCache from '../src/fastify.js'
 import type { RouteCacheOptions } from '../src/index.js'
 import { cacheTestbed } from './harness.js'
 
-const bed = cacheTestbed('rs')
+const bed = await cacheTestbed('rs')
 let n = 0
 const prefix = () => `rs${++n}:`
 const host = 'shop.example'

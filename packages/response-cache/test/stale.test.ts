@@ -1,35 +1,10 @@
 // stale-while-revalidate (one background refresh) and stale-if-error (handler throws or answers
 // 5xx), through both adapters against a real memcached.
 import assert from 'node:assert/strict'
-import { after, before, describe, test } from 'node:test'
-import { createClient, type MemcachedClient } from '@memkit/client'
-import { startMemcached, stopAll } from '@memkit/testing'
-import { FRAMEWORKS, type Framework, makeApp, type Route, type TestApp, until } from './harness.js'
+import { describe, test } from 'node:test'
+import { cacheTestbed, FRAMEWORKS, until } from './harness.js'
 
-let client: MemcachedClient
-let n = 0
-
-before(async () => {
-  const server = await startMemcached()
-  client = createClient({ servers: server.address })
-})
-after(async () => {
-  await client.close()
-  await stopAll()
-})
-
-async function withApp(
-  framework: Framework,
-  routes: Route[],
-  fn: (app: TestApp) => Promise<void>,
-): Promise<void> {
-  const app = await makeApp(framework, { client, keyPrefix: `st${++n}:` }, routes)
-  try {
-    await fn(app)
-  } finally {
-    await app.close()
-  }
-}
+const { withApp } = await cacheTestbed('st')
 
 /** Headers of a response that is already stale when it arrives: 10 s old, 5 s of freshness. */
 const staleAtOnce = (cc: string, extra: Record<string, string> = {}) => ({

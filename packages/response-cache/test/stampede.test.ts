@@ -5,28 +5,23 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { get as httpGet } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createInterface } from 'node:readline'
-import { after, before, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { createClient, type MemcachedClient } from '@memkit/client'
-import { type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
+import { useMemcached } from '@memkit/testing'
 import Fastify from 'fastify'
 import fastifyResponseCache from '../src/fastify.js'
 import { FRAMEWORKS, makeApp } from './harness.js'
 
-let server: MemcachedServer
-let client: MemcachedClient
+const { server, client, closeAfter } = await useMemcached({ createClient })
 const children: ChildProcess[] = []
 const extraClients: MemcachedClient[] = []
-
-before(async () => {
-  server = await startMemcached()
-  client = createClient({ servers: server.address })
-})
-after(async () => {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
-  await Promise.all([client, ...extraClients].map((c) => c.close()))
-  await stopAll()
+closeAfter({ close: () => Promise.all(extraClients.map((c) => c.close())) })
+closeAfter({
+  close() {
+    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')
+  },
 })
 
 for (const framework of FRAMEWORKS) {

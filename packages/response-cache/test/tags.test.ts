@@ -1,21 +1,15 @@
 // Tag invalidation by generation counters: two applications with their own clients (as two
 // processes would have) share one memcached; invalidating on one is seen by the other at once.
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import { createClient, type MemcachedClient } from '@memkit/client'
-import { startMemcached, stopAll } from '@memkit/testing'
+import { useMemcached } from '@memkit/testing'
 import { makeApp, type Route, type TestApp } from './harness.js'
 
-let address: string
+const { server, closeAfter } = await useMemcached()
+const { address } = server
 const clients: MemcachedClient[] = []
-
-before(async () => {
-  address = (await startMemcached()).address
-})
-after(async () => {
-  await Promise.all(clients.map((c) => c.close()))
-  await stopAll()
-})
+closeAfter({ close: () => Promise.all(clients.map((c) => c.close())) })
 
 const routes: Route[] = [
   {
