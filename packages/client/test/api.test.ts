@@ -1,10 +1,13 @@
 // Options, keys on the wire, TTL arithmetic, and the compound operations' edge cases.
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { dumpKeys, freePort, rawCommand, useMemcached } from '@memkit/testing'
+import { dumpKeys, freePort, rawCommand, useMemcached, waitUntil } from '@memkit/testing'
 import {
+  CHANNELS,
+  type CommandEvent,
   createClient,
   InvalidOptionError,
   LoadTimeoutError,
@@ -100,10 +103,10 @@ describe('keys on the wire', () => {
       assert.equal(await hashing.get(long), 'stored')
       // memcached's LRU crawler can miss an item written a moment ago: look until it shows.
       let stored: string[] = []
-      for (let i = 0; i < 50 && stored.length === 0; i++) {
+      await waitUntil(async () => {
         stored = (await dumpKeys(server.address)).filter((k) => k.startsWith('hl:'))
-        if (stored.length === 0) await sleep(20)
-      }
+        return stored.length > 0
+      })
       assert.equal(stored.length, 1)
       assert.match(stored[0]!, /^hl:h:[A-Za-z0-9_-]{43}$/)
       // short keys are stored as they are
@@ -266,7 +269,9 @@ describe('counters: arguments', () => {
 
   test('a counter created with initial and ttl expires', async () => {
     assert.equal(await client.incr('c:ttl', 1, { initial: 1, ttl: 1 }), 1)
-    await sleep(2100)
+    assert.match(await rawCommand(server.address, 'mg c:ttl t\r\n'), /^HD t1\r\n/, 'stored with the TTL')
+    // memcached drops it within its TTL and a second: wait for that state, not for a fixed time
+    await waitUntil(async () => (await rawCommand(server.address, 'mg c:ttl\r\n')) === 'EN\r\n')
     assert.equal(await client.incr('c:ttl', 1), undefined)
   })
 })
@@ -274,7 +279,9 @@ describe('counters: arguments', () => {
 describe('lock', () => {
   test('an expired lock can be taken over; the old holder can then neither release nor extend it', async () => {
     const first = await client.lock('order:1', { ttl: 1 })
-    await sleep(2100)
+    await waitUntil(async () => (await rawCommand(server.address, 'mg lock:order:1\r\n')) === 'EN\r\n', {
+      message: 'the lock expired',
+    })
     const second = await client.lock('order:1', { ttl: 30 })
     assert.equal(await first.release(), false)
     assert.equal(await first.extend(30), false)
@@ -290,11 +297,28 @@ describe('lock', () => {
 
   test('waiting: the lock is acquired as soon as its holder releases it', async () => {
     const holder = await client.lock('order:2', { ttl: 30 })
-    setTimeout(() => void holder.release(), 150)
-    const start = Date.now()
-    const waiter = await client.lock('order:2', { wait: 3000, retryInterval: 20 })
-    assert.ok(Date.now() - start >= 100)
-    assert.equal(await waiter.release(), true)
+    let released = false
+    let attempts = 0
+    const counting = createClient({ servers: server.address })
+    const onCommand = (event: unknown) => {
+      if ((event as CommandEvent).client === counting) attempts++
+    }
+    subscribe(CHANNELS.command, onCommand)
+    try {
+      const waiting = counting.lock('order:2', { wait: 10_000, retryInterval: 20 })
+      // the waiter has tried (and failed) more than once while the lock was held...
+      await waitUntil(() => attempts >= 3, { message: 'the waiter retrying' })
+      await holder.release().then((ok) => {
+        released = ok
+      })
+      // ...and gets it once it is released
+      const waiter = await waiting
+      assert.equal(released, true)
+      assert.equal(await waiter.release(), true)
+    } finally {
+      unsubscribe(CHANNELS.command, onCommand)
+      await counting.close()
+    }
   })
 
   test('of many concurrent contenders exactly one wins', async () => {

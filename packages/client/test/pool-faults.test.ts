@@ -1,9 +1,11 @@
-// A three-server pool under steady load loses a server, then gets it back. Bounded in time;
-// all traffic on loopback. The figures are printed as test diagnostics.
+// A three-server pool under steady load loses a server, then gets it back. Bounded in time (the
+// runner's timeout); all traffic on loopback. Each step waits for a state (traffic flowing, a
+// server marked down or up), not for time; the counts are printed as test diagnostics, the
+// latencies are in the benchmarks.
 import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { startMemcachedCluster, stopAll } from '@memkit/testing'
+import { startMemcachedCluster, stopAll, waitUntil } from '@memkit/testing'
 import {
   createClient,
   type MemcachedClient,
@@ -19,20 +21,18 @@ const KEYS = Array.from({ length: 3000 }, (_, i) => `pool:${i}`)
 interface LoadResult {
   ok: number
   failed: Map<string, number>
-  slowestFailureMs: number
   wrong: number
 }
 
 /** Reads and writes random keys from 40 loops until `stop()`; values are the key itself. */
 function steadyLoad(client: MemcachedClient, keys: string[]) {
-  const result: LoadResult = { ok: 0, failed: new Map(), slowestFailureMs: 0, wrong: 0 }
+  const result: LoadResult = { ok: 0, failed: new Map(), wrong: 0 }
   let running = true
   const loop = async (seed: number) => {
     let i = seed
     while (running) {
       i = (i * 1103515245 + 12345) % 2147483648
       const key = keys[i % keys.length]!
-      const start = performance.now()
       try {
         const value = await client.get<string>(key)
         if (value === undefined) await client.set(key, key)
@@ -41,7 +41,7 @@ function steadyLoad(client: MemcachedClient, keys: string[]) {
       } catch (error) {
         const code = (error as MemkitError).code
         result.failed.set(code, (result.failed.get(code) ?? 0) + 1)
-        result.slowestFailureMs = Math.max(result.slowestFailureMs, performance.now() - start)
+        // a failing-fast loop would otherwise spin without yielding to the timers
         await sleep(1)
       }
     }
@@ -57,7 +57,9 @@ function steadyLoad(client: MemcachedClient, keys: string[]) {
 }
 
 describe('a pool of three under load loses one server', () => {
-  test('failover: false: only the dead server’s keys fail, and fast; the rest never notice', async (t) => {
+  test('failover: false: only the dead server’s keys fail, and fast; the rest never notice', {
+    timeout: 60_000,
+  }, async (t) => {
     const servers = await startMemcachedCluster(3)
     const client = createClient({
       servers: servers.map((s) => s.address),
@@ -66,6 +68,8 @@ describe('a pool of three under load loses one server', () => {
       failureLimit: 2,
       deadTimeout: 60_000,
     })
+    const down: string[] = []
+    client.on('server:down', ({ server }) => down.push(server))
     try {
       await Promise.all(KEYS.map((k) => client.set(k, k)))
       const victim = servers[2]!
@@ -73,32 +77,31 @@ describe('a pool of three under load loses one server', () => {
       const otherKeys = KEYS.filter((k) => client.serverFor(k) !== victim.address)
 
       const load = steadyLoad(client, KEYS)
-      await sleep(300)
+      await waitUntil(() => load.result.ok >= 300, { message: 'traffic flowing' })
       await victim.kill()
-      await sleep(700)
-      // After the server is marked down: its keys fail at once, everyone else is served.
+      await waitUntil(() => down.includes(victim.address), { message: 'the victim marked down' })
+      // After the server is marked down: its keys fail at once (ERR_MEMKIT_SERVER_DOWN, not a
+      // connection attempt or a timeout), everyone else is served.
       const probe = await Promise.allSettled(victimKeys.slice(0, 200).map((k) => client.get(k)))
-      const started = performance.now()
-      await Promise.allSettled(victimKeys.slice(0, 200).map((k) => client.get(k)))
-      const failFastMs = performance.now() - started
       const others = await Promise.all(otherKeys.slice(0, 500).map((k) => client.get(k)))
       await load.stop()
 
       assert.ok(probe.every((r) => r.status === 'rejected' && r.reason.code === 'ERR_MEMKIT_SERVER_DOWN'))
-      assert.ok(failFastMs < 50, `200 failing reads took ${failFastMs} ms`)
       assert.deepEqual(others, otherKeys.slice(0, 500), 'keys on live servers all served')
       assert.equal(load.result.wrong, 0)
       for (const code of load.result.failed.keys())
         assert.match(code, /^ERR_MEMKIT_(CONNECTION|SERVER_DOWN|TIMEOUT)$/)
       t.diagnostic(
-        `failover false: ${victimKeys.length}/${KEYS.length} keys on the dead server; under load ${load.result.ok} ops ok, failures ${JSON.stringify(Object.fromEntries(load.result.failed))}, slowest failure ${load.result.slowestFailureMs.toFixed(1)} ms; 200 reads of dead keys failed in ${failFastMs.toFixed(1)} ms`,
+        `failover false: ${victimKeys.length}/${KEYS.length} keys on the dead server; under load ${load.result.ok} ops ok, failures ${JSON.stringify(Object.fromEntries(load.result.failed))}`,
       )
     } finally {
       await client.close()
     }
   })
 
-  test('failover: true: its keys move to the survivors (about a third), and come back after a restart', async (t) => {
+  test('failover: true: its keys move to the survivors (about a third), and come back after a restart', {
+    timeout: 60_000,
+  }, async (t) => {
     const servers = await startMemcachedCluster(3)
     const client = createClient({
       servers: servers.map((s) => s.address),
@@ -114,11 +117,9 @@ describe('a pool of three under load loses one server', () => {
       const before = new Map(KEYS.map((k) => [k, client.serverFor(k)]))
       const victim = servers[0]!
       const load = steadyLoad(client, KEYS)
-      await sleep(300)
+      await waitUntil(() => load.result.ok >= 300, { message: 'traffic flowing' })
       await victim.kill()
-      // wait for the server to be marked down
-      for (let i = 0; i < 100 && !events.includes(`down ${victim.address}`); i++) await sleep(20)
-      assert.ok(events.includes(`down ${victim.address}`))
+      await waitUntil(() => events.includes(`down ${victim.address}`), { message: 'the victim marked down' })
 
       const during = new Map(KEYS.map((k) => [k, client.serverFor(k)]))
       const moved = KEYS.filter((k) => during.get(k) !== before.get(k))
@@ -137,13 +138,16 @@ describe('a pool of three under load loses one server', () => {
       assert.equal(okDuring.length, 600)
 
       await victim.restart()
-      for (let i = 0; i < 200 && !events.includes(`up ${victim.address}`); i++) await sleep(20)
-      assert.ok(events.includes(`up ${victim.address}`), 'the probe found the restarted server')
+      await waitUntil(() => events.includes(`up ${victim.address}`), {
+        message: 'the probe found the restarted server',
+      })
       const after = new Map(KEYS.map((k) => [k, client.serverFor(k)]))
       const back = KEYS.filter((k) => after.get(k) !== during.get(k))
       assert.deepEqual(back.sort(), moved.sort(), 'exactly the moved keys went back to their server')
       assert.ok(KEYS.every((k) => after.get(k) === before.get(k)))
-      await sleep(200)
+      // the load runs on over the restored pool before it stops
+      const okAtUp = load.result.ok
+      await waitUntil(() => load.result.ok >= okAtUp + 300, { message: 'traffic on the restored pool' })
       await load.stop()
       assert.equal(load.result.wrong, 0)
       // the restarted server serves its keys again (it came back empty: misses are refilled)
@@ -157,23 +161,24 @@ describe('a pool of three under load loses one server', () => {
     }
   })
 
-  test('every server down at start: the app starts, operations fail fast, the pool connects when servers come up', async () => {
+  test('every server down at start: the app starts, operations fail fast, the pool connects when servers come up', {
+    timeout: 30_000,
+  }, async () => {
     const servers = await startMemcachedCluster(3)
     for (const server of servers) await server.kill()
     const client = createClient({ servers: servers.map((s) => s.address), failureLimit: 1, deadTimeout: 200 })
     const up: string[] = []
     client.on('server:up', ({ server }) => up.push(server))
     try {
-      const started = performance.now()
+      // refused connections, then fail-fast: never a timeout
       const results = await Promise.allSettled(KEYS.slice(0, 300).map((k) => client.get(k)))
-      assert.ok(performance.now() - started < 500)
       for (const r of results) {
         assert.equal(r.status, 'rejected')
         assert.match((r as PromiseRejectedResult).reason.code, /^ERR_MEMKIT_(CONNECTION|SERVER_DOWN)$/)
       }
       await Promise.all(servers.map((s) => s.restart()))
-      for (let i = 0; i < 150 && up.length < 3; i++) await sleep(20)
-      assert.equal(up.length, 3)
+      await waitUntil(() => new Set(up).size === 3, { message: 'all three servers up' })
+      assert.deepEqual(new Set(up), new Set(servers.map((s) => s.address)))
       await client.set('alive', 'yes')
       assert.equal(await client.get('alive'), 'yes')
     } finally {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
-import { startMemcached, startMemcachedCluster, stopAll } from '@memkit/testing'
+import { startMemcached, startMemcachedCluster, stopAll, waitUntil } from '@memkit/testing'
 import { Registry } from 'prom-client'
 import { createClient, createFallbackClient } from '../src/index.js'
 import { createPrometheusCollector } from '../src/prometheus.js'
@@ -47,8 +47,12 @@ describe('@memkit/client/prometheus', () => {
       }
       // a down server shows as 0
       await servers[1]!.kill()
-      await new Promise((r) => setTimeout(r, 1100))
-      const later = await registry.metrics()
+      // the next collection notices: wait for that state
+      let later = ''
+      await waitUntil(async () => {
+        later = await registry.metrics()
+        return value(later, `memkit_server_up{server="${servers[1]!.address}"}`) === 0
+      })
       assert.equal(value(later, `memkit_server_up{server="${servers[1]!.address}"}`), 0)
       assert.equal(value(later, `memkit_server_up{server="${servers[0]!.address}"}`), 1)
     } finally {

@@ -2,9 +2,16 @@
 // and the express-session Store base behaviour it re-implements.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { after, before, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createClient, InvalidOptionError, type MemcachedClient } from '@memkit/client'
+import {
+  CHANNELS,
+  type CommandEvent,
+  createClient,
+  InvalidOptionError,
+  type MemcachedClient,
+} from '@memkit/client'
 import { type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
 import expressSession from 'express-session'
 import { MemcachedStore, type SessionRecord } from '../src/index.js'
@@ -317,11 +324,24 @@ test('an ignored Promise of a failing call is not an unhandled rejection', async
   const onUnhandled = (reason: unknown) => unhandled.push(reason)
   process.on('unhandledRejection', onUnhandled)
   try {
-    void store.destroy('sid')
-    void store.get('sid')
-    await new Promise((resolve) => setTimeout(resolve, 600))
+    let failed = 0
+    const onCommand = (event: unknown) => {
+      if ((event as CommandEvent).client === dead && (event as CommandEvent).error) failed++
+    }
+    subscribe(CHANNELS.command, onCommand)
+    try {
+      void store.destroy('sid')
+      void store.get('sid')
+      // Their read (one command for both: the client coalesces reads of one key) failed, and so
+      // did a later call; a turn of the event loop later, an unhandled rejection is reported.
+      await waitFor(() => failed >= 1, 'the ignored calls failing')
+      await assert.rejects(store.get('sid'), { code: 'ERR_MEMKIT_SESSION_UNAVAILABLE' })
+      await new Promise((resolve) => setImmediate(resolve))
+      await new Promise((resolve) => setImmediate(resolve))
+    } finally {
+      unsubscribe(CHANNELS.command, onCommand)
+    }
     assert.deepEqual(unhandled, [])
-    await assert.rejects(store.get('sid'), { code: 'ERR_MEMKIT_SESSION_UNAVAILABLE' })
   } finally {
     process.off('unhandledRejection', onUnhandled)
     await dead.close()
