@@ -53,16 +53,16 @@ export function keptUntil(ttl: number, now: number): number {
 
 function fromCookie(cookie: SessionInput['cookie'], now: number): number | undefined {
   if (typeof cookie !== 'object' || cookie === null) return undefined
+  // A Date, or the string it becomes in a stored (JSON) session; anything else (null, a number,
+  // an unparsable string) leaves the expiry to maxAge.
   const expires = cookie.expires
-  if (expires !== undefined && expires !== null) {
-    const time =
-      expires instanceof Date
-        ? expires.getTime()
-        : typeof expires === 'string'
-          ? Date.parse(expires)
-          : Number.NaN
-    if (Number.isFinite(time)) return time
-  }
+  const time =
+    expires instanceof Date
+      ? expires.getTime()
+      : typeof expires === 'string'
+        ? Date.parse(expires)
+        : Number.NaN
+  if (Number.isFinite(time)) return time
   const maxAge = cookie.maxAge
   if (typeof maxAge === 'number' && Number.isFinite(maxAge)) return now + maxAge
   return undefined
