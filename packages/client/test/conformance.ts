@@ -347,6 +347,9 @@ export function describeConformance(name: string, target: ConformanceTarget): vo
         'tab\there',
         'nul\0',
         'del\x7f',
+        // lone surrogates: no UTF-8 form (Buffer.from would write U+FFFD, so two keys would share one item)
+        '\ud800',
+        'a\udc00b',
         '',
         'x'.repeat(251),
       ]) {
