@@ -47,7 +47,7 @@ test('a string with a unit', () => {
   assert.equal(toExptime('31d', NOW), NOW / 1000 + 31 * DAY)
   assert.throws(() => toExptime('300', NOW), {
     code: 'ERR_MEMKIT_INVALID_ARGUMENT',
-    message: /without a unit/,
+    message: /^`ttl` is the string "300": a string without a unit; pass the number 300 \(seconds\)/,
   })
 })
 
