@@ -35,79 +35,113 @@ function faultClient(address: string): MemcachedClient {
   return client
 }
 
-async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
-  const start = performance.now()
-  const result = await fn()
-  return [result, performance.now() - start]
-}
+/**
+ * A request against a server that never answers would hang if the client's timeout did not fire:
+ * the test runner's timeout (far above the few client timeouts a test can spend) turns such a
+ * hang into a failure. How long a failure takes is measured by the benchmarks, not asserted here.
+ */
+const HANG_GUARD = { timeout: 60_000 }
+
+/** The codes of the failures the cache absorbed and reported, without repeats, in order. */
+const codesOf = (errors: Error[]) => [...new Set(errors.map((e) => (e as { code?: string }).code))]
 
 let n = 0
 for (const framework of FRAMEWORKS) {
   describe(`faults (${framework})`, () => {
-    test('memcached killed: every request is served by the handler, within the client timeout', async () => {
-      const server = await startMemcached()
-      await server.kill()
-      const errors: Error[] = []
-      const app = await makeApp(
-        framework,
-        { client: faultClient(server.address), onError: (e) => errors.push(e) },
-        routes,
-      )
-      try {
-        for (let i = 1; i <= 4; i++) {
-          const [res, ms] = await timed(() => app.request('/page', { headers: host }))
-          assert.equal(res.status, 200)
-          assert.equal(res.text, `page ${i}`)
-          assert.equal(res.headers['cache-status'], 'memkit; fwd=uri-miss; detail=unavailable')
-          assert.ok(ms < 3 * TIMEOUT, `request took ${ms} ms`)
-        }
-        const post = await app.request('/page', { method: 'POST', headers: host, body: 'x' })
-        assert.equal(post.status, 204)
-        assert.ok(errors.length > 0)
-        assert.ok(app.metrics().errors > 0)
-        await assert.rejects(app.invalidateTag('anything'), { code: /^ERR_MEMKIT_/ })
-      } finally {
-        await app.close()
-      }
-    })
-
-    test('memcached frozen: requests fall back to the handler within the timeout, hits resume after', async () => {
-      const server = await startMemcached()
-      const app = await makeApp(framework, { client: faultClient(server.address) }, routes)
-      try {
-        await app.request('/page', { headers: host })
-        assert.equal((await app.request('/page', { headers: host })).headers['x-cache'], 'HIT')
-        await server.freeze()
-        for (let i = 0; i < 3; i++) {
-          const [res, ms] = await timed(() => app.request('/page', { headers: host }))
-          assert.equal(res.status, 200)
-          assert.match(res.text, /^page \d$/)
-          assert.equal(res.headers['x-cache'], 'MISS')
-          assert.ok(ms < 3 * TIMEOUT, `request took ${ms} ms while memcached was frozen`)
-        }
-        server.resume()
-        await until(
-          async () => (await app.request('/page', { headers: host })).headers['x-cache'] === 'HIT',
-          5000,
+    test(
+      'memcached killed: every request is served by the handler, the failures reported typed',
+      HANG_GUARD,
+      async () => {
+        const server = await startMemcached()
+        await server.kill()
+        const errors: Error[] = []
+        const app = await makeApp(
+          framework,
+          { client: faultClient(server.address), onError: (e) => errors.push(e) },
+          routes,
         )
-      } finally {
-        server.resume()
-        await app.close()
-      }
-    })
+        try {
+          for (let i = 1; i <= 4; i++) {
+            const res = await app.request('/page', { headers: host })
+            assert.equal(res.status, 200)
+            assert.equal(res.text, `page ${i}`)
+            assert.equal(res.headers['cache-status'], 'memkit; fwd=uri-miss; detail=unavailable')
+          }
+          // Refused connections, then (the server marked dead for deadTimeout) no attempt at all.
+          const codes = codesOf(errors)
+          assert.equal(codes[0], 'ERR_MEMKIT_CONNECTION')
+          assert.ok(
+            codes.every((code) => code === 'ERR_MEMKIT_CONNECTION' || code === 'ERR_MEMKIT_SERVER_DOWN'),
+            codes.join(', '),
+          )
+          const post = await app.request('/page', { method: 'POST', headers: host, body: 'x' })
+          assert.equal(post.status, 204)
+          assert.ok(errors.length > 0)
+          assert.ok(app.metrics().errors > 0)
+          await assert.rejects(app.invalidateTag('anything'), { code: /^ERR_MEMKIT_/ })
+        } finally {
+          await app.close()
+        }
+      },
+    )
 
-    test('a server that accepts connections and never answers costs at most the timeout', async () => {
-      const silent = await startSilentServer()
-      const app = await makeApp(framework, { client: faultClient(silent.address) }, routes)
-      try {
-        const [res, ms] = await timed(() => app.request('/page', { headers: host }))
-        assert.equal(res.status, 200)
-        assert.equal(res.text, 'page 1')
-        assert.ok(ms < 3 * TIMEOUT, `request took ${ms} ms`)
-      } finally {
-        await app.close()
-      }
-    })
+    test(
+      'memcached frozen: requests fall back to the handler after the client timeout, hits resume after',
+      HANG_GUARD,
+      async () => {
+        const server = await startMemcached()
+        const errors: Error[] = []
+        const app = await makeApp(
+          framework,
+          { client: faultClient(server.address), onError: (e) => errors.push(e) },
+          routes,
+        )
+        try {
+          await app.request('/page', { headers: host })
+          assert.equal((await app.request('/page', { headers: host })).headers['x-cache'], 'HIT')
+          await server.freeze()
+          for (let i = 0; i < 3; i++) {
+            const res = await app.request('/page', { headers: host })
+            assert.equal(res.status, 200)
+            assert.equal(res.text, `page ${i + 2}`)
+            assert.equal(res.headers['x-cache'], 'MISS')
+            assert.equal(res.headers['cache-status'], 'memkit; fwd=uri-miss; detail=unavailable')
+          }
+          assert.equal(codesOf(errors)[0], 'ERR_MEMKIT_TIMEOUT')
+          server.resume()
+          await until(
+            async () => (await app.request('/page', { headers: host })).headers['x-cache'] === 'HIT',
+            5000,
+          )
+        } finally {
+          server.resume()
+          await app.close()
+        }
+      },
+    )
+
+    test(
+      'a server that accepts connections and never answers: the handler serves after the client timeout',
+      HANG_GUARD,
+      async () => {
+        const silent = await startSilentServer()
+        const errors: Error[] = []
+        const app = await makeApp(
+          framework,
+          { client: faultClient(silent.address), onError: (e) => errors.push(e) },
+          routes,
+        )
+        try {
+          const res = await app.request('/page', { headers: host })
+          assert.equal(res.status, 200)
+          assert.equal(res.text, 'page 1')
+          assert.equal(res.headers['cache-status'], 'memkit; fwd=uri-miss; detail=unavailable')
+          assert.equal(codesOf(errors)[0], 'ERR_MEMKIT_TIMEOUT')
+        } finally {
+          await app.close()
+        }
+      },
+    )
 
     test('corrupt, foreign and undecodable stored values are misses, and get repaired', async () => {
       const prefix = `ft${++n}:`

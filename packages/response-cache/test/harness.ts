@@ -27,7 +27,6 @@ export interface OriginResponse {
   body?: string | Buffer
   /** The handler throws instead of answering. */
   throws?: boolean
-  delayMs?: number
 }
 
 export interface Route {
@@ -49,6 +48,8 @@ export interface TestApp {
   framework: Framework
   /** Handler calls so far, per route path. */
   calls(path?: string): number
+  /** Requests that reached the app (before the cache saw them) so far, per path. */
+  arrivals(path: string): number
   request(
     path: string,
     init?: { method?: string; headers?: Record<string, string>; body?: string },
@@ -82,22 +83,39 @@ export async function makeApp(
   }
   const calls = (path?: string) =>
     path === undefined ? [...counts.values()].reduce((a, b) => a + b, 0) : (counts.get(path) ?? 0)
+  const arrived = new Map<string, number>()
+  const counter: Counter = {
+    bump,
+    calls,
+    arrive: (path) => arrived.set(path, (arrived.get(path) ?? 0) + 1),
+    arrivals: (path) => arrived.get(path) ?? 0,
+  }
   return framework === 'express'
-    ? expressApp(options, routes, bump, calls, setup)
-    : fastifyApp(options, routes, bump, calls, setup)
+    ? expressApp(options, routes, counter, setup)
+    : fastifyApp(options, routes, counter, setup)
+}
+
+interface Counter {
+  bump(path: string): number
+  calls(path?: string): number
+  arrive(path: string): void
+  arrivals(path: string): number
 }
 
 async function expressApp(
   options: ResponseCacheOptions,
   routes: Route[],
-  bump: (path: string) => number,
-  calls: (path?: string) => number,
+  { bump, calls, arrive, arrivals }: Counter,
   setup: AppSetup,
 ): Promise<TestApp> {
   const app = express()
   if (setup.trustProxy) app.set('trust proxy', true)
   app.set('etag', false)
   app.set('x-powered-by', false)
+  app.use((req, _res, next) => {
+    arrive(req.path)
+    next()
+  })
   const middleware: ResponseCacheMiddleware = responseCache(options)
   for (const route of routes) {
     const method = (route.method ?? 'GET').toLowerCase() as 'get'
@@ -108,7 +126,6 @@ async function expressApp(
         { method: req.method, url: req.originalUrl, headers: req.headers },
         bump(route.path),
       )
-      if (out.delayMs) await sleep(out.delayMs)
       if (out.throws) throw new Error('handler failed')
       res.status(out.status ?? 200)
       for (const [k, v] of Object.entries(out.headers ?? {})) if (v !== undefined) res.setHeader(k, v)
@@ -125,6 +142,7 @@ async function expressApp(
   return {
     framework: 'express',
     calls,
+    arrivals,
     cache: middleware.cache,
     listen: async () => (server.address() as AddressInfo).port,
     metrics: () => middleware.metrics(),
@@ -173,11 +191,14 @@ async function expressApp(
 async function fastifyApp(
   options: ResponseCacheOptions,
   routes: Route[],
-  bump: (path: string) => number,
-  calls: (path?: string) => number,
+  { bump, calls, arrive, arrivals }: Counter,
   setup: AppSetup,
 ): Promise<TestApp> {
   const app: FastifyInstance = Fastify({ trustProxy: setup.trustProxy ?? false })
+  // Registered before the cache's hooks, so it runs first.
+  app.addHook('onRequest', async (request) => {
+    arrive(request.url.split('?')[0]!)
+  })
   await app.register(fastifyResponseCache, options)
   for (const route of routes) {
     app.route({
@@ -189,7 +210,6 @@ async function fastifyApp(
           { method: request.method, url: request.url, headers: request.headers },
           bump(route.path),
         )
-        if (out.delayMs) await sleep(out.delayMs)
         if (out.throws) throw new Error('handler failed')
         reply.code(out.status ?? 200)
         for (const [k, v] of Object.entries(out.headers ?? {})) if (v !== undefined) reply.header(k, v)
@@ -201,6 +221,7 @@ async function fastifyApp(
   return {
     framework: 'fastify',
     calls,
+    arrivals,
     cache: app.responseCache.cache,
     async listen() {
       if (!app.server.listening) await app.listen({ port: 0, host: '127.0.0.1' })
