@@ -13,7 +13,7 @@ import {
   varyNames,
 } from '../src/headers.js'
 import { parseHttpDate } from '../src/http-date.js'
-import { KeySpace, originOf, rawUrlKey, resolveSameOrigin } from '../src/key.js'
+import { KeySpace, originOf, pathAndQuery, rawUrlKey, rawVariantKey, resolveSameOrigin } from '../src/key.js'
 import { parseRouteSettings } from '../src/options.js'
 import { controlOf, freshnessOf, notStorableReason, parseAge, remainingFreshness } from '../src/policy.js'
 import type { HeaderList } from '../src/types.js'
@@ -423,6 +423,13 @@ describe('headers and keys', () => {
       keys.url(rawUrlKey('http://b.example', '/x')),
     )
     assert.equal(rawUrlKey('http://h', 'http://h/x?y'), rawUrlKey('http://h', '/x?y'))
+    assert.equal(rawUrlKey('http://h', 'http://h/dir/'), rawUrlKey('http://h', '/dir/'))
+    // A target that is neither a path nor a URL (OPTIONS *, a mangled one) is kept as it came.
+    assert.equal(pathAndQuery('*'), '*')
+    assert.notEqual(rawUrlKey('http://h', '*'), rawUrlKey('http://h', 'x'))
+    // A variant's key separates the values of each Vary'd field: no two value lists share one.
+    assert.notEqual(rawVariantKey('k', ['ab', 'c']), rawVariantKey('k', ['a', 'bc']))
+    assert.notEqual(rawVariantKey('k', ['a', '']), rawVariantKey('k', ['', 'a']))
     // The origin: scheme and port count, default ports and case do not.
     assert.notEqual(originOf('http', 'h', ''), originOf('https', 'h', ''))
     assert.notEqual(originOf('http', 'h', ''), originOf('http', 'h', '8080'))
@@ -445,6 +452,18 @@ describe('headers and keys', () => {
     assert.equal(resolveSameOrigin('https://elsewhere.example/q', origin, '/'), undefined)
     assert.equal(resolveSameOrigin('//elsewhere.example/q', origin, '/'), undefined)
     assert.equal(resolveSameOrigin('/q', 'http://', '/'), '/q', 'a request without Host')
+    // Query kept, fragment dropped, in each form.
+    assert.equal(resolveSameOrigin('/items?page=2#top', origin, '/z'), '/items?page=2')
+    assert.equal(resolveSameOrigin('http://example.com/items?page=2#top', origin, '/z'), '/items?page=2')
+    assert.equal(resolveSameOrigin('//example.com/items?page=2#top', origin, '/z'), '/items?page=2')
+    assert.equal(resolveSameOrigin('sub/', origin, '/dir/x'), '/dir/sub/')
+    assert.equal(resolveSameOrigin('?page=3', origin, '/dir/x?page=1'), '/dir/x?page=3')
+    // A path keeps its spelling (as the router will see it); other forms are as the URL parser writes them.
+    assert.equal(resolveSameOrigin("/search?q=it's", origin, '/z'), "/search?q=it's")
+    assert.equal(resolveSameOrigin("  /search?q=it's ", origin, '/z'), "/search?q=it's", 'padding trimmed')
+    assert.equal(resolveSameOrigin("http://example.com/search?q=it's", origin, '/z'), '/search?q=it%27s')
+    // A blank value names nothing (not the request's own URL, respelled).
+    assert.equal(resolveSameOrigin('  ', origin, '/a/./b'), undefined)
   })
 })
 

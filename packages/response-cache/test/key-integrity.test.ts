@@ -184,6 +184,81 @@ for (const framework of FRAMEWORKS) {
       })
     })
 
+    test('Vary over two fields: each combination of values is its own variant, however the values split', async () => {
+      const routes: Route[] = [
+        {
+          path: '/pair',
+          handler: (req, call) => ({
+            headers: { ...cached, vary: 'X-A, X-B' },
+            body: `${req.headers['x-a']}|${req.headers['x-b']}|${call}`,
+          }),
+        },
+      ]
+      await withApp(framework, routes, async (app) => {
+        const get = (a: string, b: string) =>
+          app.request('/pair', { headers: { host: 'shop.example', 'x-a': a, 'x-b': b } })
+        assert.equal((await get('ab', 'c')).text, 'ab|c|1')
+        assert.equal(
+          (await get('a', 'bc')).text,
+          'a|bc|2',
+          'the same characters split otherwise: another variant',
+        )
+        for (const [a, b, body] of [
+          ['ab', 'c', 'ab|c|1'],
+          ['a', 'bc', 'a|bc|2'],
+        ] as const) {
+          const hit = await get(a, b)
+          assert.equal(hit.headers['x-cache'], 'HIT', `${a} ${b}`)
+          assert.equal(hit.text, body)
+        }
+        assert.equal(app.calls('/pair'), 2)
+      })
+    })
+
+    test('invalidation targets: the query counts, the fragment does not, scheme-relative and relative references resolve against the request', async () => {
+      const routes: Route[] = [
+        { path: '/items', handler: (req, call) => ({ headers: cached, body: `${req.url} ${call}` }) },
+        { path: '/dir/sub/', handler: (_req, call) => ({ headers: cached, body: `sub ${call}` }) },
+        {
+          path: '/dir/x',
+          method: 'POST',
+          handler: (req) => ({ status: 201, headers: { location: String(req.headers['x-location']) } }),
+        },
+      ]
+      await withApp(framework, routes, async (app) => {
+        const host = { host: 'shop.example' }
+        const state = async (path: string) => (await app.request(path, { headers: host })).headers['x-cache']
+        const cases: Array<[location: string, invalidated: string | undefined]> = [
+          ['/items?page=2', '/items?page=2'],
+          ['/items?page=3#top', '/items?page=3'],
+          ['/items#top', '/items'],
+          ['http://shop.example/items?page=4#top', '/items?page=4'],
+          ['//shop.example/items?page=5', '/items?page=5'],
+          ['//elsewhere.example/items?page=6', undefined],
+          ['sub/', '/dir/sub/'],
+        ]
+        const paths = [
+          ...new Set(['/items', ...cases.flatMap(([, path]) => (path ? [path] : [])), '/items?page=6']),
+        ]
+        for (const [location, invalidated] of cases) {
+          for (const path of paths) await app.request(path, { headers: host })
+          const posted = await app.request('/dir/x', {
+            method: 'POST',
+            headers: { ...host, 'x-location': location },
+            body: 'x',
+          })
+          assert.equal(posted.status, 201)
+          for (const path of paths) {
+            assert.equal(
+              await state(path),
+              path === invalidated ? 'MISS' : 'HIT',
+              `Location ${location}: ${path}`,
+            )
+          }
+        }
+      })
+    })
+
     test('Vary: list fields are normalised as lists; free-form fields (User-Agent, Cookie, custom) as sent', async () => {
       const routes: Route[] = [
         {
