@@ -2,7 +2,7 @@
 // ranges, keys and the stored envelope. No memcached needed here.
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { deltaSeconds, parseCacheControl } from '../src/cache-control.js'
+import { deltaSeconds, listedFields, parseCacheControl } from '../src/cache-control.js'
 import { evaluatePreconditions, evaluateRange, parseEntityTags } from '../src/conditional.js'
 import { CorruptEntryError, decodeStored, type Entry, encodeEntry, encodeIndex } from '../src/entry.js'
 import {
@@ -15,7 +15,20 @@ import {
 import { parseHttpDate } from '../src/http-date.js'
 import { KeySpace, originOf, pathAndQuery, rawUrlKey, rawVariantKey, resolveSameOrigin } from '../src/key.js'
 import { parseRouteSettings } from '../src/options.js'
-import { controlOf, freshnessOf, notStorableReason, parseAge, remainingFreshness } from '../src/policy.js'
+import {
+  controlOf,
+  currentAge,
+  freshnessOf,
+  isFresh,
+  mayAnswer,
+  mayServeWhileUpdating,
+  notStorableReason,
+  parseAge,
+  remainingFreshness,
+  reuseOf,
+  staleIfErrorAllowed,
+  storageTtl,
+} from '../src/policy.js'
 import type { HeaderList } from '../src/types.js'
 
 const settings = parseRouteSettings({})
@@ -26,6 +39,31 @@ describe('Cache-Control parsing', () => {
     assert.equal(deltaSeconds(cc, 'max-age'), 10)
     assert.equal(cc.get('ext'), 'a, max-age=99')
     assert.equal(cc.get('no-cache'), 'set-cookie')
+  })
+  test('field lines join as one list; quoted strings: escapes, closing quote, unterminated', () => {
+    const lines = parseCacheControl(['max-age=10', 'no-store'])
+    assert.equal(deltaSeconds(lines, 'max-age'), 10)
+    assert.equal(lines.get('no-store'), true)
+    // A backslash escapes the next character: an escaped quote neither ends the string nor splits.
+    const escaped = parseCacheControl('ext="a\\", max-age=99", max-age=5')
+    assert.equal(escaped.get('ext'), 'a", max-age=99')
+    assert.equal(deltaSeconds(escaped, 'max-age'), 5)
+    assert.equal(parseCacheControl('ext="a\\"b"').get('ext'), 'a"b')
+    assert.equal(parseCacheControl('ext="a\\').get('ext'), 'a', 'a trailing backslash escapes nothing')
+    // The string ends at its closing quote; one left open runs to the end of the field.
+    assert.equal(parseCacheControl('ext="a"b').get('ext'), 'a')
+    assert.equal(parseCacheControl('ext=a"b"').get('ext'), 'a"b"', 'not quoted: as it is')
+    assert.deepEqual(listedFields(parseCacheControl('no-cache="X-A, x-b'), 'no-cache'), ['x-a', 'x-b'])
+    // Field names in a qualified directive: trimmed, compared lowercased, empty members dropped.
+    assert.deepEqual(listedFields(parseCacheControl('no-cache="Set-Cookie,, X-Trace ,"'), 'no-cache'), [
+      'set-cookie',
+      'x-trace',
+    ])
+    assert.deepEqual(listedFields(parseCacheControl('no-cache'), 'no-cache'), [])
+    assert.deepEqual(listedFields(parseCacheControl('max-age=5'), 'no-cache'), [])
+    // Lists (splitList): empty members, also a last one, are dropped.
+    assert.equal(normalizeRequestHeader('accept-language', 'en, , de,'), 'en,de')
+    assert.equal(normalizeRequestHeader('accept', ',text/html,,'), 'text/html')
   })
   test('delta-seconds: digits only (leading zeros fine, quoted accepted), capped at 2^31', () => {
     const v = (text: string) => deltaSeconds(parseCacheControl(text), 'max-age')
@@ -231,6 +269,193 @@ describe('freshness and storage rules', () => {
     const forbidden = fresh([['cache-control', 'max-age=1, must-revalidate, stale-if-error=60']], 200, route)
     assert.deepEqual([forbidden.swr, forbidden.sie], [0, 0])
   })
+  test('freshness: several or past Expires, the 2^31 cap, a future Last-Modified, ages that cannot go negative', () => {
+    const date = new Date(now).toUTCString()
+    const inAnHour = new Date(now + 3600_000).toUTCString()
+    assert.equal(fresh([['expires', [inAnHour, inAnHour]]]).lifetime, 0, 'several Expires lines: expired')
+    assert.equal(
+      fresh([
+        ['expires', [inAnHour]],
+        ['date', date],
+      ]).lifetime,
+      3600,
+      'one line in an array',
+    )
+    assert.equal(
+      fresh([
+        ['expires', new Date(now - 3600_000).toUTCString()],
+        ['date', date],
+      ]).lifetime,
+      0,
+    )
+    assert.equal(fresh([['expires', 'Fri, 01 Jan 2100 00:00:00 GMT']]).lifetime, 2147483648)
+    assert.equal(fresh([['cache-control', 'max-age=99999999999']]).lifetime, 2147483648)
+    assert.equal(fresh([['cache-control', 'max-age=abc']]).lifetime, 0, 'an invalid max-age: stale')
+    assert.equal(
+      fresh([['cache-control', 's-maxage=-1, max-age=60']]).lifetime,
+      0,
+      'an invalid s-maxage still rules',
+    )
+    const heuristic = parseRouteSettings({ heuristic: true })
+    const future: HeaderList = [
+      ['date', date],
+      ['last-modified', new Date(now + 60_000).toUTCString()],
+    ]
+    assert.equal(fresh(future, 200, heuristic).lifetime, null, 'Last-Modified after Date: no heuristic')
+    const justNow: HeaderList = [
+      ['date', date],
+      ['last-modified', date],
+    ]
+    assert.equal(fresh(justNow, 200, heuristic).lifetime, 0)
+    // A Date in the future and a response received before its request give no negative age.
+    const ahead = freshnessOf(
+      200,
+      [['date', new Date(now + 60_000).toUTCString()]],
+      now + 5000,
+      now,
+      settings,
+    )
+    assert.equal(ahead.initialAge, 0)
+    const f = fresh([['cache-control', 'max-age=60']])
+    assert.equal(currentAge(f, now, now - 5000), 0)
+    assert.equal(currentAge(f, now, now + 5000), 5)
+  })
+  test('no-cache, must-revalidate, proxy-revalidate and s-maxage: which forbid stale use, and which explicit permissions survive', () => {
+    const route = parseRouteSettings({ staleWhileRevalidate: 30, staleIfError: 40 })
+    const permissions = (cc: string) => {
+      const f = fresh([['cache-control', cc]], 200, route)
+      return [f.noCache, f.noStale, f.swr, f.sie]
+    }
+    assert.deepEqual(permissions('max-age=1'), [false, false, 30, 40])
+    assert.deepEqual(permissions('max-age=1, no-cache, stale-while-revalidate=5'), [true, true, 0, 0])
+    assert.deepEqual(permissions('max-age=1, no-cache="x-a", stale-while-revalidate=5'), [
+      false,
+      false,
+      5,
+      40,
+    ])
+    assert.deepEqual(permissions('max-age=1, must-revalidate, stale-while-revalidate=5, stale-if-error=6'), [
+      false,
+      true,
+      0,
+      0,
+    ])
+    assert.deepEqual(permissions('max-age=1, proxy-revalidate, stale-while-revalidate=5, stale-if-error=6'), [
+      false,
+      true,
+      0,
+      0,
+    ])
+    assert.deepEqual(permissions('max-age=1, proxy-revalidate'), [false, true, 0, 0])
+    assert.deepEqual(permissions('s-maxage=1'), [false, true, 0, 0])
+    assert.deepEqual(permissions('s-maxage=1, stale-if-error=6'), [false, true, 0, 6])
+    assert.deepEqual(permissions('max-age=1, stale-while-revalidate=abc, stale-if-error=-1'), [
+      false,
+      false,
+      30,
+      40,
+    ])
+    assert.deepEqual(permissions('max-age=1, stale-while-revalidate=0'), [false, false, 0, 40])
+  })
+  test('reuse at the boundaries: fresh, within stale-while-revalidate, stale-if-error, memcached TTL', () => {
+    const entryOf = (headers: HeaderList, s = settings): Entry => ({
+      kind: 'entry',
+      rawKey: 'k',
+      status: 200,
+      reason: undefined,
+      headers,
+      requestTime: now,
+      responseTime: now,
+      freshness: freshnessOf(200, headers, now, now, s),
+      varyNames: [],
+      varyValues: [],
+      tags: {},
+      route: undefined,
+      encoding: undefined,
+      body: Buffer.alloc(0),
+      size: 0,
+      chunks: undefined,
+      shared: { authorization: false, cookie: false },
+    })
+    const e = entryOf([['cache-control', 'max-age=10, stale-while-revalidate=5, stale-if-error=20']])
+    assert.equal(isFresh(e, now + 9_999), true)
+    assert.equal(isFresh(e, now + 10_000), false, 'no freshness left: stale')
+    assert.deepEqual(reuseOf(e, now + 9_000, true), { kind: 'fresh', remaining: 1 })
+    assert.deepEqual(reuseOf(e, now + 15_000, true), { kind: 'stale-while-revalidate', remaining: -5 })
+    assert.deepEqual(reuseOf(e, now + 15_001, true), { kind: 'stale' })
+    assert.deepEqual(reuseOf(e, now + 12_000, false), { kind: 'stale' }, 'no background refresh possible')
+    const noSwr = entryOf([['cache-control', 'max-age=10']])
+    assert.deepEqual(reuseOf(noSwr, now + 10_000, true), { kind: 'stale' })
+    assert.equal(staleIfErrorAllowed(e, now + 30_000), true)
+    assert.equal(staleIfErrorAllowed(e, now + 30_001), false)
+    assert.equal(staleIfErrorAllowed(noSwr, now + 10_001), false, 'no stale-if-error')
+    const neverFresh = entryOf([
+      ['cache-control', 'no-cache, stale-if-error=20'],
+      ['etag', '"x"'],
+    ])
+    assert.equal(staleIfErrorAllowed(neverFresh, now), false)
+    assert.equal(remainingFreshness(neverFresh.freshness, now, now), Number.NEGATIVE_INFINITY)
+    assert.equal(mayServeWhileUpdating(e), true)
+    assert.equal(mayServeWhileUpdating(entryOf([['cache-control', 'max-age=10, must-revalidate']])), false)
+    assert.equal(
+      mayServeWhileUpdating(
+        entryOf([
+          ['cache-control', 'no-cache'],
+          ['etag', '"x"'],
+        ]),
+      ),
+      false,
+    )
+    // memcached keeps an entry for its freshness plus the longest stale use (keepStale with a validator).
+    assert.equal(storageTtl(e, now, 300, 86400), 30)
+    assert.equal(storageTtl(e, now + 2500, 300, 86400), 28, 'rounded up')
+    assert.equal(storageTtl(noSwr, now, 300, 86400), 10)
+    assert.equal(
+      storageTtl(
+        entryOf([
+          ['cache-control', 'max-age=10'],
+          ['etag', '"x"'],
+        ]),
+        now,
+        300,
+        86400,
+      ),
+      310,
+    )
+    assert.equal(
+      storageTtl(
+        entryOf([
+          ['cache-control', 'max-age=10'],
+          ['last-modified', new Date(now).toUTCString()],
+        ]),
+        now,
+        300,
+        86400,
+      ),
+      310,
+    )
+    assert.equal(storageTtl(e, now, 300, 25), 25, 'at most maxTtl')
+    assert.equal(storageTtl(noSwr, now + 60_000, 300, 86400), 1, 'at least a second')
+  })
+  test('which stored responses may answer which requests', () => {
+    const entryWith = (headers: HeaderList, shared = { authorization: false, cookie: false }) =>
+      ({ headers, shared }) as unknown as Entry
+    const gzip: HeaderList = [['content-encoding', 'gzip']]
+    assert.equal(mayAnswer(entryWith(gzip), { 'accept-encoding': 'gzip' }), true)
+    assert.equal(mayAnswer(entryWith(gzip), { 'accept-encoding': 'br' }), false)
+    assert.equal(mayAnswer(entryWith([]), {}), true)
+    assert.equal(mayAnswer(entryWith([]), { authorization: 'Bearer x' }), false)
+    assert.equal(
+      mayAnswer(entryWith([], { authorization: true, cookie: false }), { authorization: 'Bearer x' }),
+      true,
+    )
+    assert.equal(mayAnswer(entryWith([]), { cookie: 'a=1' }), false)
+    assert.equal(mayAnswer(entryWith([], { authorization: false, cookie: true }), { cookie: 'a=1' }), true)
+    assert.equal(
+      mayAnswer(entryWith([], { authorization: false, cookie: true }), { authorization: 'x', cookie: 'a=1' }),
+      false,
+    )
+  })
   test('never stored: the reasons, in a shared cache', () => {
     const reason = (
       headers: HeaderList,
@@ -286,6 +511,67 @@ describe('freshness and storage rules', () => {
       ]),
       undefined,
     )
+    for (const status of [100, 199, 206, 304, 600])
+      assert.equal(reason(ok, { status }), 'status', String(status))
+    for (const status of [200, 203, 204, 299, 301, 404, 410])
+      assert.equal(reason(ok, { status }), undefined, String(status))
+    const serverErrors = parseRouteSettings({ cacheServerErrors: true })
+    const withSettings = (status: number, s = serverErrors) =>
+      notStorableReason({
+        status,
+        headers: ok,
+        cc: controlOf(ok).cc,
+        freshness: freshnessOf(status, ok, now, now, s, controlOf(ok)),
+        authorization: false,
+        requestNoStore: false,
+        settings: s,
+      })
+    assert.equal(withSettings(503), undefined, 'cacheServerErrors')
+    assert.equal(withSettings(599), undefined)
+    assert.equal(withSettings(600), 'status')
+    assert.equal(
+      reason([['cache-control', 'max-age=60, must-revalidate']], { authorization: true }),
+      undefined,
+    )
+    assert.equal(
+      reason([['cache-control', 'max-age=60, proxy-revalidate']], { authorization: true }),
+      'authorization',
+    )
+    assert.equal(
+      reason([['cache-control', 'no-cache']]),
+      'stale',
+      'always revalidated, and nothing to revalidate with',
+    )
+    // Stale on arrival: stored only with a validator or a stale permission.
+    const old: HeaderList = [
+      ['cache-control', 'max-age=60'],
+      ['age', '60'],
+    ]
+    assert.equal(reason(old), 'stale')
+    assert.equal(reason([...old, ['last-modified', new Date(now).toUTCString()]]), undefined)
+    assert.equal(
+      reason([
+        ['cache-control', 'max-age=60, stale-while-revalidate=5'],
+        ['age', '60'],
+      ]),
+      undefined,
+    )
+    assert.equal(
+      reason([
+        ['cache-control', 'max-age=60, stale-if-error=5'],
+        ['age', '60'],
+      ]),
+      undefined,
+    )
+    assert.equal(
+      reason([
+        ['cache-control', 'max-age=60'],
+        ['age', '59'],
+      ]),
+      undefined,
+    )
+    assert.equal(reason([...ok, ['vary', 'accept']]), undefined)
+    assert.equal(reason([...ok, ['vary', '*, accept']]), 'vary-star')
     // An invalid Age is ignored; an Age beyond the lifetime makes the response stale on arrival.
     assert.equal(
       reason([

@@ -290,6 +290,46 @@ for (const framework of FRAMEWORKS) {
       )
     })
 
+    test('no-cache="fields": the fields listed, in any case, are sent to the client that filled and never stored', async () => {
+      await withApp(
+        framework,
+        [
+          {
+            path: '/fields',
+            handler: (_req, call) => ({
+              headers: {
+                'cache-control': 'max-age=60, no-cache="X-User, x-TRACE"',
+                'x-user': `user ${call}`,
+                'X-Trace': `trace ${call}`,
+                'x-kept': `kept ${call}`,
+              },
+              body: 'page',
+            }),
+          },
+        ],
+        async (app) => {
+          const filled = await app.request('/fields')
+          assert.equal(filled.headers['x-cache'], 'MISS')
+          assert.deepEqual(
+            [filled.headers['x-user'], filled.headers['x-trace'], filled.headers['x-kept']],
+            ['user 1', 'trace 1', 'kept 1'],
+          )
+          const hit = await app.request('/fields')
+          assert.equal(hit.headers['x-cache'], 'HIT')
+          assert.equal(hit.text, 'page')
+          assert.deepEqual(
+            [hit.headers['x-user'], hit.headers['x-trace'], hit.headers['x-kept']],
+            [undefined, undefined, 'kept 1'],
+          )
+          assert.equal(
+            app.calls('/fields'),
+            1,
+            'a qualified no-cache does not make the response need revalidation',
+          )
+        },
+      )
+    })
+
     test('no-cache is stored but revalidated on every use', async () => {
       await withApp(
         framework,

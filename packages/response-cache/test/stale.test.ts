@@ -2,7 +2,7 @@
 // 5xx), through both adapters against a real memcached.
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { cacheTestbed, FRAMEWORKS, until } from './harness.js'
+import { cacheTestbed, FRAMEWORKS, type Route, until } from './harness.js'
 
 const { withApp } = await cacheTestbed('st')
 
@@ -88,6 +88,44 @@ for (const framework of FRAMEWORKS) {
           assert.equal(revalidated.text, 'm2')
         },
       )
+    })
+
+    test('must-revalidate and proxy-revalidate forbid every stale use: explicit stale-while-revalidate and stale-if-error, route defaults', async () => {
+      const forbidding = [
+        ['must-revalidate', '/must'],
+        ['proxy-revalidate', '/proxy'],
+        ['Proxy-Revalidate', '/proxy-mixed-case'],
+      ] as const
+      const routes: Route[] = [...forbidding, ['', '/allowed'] as const].map(([directive, path]) => ({
+        path,
+        cache: { staleWhileRevalidate: 30, staleIfError: 60 },
+        handler: (_req, call) =>
+          call === 1
+            ? {
+                headers: staleAtOnce(
+                  `max-age=5, stale-while-revalidate=30, stale-if-error=60${directive ? `, ${directive}` : ''}`,
+                  { etag: '"v1"' },
+                ),
+                body: 'v1',
+              }
+            : { status: 503, body: 'down' },
+      }))
+      await withApp(framework, routes, async (app) => {
+        // Without the directive the stale entry is served (and refreshed in the background).
+        await app.request('/allowed')
+        const served = await app.request('/allowed')
+        assert.equal(served.headers['x-cache'], 'STALE')
+        assert.equal(served.text, 'v1')
+        for (const [directive, path] of forbidding) {
+          await app.request(path)
+          // The request waits for the handler, and its failure reaches the client as it is.
+          const res = await app.request(path)
+          assert.equal(res.status, 503, directive)
+          assert.equal(res.text, 'down', directive)
+          assert.equal(res.headers['x-cache'], 'MISS', directive)
+          assert.equal(app.calls(path), 2, directive)
+        }
+      })
     })
 
     test('stale-if-error serves the stale entry when the handler throws or answers 5xx', async () => {
