@@ -4,7 +4,14 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { deltaSeconds, listedFields, parseCacheControl } from '../src/cache-control.js'
 import { evaluatePreconditions, evaluateRange, parseEntityTags } from '../src/conditional.js'
-import { CorruptEntryError, decodeStored, type Entry, encodeEntry, encodeIndex } from '../src/entry.js'
+import {
+  CorruptEntryError,
+  decodeStored,
+  type Entry,
+  encodeEntry,
+  encodeIndex,
+  envelopeSize,
+} from '../src/entry.js'
 import {
   acceptedCodings,
   acceptsContentCoding,
@@ -612,6 +619,67 @@ describe('preconditions and ranges', () => {
     assert.equal(evaluatePreconditions({ ifMatch: 'W/"x"' }, 'W/"x"', lm), 412)
     assert.equal(evaluatePreconditions({ ifMatch: '"y"' }, '"x"', lm), 412)
   })
+  test('If-Unmodified-Since (only without If-Match), If-Match lists and *, dates compared to the second', () => {
+    const at = (ms: number) => new Date(ms).toUTCString()
+    assert.equal(evaluatePreconditions({ ifUnmodifiedSince: at(lm - 1000) }, '"x"', lm), 412)
+    assert.equal(
+      evaluatePreconditions({ ifUnmodifiedSince: at(lm) }, '"x"', lm),
+      undefined,
+      'not modified since',
+    )
+    assert.equal(evaluatePreconditions({ ifUnmodifiedSince: at(lm + 1000) }, '"x"', lm), undefined)
+    assert.equal(evaluatePreconditions({ ifUnmodifiedSince: 'garbage' }, '"x"', lm), undefined)
+    assert.equal(evaluatePreconditions({ ifUnmodifiedSince: at(lm - 1000) }, '"x"', undefined), undefined)
+    assert.equal(
+      evaluatePreconditions({ ifMatch: '"x"', ifUnmodifiedSince: at(lm - 1000) }, '"x"', lm),
+      undefined,
+      'If-Match decides alone',
+    )
+    assert.equal(evaluatePreconditions({ ifMatch: '*' }, undefined, lm), undefined)
+    assert.equal(evaluatePreconditions({ ifMatch: '"y", "x"' }, '"x"', lm), undefined)
+    assert.equal(evaluatePreconditions({ ifMatch: '"x"' }, undefined, lm), 412)
+    assert.equal(evaluatePreconditions({ ifMatch: '"x"' }, 'W/"x"', lm), 412)
+    // A failed If-Match is 412 whatever If-None-Match says; a passed one lets If-None-Match decide.
+    assert.equal(evaluatePreconditions({ ifMatch: '"y"', ifNoneMatch: '"x"' }, '"x"', lm), 412)
+    assert.equal(evaluatePreconditions({ ifMatch: '"x"', ifNoneMatch: '"x"' }, '"x"', lm), 304)
+    assert.equal(evaluatePreconditions({ ifModifiedSince: at(lm) }, '"x"', lm), 304, 'equal: not modified')
+    assert.equal(evaluatePreconditions({ ifModifiedSince: at(lm + 1000) }, '"x"', undefined), undefined)
+    assert.equal(evaluatePreconditions({ ifNoneMatch: '"x"' }, undefined, lm), undefined)
+    assert.equal(evaluatePreconditions({}, '"x"', lm), undefined)
+    assert.deepEqual(parseEntityTags('W/x, "a"b, w/"c", "", W/""'), ['""', 'W/""'])
+  })
+  test('ranges: If-Range by date or strong tag, suffixes, sizes, spelling', () => {
+    const lastModified = new Date(lm).toUTCString()
+    const range = (c: Parameters<typeof evaluateRange>[0], size = 10, etag?: string, date?: string) =>
+      evaluateRange(c, size, etag, date)
+    assert.deepEqual(range({}), { kind: 'full' })
+    assert.deepEqual(range({ range: 'bytes=0-1', ifRange: lastModified }, 10, '"a"', lastModified), {
+      kind: 'partial',
+      start: 0,
+      end: 1,
+    })
+    assert.equal(
+      range({ range: 'bytes=0-1', ifRange: ` ${lastModified} ` }, 10, '"a"', lastModified).kind,
+      'partial',
+    )
+    assert.equal(
+      range({ range: 'bytes=0-1', ifRange: new Date(lm + 1000).toUTCString() }, 10, '"a"', lastModified).kind,
+      'full',
+    )
+    assert.equal(range({ range: 'bytes=0-1', ifRange: '"b"' }, 10, '"a"', lastModified).kind, 'full')
+    assert.equal(range({ range: 'bytes=0-1', ifRange: '"a"' }, 10, undefined, lastModified).kind, 'full')
+    assert.equal(range({ range: 'bytes=0-1', ifRange: 'W/"a"' }, 10, '"a"', lastModified).kind, 'full')
+    assert.deepEqual(range({ range: 'bytes=-0' }), { kind: 'unsatisfiable' })
+    assert.deepEqual(range({ range: 'bytes=-' }), { kind: 'full' })
+    assert.deepEqual(range({ range: 'bytes=-20' }), { kind: 'partial', start: 0, end: 9 })
+    assert.deepEqual(range({ range: 'bytes=0-' }, 0), { kind: 'unsatisfiable' })
+    assert.deepEqual(range({ range: 'bytes=-5' }, 0), { kind: 'unsatisfiable' })
+    assert.deepEqual(range({ range: 'bytes=3-3' }), { kind: 'partial', start: 3, end: 3 })
+    assert.deepEqual(range({ range: 'bytes=9-9' }), { kind: 'partial', start: 9, end: 9 })
+    assert.deepEqual(range({ range: ' Bytes = 2 - 4 ' }), { kind: 'partial', start: 2, end: 4 })
+    for (const full of ['bytes=a-3', 'bytes 0-3', 'bytes=0-3x', 'xbytes=0-3'])
+      assert.deepEqual(range({ range: full }), { kind: 'full' }, full)
+  })
   test('one byte range; several, other units or a failed If-Range give the full body', () => {
     assert.deepEqual(evaluateRange({ range: 'bytes=0-3' }, 10, undefined, undefined), {
       kind: 'partial',
@@ -780,6 +848,109 @@ describe('stored envelope', () => {
     assert.deepEqual(decodeStored(encodeEntry(entry)), entry)
     const index = { kind: 'index' as const, rawKey: 'k', id: 'abc', varyNames: ['foo'] }
     assert.deepEqual(decodeStored(encodeIndex(index)), index)
+  })
+  /** The envelope of `value` with its metadata replaced by `edit(meta)` (and its body by `body`). */
+  const rewrite = (value: Buffer, edit: (meta: Record<string, unknown>) => unknown, body?: Buffer) => {
+    const length = value.readUInt32BE(6)
+    const meta = JSON.parse(value.subarray(10, 10 + length).toString('utf8')) as Record<string, unknown>
+    const json = Buffer.from(JSON.stringify(edit(meta)))
+    const head = Buffer.from(value.subarray(0, 10))
+    head.writeUInt32BE(json.length, 6)
+    return Buffer.concat([head, json, body ?? value.subarray(10 + length)])
+  }
+  test('round-trips the other values of each field; optional fields absent decode to their defaults', () => {
+    const plain: Entry = {
+      ...entry,
+      reason: undefined,
+      freshness: { lifetime: null, initialAge: 3, swr: 0, sie: 0, noCache: false, noStale: true },
+      varyNames: [],
+      varyValues: [],
+      tags: {},
+      route: undefined,
+      encoding: undefined,
+      shared: { authorization: true, cookie: false },
+    }
+    const encoded = encodeEntry(plain)
+    assert.deepEqual(decodeStored(encoded), plain)
+    assert.equal(envelopeSize(plain), encoded.length)
+    const both: Entry = {
+      ...entry,
+      freshness: { ...entry.freshness, noStale: true },
+      shared: { authorization: true, cookie: true },
+    }
+    assert.deepEqual(decodeStored(encodeEntry(both)), both)
+    // Absent or ill-typed optional fields.
+    const bare = decodeStored(
+      rewrite(encoded, ({ r: _r, rt: _rt, sh: _sh, vn: _vn, vv: _vv, tg: _tg, enc: _enc, ...rest }) => rest),
+    ) as Entry
+    assert.deepEqual(
+      [bare.reason, bare.route, bare.shared, bare.varyNames, bare.varyValues, bare.tags, bare.encoding],
+      [undefined, undefined, { authorization: false, cookie: false }, [], [], {}, undefined],
+    )
+    const odd = decodeStored(rewrite(encoded, (m) => ({ ...m, r: 7, rt: 7 }))) as Entry
+    assert.deepEqual([odd.reason, odd.route], [undefined, undefined])
+    // A chunk manifest: no body of its own, the chunks named.
+    const manifest: Entry = { ...entry, chunks: { id: 'abc', count: 3, sha256: 'h' } }
+    const stored = encodeEntry(manifest)
+    assert.equal(stored.length, envelopeSize(manifest) - manifest.size)
+    assert.deepEqual(decodeStored(stored), { ...manifest, body: Buffer.alloc(0) })
+  })
+  test('each malformed field of the metadata is CorruptEntryError', () => {
+    const good = encodeEntry(entry)
+    const bad: Array<[string, (m: Record<string, unknown>) => unknown]> = [
+      ['null', () => null],
+      ['a number', () => 5],
+      ['key', (m) => ({ ...m, k: 1 })],
+      ['status', (m) => ({ ...m, s: 200.5 })],
+      ['status text', (m) => ({ ...m, s: '200' })],
+      ['headers', (m) => ({ ...m, h: 'x' })],
+      ['a header pair of one', (m) => ({ ...m, h: [['a']] })],
+      ['a header pair of three', (m) => ({ ...m, h: [['a', 'b', 'c']] })],
+      ['a header name', (m) => ({ ...m, h: [[1, 'a']] })],
+      ['a header value', (m) => ({ ...m, h: [['a', 1]] })],
+      ['a header line', (m) => ({ ...m, h: [['a', ['b', 2]]] })],
+      ['a header that is not a pair', (m) => ({ ...m, h: ['ab'] })],
+      ['request time', (m) => ({ ...m, rq: '1' })],
+      ['response time', (m) => ({ ...m, rs: '2' })],
+      ['freshness', (m) => ({ ...m, f: 'x' })],
+      ['freshness of four', (m) => ({ ...m, f: [60, 0, 0, 0] })],
+      ['lifetime', (m) => ({ ...m, f: ['60', 0, 0, 0, 0] })],
+      ['initial age', (m) => ({ ...m, f: [60, '0', 0, 0, 0] })],
+      ['swr', (m) => ({ ...m, f: [60, 0, null, 0, 0] })],
+      ['sie', (m) => ({ ...m, f: [60, 0, 0, null, 0] })],
+      ['flags', (m) => ({ ...m, f: [60, 0, 0, 0, null] })],
+      ['length', (m) => ({ ...m, len: 10.5 })],
+      ['length missing', ({ len: _len, ...m }) => m],
+      ['body length', (m) => ({ ...m, len: 9 })],
+      ['chunks', (m) => ({ ...m, ch: 'x' })],
+      ['chunk id', (m) => ({ ...m, ch: [1, 2, 'h'] })],
+      ['chunk count', (m) => ({ ...m, ch: ['id', 2.5, 'h'] })],
+      ['chunk digest', (m) => ({ ...m, ch: ['id', 2, 3] })],
+      ['vary names', (m) => ({ ...m, vn: 'accept' })],
+      ['vary name', (m) => ({ ...m, vn: [1] })],
+      ['vary values missing', ({ vv: _vv, ...m }) => m],
+      ['vary values', (m) => ({ ...m, vv: [1] })],
+      ['vary values of another length', (m) => ({ ...m, vv: ['en', 'de'] })],
+      ['tags', (m) => ({ ...m, tg: 'products' })],
+      ['tags null', (m) => ({ ...m, tg: null })],
+      ['sharing flags', (m) => ({ ...m, sh: 1.5 })],
+      ['encoding', (m) => ({ ...m, enc: 'zstd' })],
+    ]
+    for (const [what, edit] of bad)
+      assert.throws(() => decodeStored(rewrite(good, edit)), CorruptEntryError, what)
+    // A chunk manifest that carries a body.
+    const manifest = encodeEntry({ ...entry, chunks: { id: 'abc', count: 3, sha256: 'h' } })
+    assert.throws(() => decodeStored(rewrite(manifest, (m) => m, Buffer.from('x'))), CorruptEntryError)
+    const index = encodeIndex({ kind: 'index', rawKey: 'k', id: 'abc', varyNames: ['foo'] })
+    for (const edit of [
+      () => null,
+      () => 'x',
+      (m: Record<string, unknown>) => ({ ...m, k: 1 }),
+      (m: Record<string, unknown>) => ({ ...m, id: 1 }),
+      (m: Record<string, unknown>) => ({ ...m, vn: [1] }),
+      (m: Record<string, unknown>) => ({ ...m, vn: 'foo' }),
+    ])
+      assert.throws(() => decodeStored(rewrite(index, edit)), CorruptEntryError)
   })
   test('anything else is CorruptEntryError, never a crash or a wrong value', () => {
     const good = encodeEntry(entry)
