@@ -402,6 +402,10 @@ describe('freshness and storage rules', () => {
     ])
     assert.equal(staleIfErrorAllowed(neverFresh, now), false)
     assert.equal(remainingFreshness(neverFresh.freshness, now, now), Number.NEGATIVE_INFINITY)
+    assert.equal(remainingFreshness(fresh([]), now, now), Number.NEGATIVE_INFINITY, 'no lifetime')
+    const noCache = fresh([['cache-control', 'max-age=60, no-cache']])
+    assert.equal(remainingFreshness(noCache, now, now), Number.NEGATIVE_INFINITY, 'no-cache with a lifetime')
+    assert.equal(staleIfErrorAllowed(noSwr, now), false, 'fresh, and no stale-if-error')
     assert.equal(mayServeWhileUpdating(e), true)
     assert.equal(mayServeWhileUpdating(entryOf([['cache-control', 'max-age=10, must-revalidate']])), false)
     assert.equal(
@@ -548,6 +552,11 @@ describe('freshness and storage rules', () => {
       reason([['cache-control', 'no-cache']]),
       'stale',
       'always revalidated, and nothing to revalidate with',
+    )
+    assert.equal(
+      reason([['cache-control', 'max-age=60, no-cache']]),
+      'stale',
+      'a lifetime does not help no-cache',
     )
     // Stale on arrival: stored only with a validator or a stale permission.
     const old: HeaderList = [
