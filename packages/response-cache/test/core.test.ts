@@ -263,7 +263,10 @@ describe('freshness and storage rules', () => {
       settings,
     )
     assert.equal(g.initialAge, 102)
-    assert.ok(Math.abs(remainingFreshness(g, now, now + 8000) - 190) < 0.01)
+    assert.ok(
+      Math.abs(remainingFreshness(g, now, now + 8000) - 190) < 0.01,
+      'Math.abs(remainingFreshness(g, now, now + 8000) - 190) < 0.01',
+    )
   })
   test('stale permissions: explicit directives, route defaults, and what forbids them', () => {
     const route = parseRouteSettings({ staleWhileRevalidate: 30, staleIfError: 40 })

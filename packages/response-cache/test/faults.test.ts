@@ -76,8 +76,8 @@ for (const framework of FRAMEWORKS) {
           )
           const post = await app.request('/page', { method: 'POST', headers: host, body: 'x' })
           assert.equal(post.status, 204)
-          assert.ok(errors.length > 0)
-          assert.ok(app.metrics().errors > 0)
+          assert.ok(errors.length > 0, 'errors.length > 0')
+          assert.ok(app.metrics().errors > 0, 'app.metrics().errors > 0')
           await assert.rejects(app.invalidateTag('anything'), { code: /^ERR_MEMKIT_/ })
         } finally {
           await app.close()
@@ -169,7 +169,7 @@ for (const framework of FRAMEWORKS) {
           Buffer.concat([Buffer.from(`ms ${key} 20 T60\r\n`), valid.subarray(0, 20), Buffer.from('\r\n')]),
         )
         await expectRepair('a truncated envelope')
-        assert.ok(app.metrics().corrupt >= 4)
+        assert.ok(app.metrics().corrupt >= 4, 'app.metrics().corrupt >= 4')
       } finally {
         await app.close()
       }

@@ -264,7 +264,7 @@ for (const framework of FRAMEWORKS) {
                 }
               }
               assert.equal(req.headers['if-none-match'], '"v1"')
-              assert.ok(req.headers['if-modified-since'])
+              assert.ok(req.headers['if-modified-since'], "req.headers['if-modified-since']")
               return {
                 status: 304,
                 headers: { 'cache-control': 'max-age=60', 'x-version': 'b', etag: '"v1"' },
@@ -512,7 +512,10 @@ for (const framework of FRAMEWORKS) {
           assert.ok(key.length < 60, key)
           assert.match(await rawCommand(server.address, `mg ${key} s\r\n`), /^HD s\d+/)
           const stored = (await client.get(key)) as Buffer
-          assert.ok(stored.includes(Buffer.from(JSON.stringify(raw).slice(1, -1))))
+          assert.ok(
+            stored.includes(Buffer.from(JSON.stringify(raw).slice(1, -1))),
+            'stored.includes(Buffer.from(JSON.stringify(raw).slice(1, -1)))',
+          )
         },
       )
     })

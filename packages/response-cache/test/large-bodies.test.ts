@@ -67,10 +67,13 @@ for (const framework of FRAMEWORKS) {
         await app.request('/5', { headers: host })
         const keys = new KeySpace(prefix)
         const first = (await manifest(prefix, '/5')).chunks!
-        assert.ok(await client.delete(keys.chunk(first.id, 3)))
+        assert.ok(
+          await client.delete(keys.chunk(first.id, 3)),
+          'await client.delete(keys.chunk(first.id, 3))',
+        )
         const missing = await app.request('/5', { headers: host })
         assert.equal(missing.headers['cache-status'], 'memkit; fwd=uri-miss; detail=corrupt; stored')
-        assert.ok(missing.body.equals(bodies['/5']))
+        assert.ok(missing.body.equals(bodies['/5']), "missing.body.equals(bodies['/5'])")
 
         const second = (await manifest(prefix, '/5')).chunks!
         const chunk = (await client.get(keys.chunk(second.id, 0))) as Buffer
@@ -79,7 +82,7 @@ for (const framework of FRAMEWORKS) {
         await client.set(keys.chunk(second.id, 0), altered)
         const damaged = await app.request('/5', { headers: host })
         assert.equal(damaged.headers['x-cache'], 'MISS')
-        assert.ok(damaged.body.equals(bodies['/5']))
+        assert.ok(damaged.body.equals(bodies['/5']), "damaged.body.equals(bodies['/5'])")
         assert.equal((await app.request('/5', { headers: host })).headers['x-cache'], 'HIT')
         assert.equal(app.metrics().corrupt, 2)
         assert.equal(app.calls('/5'), 3)
@@ -90,7 +93,10 @@ for (const framework of FRAMEWORKS) {
       await withApp(framework, { largeBodies: 'skip' }, async (app) => {
         for (const path of ['/0.99', '/1', '/5']) {
           const res = await app.request(path, { headers: host })
-          assert.ok(res.body.equals(bodies[path as keyof typeof bodies]))
+          assert.ok(
+            res.body.equals(bodies[path as keyof typeof bodies]),
+            'res.body.equals(bodies[path as keyof typeof bodies])',
+          )
           const expected = path === '/0.99' ? 'stored' : 'detail=too-large'
           assert.equal(res.headers['cache-status'], `memkit; fwd=uri-miss; ${expected}`, path)
         }
@@ -103,7 +109,7 @@ for (const framework of FRAMEWORKS) {
     test('bodies over maxBodySize stream through unstored', async () => {
       await withApp(framework, { maxBodySize: 512 * 1024 }, async (app) => {
         const res = await app.request('/1', { headers: host })
-        assert.ok(res.body.equals(bodies['/1']))
+        assert.ok(res.body.equals(bodies['/1']), "res.body.equals(bodies['/1'])")
         assert.equal(res.headers['cache-status'], 'memkit; fwd=uri-miss; detail=too-large')
         assert.equal((await app.request('/1', { headers: host })).headers['x-cache'], 'MISS')
       })

@@ -36,7 +36,7 @@ for (const framework of FRAMEWORKS) {
       assert.equal(snapshot.total.hit, 2)
       assert.equal(snapshot.total.miss, 3)
       assert.equal(snapshot.errors, 0)
-      assert.ok(snapshot.since <= Date.now())
+      assert.ok(snapshot.since <= Date.now(), 'snapshot.since <= Date.now()')
     } finally {
       await app.close()
     }

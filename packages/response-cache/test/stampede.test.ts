@@ -319,7 +319,10 @@ describe('across processes', () => {
         1,
         `handler calls per process: ${calls.join(', ')}`,
       )
-      assert.ok(responses.every((r) => r.status === 200))
+      assert.ok(
+        responses.every((r) => r.status === 200),
+        'responses.every((r) => r.status === 200)',
+      )
       assert.equal(
         new Set(responses.map((r) => r.body)).size,
         1,

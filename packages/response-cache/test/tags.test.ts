@@ -100,7 +100,7 @@ test('an evicted generation counter never validates old entries again', async ()
     await get(a, '/products/9')
     // Losing the counter (eviction, restart of that server) must not resurrect or keep old entries.
     const counterKey = `tags3:t:${(await import('../src/key.js')).hashKey('products')}`
-    assert.ok(await clients[0]!.delete(counterKey))
+    assert.ok(await clients[0]!.delete(counterKey), 'await clients[0]!.delete(counterKey)')
     assert.equal((await get(b, '/products/9')).headers['x-cache'], 'MISS')
     assert.equal((await get(a, '/products/9')).headers['x-cache'], 'HIT')
   } finally {
