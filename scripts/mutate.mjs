@@ -18,8 +18,8 @@
 // packages/<package>/mutation-equivalents.json (file, mutator, original text, replacement). The
 // summary prints, per module, Stryker's score and the score with the listed equivalents set
 // aside, then every survivor that is not listed and every listed entry that no longer survives.
-// The exit code is 1 when either list is non-empty or a module scores under 90% after equivalents.
-// Reports: reports/mutation/<package>/<module>.{json,html}.
+// The exit code is 1 when either list is non-empty, a module scores under 90% after equivalents,
+// or a mutant ended in an error (left out of the score). Reports: reports/mutation/<package>/.
 //
 // StrykerJS lives in scripts/mutation/ with its own lockfile (installed on first use with npm ci),
 // outside the workspaces: npm test and CI never install it, and its dependencies need Node
@@ -164,15 +164,21 @@ for (const module of modules) {
 
 console.log(`\nMutation score of ${packageName} (target >= ${TARGET}% after listed equivalents)\n`)
 console.log(
-  '| module | mutants | killed | timeout | survived | no coverage | equivalent | score | score excl. equivalents |',
+  '| module | mutants | killed | timeout | survived | no coverage | errors | equivalent | score | score excl. equivalents |',
 )
-console.log('|---|---|---|---|---|---|---|---|---|')
+console.log('|---|---|---|---|---|---|---|---|---|---|')
 for (const row of rows) {
   console.log(
-    `| ${row.module} | ${row.valid} | ${row.killed} | ${row.timeout} | ${row.survived} | ${row.noCoverage} | ${row.equivalent} | ${row.score} | ${row.adjusted} |`,
+    `| ${row.module} | ${row.valid} | ${row.killed} | ${row.timeout} | ${row.survived} | ${row.noCoverage} | ${row.errors} | ${row.equivalent} | ${row.score} | ${row.adjusted} |`,
   )
   if (row.adjustedValue < TARGET)
     problems.push(`${row.module}: ${row.adjusted} after equivalents (< ${TARGET}%)`)
+  // Errored mutants are left out of Stryker's score, so a run whose test files broke for another
+  // reason (node_modules reinstalled or the worktree rebased meanwhile) would look clean.
+  if (row.errors > 0)
+    problems.push(
+      `${row.module}: ${row.errors} mutant(s) ended in a runtime or compile error, not counted in the score; rerun with nothing else changing the worktree`,
+    )
 }
 for (const row of rows) {
   for (const line of row.unexplained) problems.push(`${row.module}: survived, not listed: ${line}`)
@@ -238,6 +244,7 @@ function summarise(module, report) {
   const timeout = count('Timeout')
   const survived = count('Survived')
   const noCoverage = count('NoCoverage')
+  const errors = count('RuntimeError') + count('CompileError')
   const valid = killed + timeout + survived + noCoverage
   const percent = (part, whole) => (whole === 0 ? 100 : (100 * part) / whole)
   const adjustedValue = percent(killed + timeout, valid - equivalent)
@@ -248,6 +255,7 @@ function summarise(module, report) {
     timeout,
     survived,
     noCoverage,
+    errors,
     equivalent,
     score: `${percent(killed + timeout, valid).toFixed(1)}%`,
     adjusted: `${adjustedValue.toFixed(1)}%`,
