@@ -2,10 +2,10 @@
 // frameworks against a real memcached.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createClient, type MemcachedClient } from '@memkit/client'
-import { dumpKeys, type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
+import { createClient } from '@memkit/client'
+import { dumpKeys, useMemcached } from '@memkit/testing'
 import { MemcachedStore, type MemcachedStoreOptions, type SessionError } from '../src/index.js'
 import {
   type App,
@@ -23,17 +23,12 @@ const SECRET = 'store secret for tests'
 const DAY_MS = 86_400_000
 const WRITES = ['set', 'cas', 'add']
 
-let mc: MemcachedServer
-let client: MemcachedClient
+const { server: mc, client, closeAfter } = await useMemcached({ createClient })
 const apps: App[] = []
-before(async () => {
-  mc = await startMemcached()
-  client = createClient({ servers: mc.address })
-})
-after(async () => {
-  for (const app of apps) await app.close()
-  await client.close()
-  await stopAll()
+closeAfter({
+  async close() {
+    for (const app of apps) await app.close()
+  },
 })
 
 /** A store on its own prefix and an app on it. */

@@ -389,11 +389,8 @@ export async function countCommands<T>(
   }
 }
 
-let sequence = 0
 /** A prefix no other test uses, so tests on one memcached never see each other's sessions. */
-export function uniquePrefix(): string {
-  return `t${process.pid}x${++sequence}:`
-}
+export { uniquePrefix } from '@memkit/testing'
 
 /** Polls `condition` until it holds (every 20 ms, at most `limitMs`); fails naming `what` otherwise. */
 export async function waitFor(

@@ -3,16 +3,10 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import {
-  CHANNELS,
-  type CommandEvent,
-  createClient,
-  InvalidOptionError,
-  type MemcachedClient,
-} from '@memkit/client'
-import { type MemcachedServer, startMemcached, stopAll } from '@memkit/testing'
+import { CHANNELS, type CommandEvent, createClient, InvalidOptionError } from '@memkit/client'
+import { useMemcached } from '@memkit/testing'
 import expressSession from 'express-session'
 import { MemcachedStore, type SessionRecord } from '../src/index.js'
 import { countCommands, uniquePrefix, waitFor } from './harness.js'
@@ -20,16 +14,7 @@ import { rawGet, storageKey } from './raw.js'
 
 const SECRET = 'store secret for tests'
 
-let mc: MemcachedServer
-let client: MemcachedClient
-before(async () => {
-  mc = await startMemcached()
-  client = createClient({ servers: mc.address })
-})
-after(async () => {
-  await client.close()
-  await stopAll()
-})
+const { server: mc, client } = await useMemcached({ createClient })
 
 function newStore(options: Record<string, unknown> = {}): { store: MemcachedStore; prefix: string } {
   const prefix = uniquePrefix()
