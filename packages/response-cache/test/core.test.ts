@@ -409,6 +409,11 @@ describe('freshness and storage rules', () => {
     const noCache = fresh([['cache-control', 'max-age=60, no-cache']])
     assert.equal(remainingFreshness(noCache, now, now), Number.NEGATIVE_INFINITY, 'no-cache with a lifetime')
     assert.equal(staleIfErrorAllowed(noSwr, now), false, 'fresh, and no stale-if-error')
+    const noLifetime = entryOf([
+      ['cache-control', 'stale-if-error=20'],
+      ['etag', '"x"'],
+    ])
+    assert.equal(staleIfErrorAllowed(noLifetime, now), false, 'never fresh: no staleness to allow')
     assert.equal(mayServeWhileUpdating(e), true)
     assert.equal(mayServeWhileUpdating(entryOf([['cache-control', 'max-age=10, must-revalidate']])), false)
     assert.equal(
