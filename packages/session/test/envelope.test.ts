@@ -45,6 +45,7 @@ describe('session and tombstone forms', () => {
       assert.equal(isTombstone(Buffer.from(other)), false, JSON.stringify(other))
     }
     assert.equal(isTombstone('t1\n'), false, 'a string is not what the store wrote')
+    assert.equal(isTombstone([0x74, 0x31, 0x0a]), false, 'nor an array of the same numbers')
     assert.deepEqual(decodeStored(tombstone, 'sk', undefined), { kind: 'tombstone' })
     assert.deepEqual(
       decodeStored(tombstone, 'sk', ring),
@@ -101,6 +102,11 @@ describe('what is refused, and why', () => {
       true,
     )
     corrupt(Buffer.from('e'), /^is not encrypted/, true)
+    // e1 and nothing else is the encrypted form: e2 is not, with keys or without
+    corrupt(Buffer.from('e2\u0002k1xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'), /^is not encrypted/, true)
+    corrupt(Buffer.from('e2\u0002k1xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'), /^is not in the session format$/)
+    // the bare magic is an encrypted value that lacks its key id
+    corrupt(Buffer.from('e1'), /^encrypted value has no key id$/, true)
   })
 
   test('an encrypted value in a store without keys', () => {
