@@ -266,6 +266,10 @@ describe('the key ring option', () => {
       K1.toString('base64').slice(1),
       `${K1.toString('base64url')}AA`,
       'not a key',
+      // Base64 that Buffer.from would still decode to 32 bytes: the whole string must be the key.
+      ` ${K1.toString('base64')}`,
+      `${K1.toString('base64')}!`,
+      `${K1.toString('base64url').slice(0, 43)}.`,
       32,
       undefined,
     ]) {
