@@ -11,7 +11,8 @@
 //                       `add` with the TTL, 2; a first hit that loses the `add` race to another
 //                       process `incr` again, 3. Exact: `incr` and `add` are each atomic.
 //                       sliding: the same plus the previous window's `incr 0` in the first write
-//   binary (memjs)      fixed: INCREMENT with initial value and expiration, 1 round trip, atomic
+//   binary (memjs)      fixed: INCREMENT with initial value and expiration, 1 round trip; a first
+//                       hit that loses memcached's creation race (NOT_STORED) is sent again, 2
 //                       sliding: two INCREMENTs written back to back, 1 round trip
 import { InvalidOptionError, MAX_KEY_LENGTH, type MemkitClient } from '@memkit/client'
 

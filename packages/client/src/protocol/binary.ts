@@ -24,6 +24,8 @@ import {
 } from './memjs-connection.js'
 
 const EMPTY = Buffer.alloc(0)
+/** Sends of one create-or-increment that lost the creation race to another connection. */
+const CREATE_RACE_ATTEMPTS = 4
 
 function keyBytes(key: EncodedKey): Buffer {
   return Buffer.from(key.wire, 'latin1')
@@ -175,7 +177,18 @@ export class BinaryTransport extends PlainTransport implements Transport {
     extras.writeUInt32BE(request.initial === undefined ? 0xffffffff : request.exptime >>> 0, 16)
     const name = request.decrement ? 'decr' : 'incr'
     const opcode = request.decrement ? Opcode.DECREMENT : Opcode.INCREMENT
-    const [response] = await this.#connection.request(name, opcode, keyBytes(request.key), extras, EMPTY)
+    let [response] = await this.#connection.request(name, opcode, keyBytes(request.key), extras, EMPTY)
+    // memcached's binary INCREMENT/DECREMENT creates a missing counter with a separate `add`,
+    // outside the item lock: when another connection creates it between the miss and the add,
+    // the answer is NOT_STORED and nothing was counted. The counter exists now, so the same
+    // request counts on it (a few times at most: it would have to vanish again in between).
+    for (
+      let attempt = 1;
+      response!.header.status === Status.NOT_STORED && attempt < CREATE_RACE_ATTEMPTS;
+      attempt++
+    ) {
+      ;[response] = await this.#connection.request(name, opcode, keyBytes(request.key), extras, EMPTY)
+    }
     if (response!.header.status === Status.NOT_FOUND) return undefined
     if (response!.header.status !== Status.OK) throw statusError(response!, name, this.#connection.label)
     if (response!.val.length !== 8) {
