@@ -2,6 +2,7 @@
 // and PHP services sharing a pool find every key on the same server.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
+import { hash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { after, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
@@ -48,6 +49,98 @@ function sampleKeys(count: number): string[] {
   }
   return keys
 }
+
+/** The ring points libmemcached names for one server: md5 of `host-j` (`host:port-j` off 11211), four per digest. */
+function pointsOf(server: { host: string; port: number }, digests: number): number[] {
+  const prefix = server.port === 11211 ? server.host : `${server.host}:${server.port}`
+  const points: number[] = []
+  for (let j = 0; j < digests; j++) {
+    const digest = hash('md5', `${prefix}-${j}`, 'buffer')
+    for (let a = 0; a < 4; a++) points.push(digest.readUInt32LE(a * 4))
+  }
+  return points
+}
+
+describe('the ring', () => {
+  test('equal weights give every server 160 points (40 md5 digests); size counts them all', () => {
+    const two = new Continuum([
+      { host: '10.0.0.1', port: 11211, weight: 1 },
+      { host: '10.0.0.2', port: 11211, weight: 1 },
+    ])
+    assert.deepEqual(two.pointCounts(), [160, 160])
+    assert.equal(two.size, 320)
+    const three = new Continuum([1, 2, 3].map((i) => ({ host: `10.0.0.${i}`, port: 11211, weight: 7 })))
+    assert.deepEqual(three.pointCounts(), [160, 160, 160])
+    assert.equal(three.size, 480)
+    const weighted = new Continuum(fixture.servers)
+    assert.equal(
+      weighted.size,
+      fixture.expectedPoints.reduce((sum, n) => sum + n, 0),
+    )
+  })
+
+  test('a server list must have 1 to 65535 servers', () => {
+    assert.throws(() => new Continuum([]), { message: 'a continuum needs at least one server' })
+    // weight 0 everywhere gives a ring without points, so the large lists cost nothing to build
+    const many = (count: number) =>
+      Array.from({ length: count }, (_, i) => ({ host: `h${i}`, port: 11211, weight: 0 }))
+    assert.equal(new Continuum(many(65535)).size, 0)
+    assert.throws(() => new Continuum(many(65536)), { message: 'too many servers' })
+  })
+
+  test('one server takes every key without a lookup, whatever its weight', () => {
+    const heavy = new Continuum([{ host: '10.0.0.1', port: 11211, weight: 5 }])
+    const empty = new Continuum([{ host: '10.0.0.1', port: 11211, weight: 0 }])
+    assert.equal(empty.size, 0)
+    for (const key of sampleKeys(50)) {
+      assert.equal(heavy.lookup(key), 0)
+      assert.equal(empty.lookup(key), 0, 'even a ring without points')
+    }
+  })
+
+  test("a hash equal to a point belongs to that point's server, not the next one", () => {
+    const ring = new Continuum(fixture.servers)
+    fixture.servers.forEach((server, index) => {
+      for (const point of pointsOf(server, 3)) {
+        assert.equal(ring.lookupHash(point), index, `point ${point} of ${server.host}`)
+      }
+    })
+  })
+
+  test('a point two servers share goes to the one configured first, as in libmemcached', () => {
+    // md5("10.0.0.1-11") and md5("10.0.0.5:34138-2") share a 32-bit word (found by search)
+    const a = { host: '10.0.0.1', port: 11211, weight: 1 }
+    const b = { host: '10.0.0.5', port: 34138, weight: 1 }
+    const shared = 2897011499
+    assert.ok(pointsOf(a, 40).includes(shared) && pointsOf(b, 40).includes(shared), 'both own the point')
+    // keys hashing just below the shared point (nearer to it than to any other point)
+    const keys = ['tie:9094', 'tie:10958', 'tie:12299', 'tie:12441', 'tie:13619']
+    const allPoints = [...pointsOf(a, 40), ...pointsOf(b, 40)]
+    for (const key of keys) {
+      const h = hashKey(key)
+      assert.ok(
+        h <= shared && !allPoints.some((p) => p >= h && p < shared),
+        `${key} lands on the shared point`,
+      )
+    }
+    for (const servers of [
+      [a, b],
+      [b, a],
+    ]) {
+      const ring = new Continuum(servers)
+      assert.equal(ring.lookupHash(shared), 0)
+      const expected = libmemcachedPlacements(
+        servers.map((s) => [s.host, s.port, s.weight]),
+        keys,
+      )
+      for (const [i, key] of keys.entries()) {
+        const first = `${servers[0]!.host}:${servers[0]!.port}`
+        assert.equal(expected[i], first, `libmemcached puts ${key} on the first server`)
+        assert.equal(ring.lookup(key), 0, `memkit puts ${key} on the first server`)
+      }
+    }
+  })
+})
 
 describe('weighted ketama', () => {
   test("libmemcached's ketama_test_cases fixture: 99/99, with the same key hashes and ring points", () => {
