@@ -86,7 +86,8 @@ function writeReport(result: Result): void {
     `Measured ${date} on ${result.machine}, with \`${result.command}\` (every benchmark in one run,`,
     'one after another; each compares memkit with the peer libraries side by side). Absolute',
     'figures drift on shared machines; compare the ratios. Raw data:',
-    `[benchmarks/results/${date}.json](benchmarks/results/${date}.json).`,
+    `[benchmarks/results/${date}.json](benchmarks/results/${date}.json). Where the CPU time of the`,
+    'middleware goes, from CPU profiles: [benchmarks/PROFILES.md](benchmarks/PROFILES.md).',
     '',
   ]
   if (failed.length) lines.push(`**Failed to run:** ${failed.join(', ')}`, '')
