@@ -13,7 +13,7 @@
 //                       sliding: the same plus the previous window's `incr 0` in the first write
 //   binary (memjs)      fixed: INCREMENT with initial value and expiration, 1 round trip; a first
 //                       hit that loses memcached's creation race (NOT_STORED) is sent again, 2
-//                       sliding: two INCREMENTs written back to back, 1 round trip
+//                       sliding: two INCREMENTs in one write, 1 round trip
 import { InvalidOptionError, MAX_KEY_LENGTH, type MemkitClient } from '@memkit/client'
 
 /** Digits a window index can take (a 1 ms window today: 13), with room and a sign. */

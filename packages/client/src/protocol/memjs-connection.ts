@@ -109,9 +109,25 @@ export interface MemjsConnectionOptions {
   maxItemSize: number
 }
 
+/** A request waiting for this turn's write: its bytes, and what to do once they are written or not. */
+interface Queued {
+  buffer: Buffer
+  /** Starts the request's clock: it runs from the moment its bytes are written. */
+  written(): void
+  /** The connection was closed before the write: the request fails at once. */
+  dropped(): void
+}
+
 /** One server reached through a memjs Server; feeds the server's health like a connection does. */
 export class MemjsConnection {
   #server: MemjsServer | undefined
+  /**
+   * Requests of one event-loop turn, written together in the check phase (as the text
+   * transports do): memjs leaves Nagle's algorithm on, so two separate writes in one turn made
+   * the second wait for the first one's reply (two round trips for one pipelined pair).
+   */
+  #queue: Queued[] = []
+  #queuedFor: MemjsServer | undefined
 
   constructor(private readonly options: MemjsConnectionOptions) {}
 
@@ -231,13 +247,7 @@ export class MemjsConnection {
       }
       // Timers run before sockets are read: after a blocked event loop, the reply may be waiting
       // unread. Judge after the poll phase (setImmediate), when memjs has delivered it.
-      const timer = setTimeout(
-        () =>
-          setImmediate(() =>
-            finish(new TimeoutError(`${name} on ${label} timed out (binary protocol)`, label)),
-          ),
-        this.options.timeout,
-      )
+      let timer: NodeJS.Timeout | undefined
       const onResponse = Object.assign(
         (response: MemjsResponse) => {
           if (response.header.status === Status.AUTH_ERROR) {
@@ -255,8 +265,44 @@ export class MemjsConnection {
       )
       server.onResponse(seq, onResponse)
       server.onError(seq, (cause) => finish(mapMemjsError(cause, label, name)))
-      server.write(buffer)
+      this.#enqueue(server, {
+        buffer,
+        written: () => {
+          if (settled) return
+          timer = setTimeout(
+            () =>
+              setImmediate(() =>
+                finish(new TimeoutError(`${name} on ${label} timed out (binary protocol)`, label)),
+              ),
+            this.options.timeout,
+          )
+        },
+        dropped: () =>
+          finish(new ConnectionError(`connection to ${label} was closed before ${name} was sent`, label)),
+      })
     })
+  }
+
+  #enqueue(server: MemjsServer, request: Queued): void {
+    if (this.#queuedFor !== server) this.#flush()
+    this.#queuedFor = server
+    this.#queue.push(request)
+    if (this.#queue.length === 1) setImmediate(this.#flush)
+  }
+
+  readonly #flush = (): void => {
+    const queue = this.#queue
+    const server = this.#queuedFor
+    if (queue.length === 0 || server === undefined) return
+    this.#queue = []
+    this.#queuedFor = undefined
+    if (server !== this.#server) {
+      // close() came first: writing now would open a new socket for a closed client.
+      for (const request of queue) request.dropped()
+      return
+    }
+    server.write(queue.length === 1 ? queue[0]!.buffer : Buffer.concat(queue.map((r) => r.buffer)))
+    for (const request of queue) request.written()
   }
 
   /** Used while the server is marked down, to see whether it is back (and to empty it on rejoin). */
@@ -272,6 +318,7 @@ export class MemjsConnection {
   close(): void {
     this.#server?.close()
     this.#server = undefined
+    this.#flush()
   }
 }
 
