@@ -40,6 +40,8 @@ export class HttpLimiter<Req extends object> {
   readonly #address: AddressSource<Req>
   readonly #ipKeys: IpKeys
   readonly #countedName: string
+  /** Only the skip options take requests back: otherwise no result is remembered for undo(). */
+  readonly #undoable: boolean
 
   constructor(
     config: HttpConfig<Req>,
@@ -56,6 +58,7 @@ export class HttpLimiter<Req extends object> {
     this.validations = shared?.validations ?? new Validations(config.validate)
     // Both parts are the user's: joined so that no characters in either can make two pairs alike.
     this.#countedName = JSON.stringify([config.limiter.prefix, config.limiter.name])
+    this.#undoable = config.skipFailedRequests || config.skipSuccessfulRequests
   }
 
   /** Counts the request and decides; undefined when `skip` says so. Rejects on a user callback's error. */
@@ -101,7 +104,9 @@ export class HttpLimiter<Req extends object> {
 
   #consume(req: Req, key: string, limit: number, cost: number): Promise<HttpDecision> {
     this.#checkDoubleCount(req)
-    return this.limiter.consume(key, { limit, cost }).then((result) => this.#decide(req, result))
+    return this.limiter
+      .consume(key, { limit, cost, undoable: this.#undoable })
+      .then((result) => this.#decide(req, result))
   }
 
   #decide(req: Req, result: RateLimitResult): HttpDecision {

@@ -46,6 +46,13 @@ export interface ConsumeOptions {
   cost?: number
   /** The limit for this request. Default: the limiter's `limit`. */
   limit?: number
+  /**
+   * Whether the result can be passed to `undo()`. Default `true`. `false` skips remembering
+   * where the request was counted (a weak-map entry per allowed request, which the garbage
+   * collector has to trace); `undo()` of such a result does nothing. The HTTP middleware pass
+   * `false` unless `skipFailedRequests` or `skipSuccessfulRequests` is set.
+   */
+  undoable?: boolean
 }
 
 /** Where an allowed request was counted, so `undo` takes it back from that window only. */
@@ -56,6 +63,11 @@ interface Counted {
 }
 
 const counted = new WeakMap<RateLimitResult, Counted>()
+
+/** An attempt as the limiter handles it: whether its result is remembered for `undo()`. */
+interface Counting extends Attempt {
+  readonly undoable: boolean
+}
 
 /** A key memcached said is over its limit, refused from memory until `until`. */
 interface PreBlock {
@@ -143,7 +155,13 @@ export class RateLimiter {
     if (typeof key !== 'string') {
       return Promise.reject(new InvalidArgumentError(`rate-limit key must be a string; got ${typeof key}`))
     }
-    const attempt = this.#attempt(key, cost, limit, Date.now())
+    const undoable = options?.undoable ?? true
+    if (typeof undoable !== 'boolean') {
+      return Promise.reject(
+        new InvalidArgumentError(`rate-limit undoable must be true or false; got ${typeof undoable}`),
+      )
+    }
+    const attempt = this.#attempt(key, cost, limit, Date.now(), undoable)
 
     if (this.config.preBlock && cost > 0 && this.#preBlocks.size > 0) {
       const blocked = this.#preBlocked(attempt)
@@ -253,9 +271,9 @@ export class RateLimiter {
 
   // ---- internals -------------------------------------------------------------------------
 
-  #attempt(key: string, cost: number, limit: number, now: number): Attempt {
+  #attempt(key: string, cost: number, limit: number, now: number, undoable = true): Counting {
     const hashed = this.#hasher.hash(key)
-    return { key, base: hashed.base, window: this.#grid.at(now, hashed.phase), cost, limit, now }
+    return { key, base: hashed.base, window: this.#grid.at(now, hashed.phase), cost, limit, now, undoable }
   }
 
   /**
@@ -283,7 +301,7 @@ export class RateLimiter {
   }
 
   #fallback(
-    attempt: Attempt,
+    attempt: Counting,
     error: Error | undefined,
     policy: StoreErrorPolicy,
   ): RateLimitResult | Promise<RateLimitResult> {
@@ -311,7 +329,7 @@ export class RateLimiter {
     })
   }
 
-  #settle(attempt: Attempt, settlement: Settlement): RateLimitResult {
+  #settle(attempt: Counting, settlement: Settlement): RateLimitResult {
     const { decision, source } = settlement
     const { base, window } = attempt
     let reached = false
@@ -335,7 +353,12 @@ export class RateLimiter {
       }
     }
     const result = this.#result(attempt, { ...settlement, limitReached: reached })
-    if (decision.allowed && settlement.store !== undefined && settlement.storageKey !== undefined) {
+    if (
+      attempt.undoable &&
+      decision.allowed &&
+      settlement.store !== undefined &&
+      settlement.storageKey !== undefined
+    ) {
       counted.set(result, { store: settlement.store, storageKey: settlement.storageKey, base })
     }
     return result

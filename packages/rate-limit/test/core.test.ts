@@ -406,6 +406,21 @@ describe('windows', () => {
     assert.equal((await l.peek('undo')).used, 0)
   })
 
+  test('undoable: false: undo() of that result takes nothing back; other results still can be', async () => {
+    const l = limiter({ limit: 5 })
+    const kept = await l.consume('not-undoable', { undoable: false })
+    const undoable = await l.consume('not-undoable')
+    assert.equal(kept.allowed, true)
+    await l.undo(kept)
+    assert.equal((await l.peek('not-undoable')).used, 2, 'nothing taken back')
+    await l.undo(undoable)
+    assert.equal((await l.peek('not-undoable')).used, 1)
+    await assert.rejects(l.consume('not-undoable', { undoable: 'no' as unknown as boolean }), {
+      code: 'ERR_MEMKIT_INVALID_ARGUMENT',
+      message: /undoable must be true or false/,
+    })
+  })
+
   test('reset forgets a key', async () => {
     const l = limiter({ limit: 1 })
     await l.consume('forget')
