@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { describe, test } from 'node:test'
-import { rawCommand, startMemcachedCluster, useMemcached } from '@memkit/testing'
+import { rawCommand, startMemcached, startMemcachedCluster, useMemcached } from '@memkit/testing'
 import { CHANNELS, type CommandEvent, Continuum, createClient } from '../src/index.js'
 
 const { servers, client } = await useMemcached({ count: 3, createClient })
@@ -95,6 +95,23 @@ describe('a pool of three servers', () => {
     await Promise.all(keys.map((k) => client.set(k, 1)))
     await client.flush()
     assert.equal((await client.getMany(keys)).size, 0)
+  })
+
+  test('a server that forbids flush_all (-F): flush fails with its refusal, on both text protocols', async () => {
+    const locked = await startMemcached({ args: ['-F'] })
+    for (const protocol of ['meta', 'classic'] as const) {
+      const strict = createClient({ servers: locked.address, protocol })
+      try {
+        await strict.set('kept', 'yes')
+        await assert.rejects(strict.flush(), {
+          code: 'ERR_MEMKIT_PROTOCOL',
+          message: `${locked.address} answered flush with CLIENT_ERROR flush_all not allowed`,
+        })
+        assert.equal(await strict.get('kept'), 'yes', 'nothing was flushed; the client still works')
+      } finally {
+        await strict.close()
+      }
+    }
   })
 })
 

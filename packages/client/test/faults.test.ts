@@ -422,6 +422,75 @@ describe('retries', () => {
   })
 })
 
+describe('stats and version from a server that is not quite memcached', () => {
+  test('stats retried on a fresh connection starts over; a STAT without a value is empty, one with spaces kept whole', async () => {
+    const scripted = await startScriptedServer((chunk, _all, socket) => {
+      if (!chunk.startsWith('stats')) return undefined
+      if (scripted.connections() === 1) {
+        // half a reply, then the connection drops: the retry must not keep this line
+        socket.write('STAT stale 1\r\n')
+        socket.destroy()
+        return undefined
+      }
+      return 'STAT pid 7\r\nSTAT lonely\r\nSTAT version 1.6.99 (custom build)\r\nEND\r\n'
+    })
+    const client = createClient({ servers: scripted.address, retries: 1, failureLimit: 5 })
+    try {
+      const [stats] = await client.stats()
+      assert.equal(stats!.up, true, JSON.stringify(stats!.error))
+      assert.deepEqual(stats!.raw, { pid: '7', lonely: '', version: '1.6.99 (custom build)' })
+      assert.equal(stats!.version, '1.6.99 (custom build)')
+      assert.equal(scripted.connections(), 2)
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('a stats request the server refuses: the server is reported not up, with the refusal', async () => {
+    const refusing = await startScriptedServer((chunk) =>
+      chunk.startsWith('stats') ? 'SERVER_ERROR stats disabled\r\n' : undefined,
+    )
+    const client = createClient({ servers: refusing.address, retries: 0 })
+    try {
+      const [stats] = await client.stats()
+      assert.equal(stats!.up, false)
+      assert.deepEqual(stats!.error, {
+        code: 'ERR_MEMKIT_SERVER',
+        message: `${refusing.address} answered stats with SERVER_ERROR stats disabled`,
+      })
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('behind a proxy, stats is the version line; any other answer marks the server not up', async () => {
+    const versioned = await startScriptedServer((chunk) =>
+      chunk.startsWith('version') ? 'VERSION 1.6.99 custom\r\n' : undefined,
+    )
+    const busy = await startScriptedServer((chunk) =>
+      chunk.startsWith('version') ? 'SERVER_ERROR busy\r\n' : undefined,
+    )
+    const client = createClient({
+      servers: [versioned.address, busy.address],
+      proxy: true,
+      protocol: 'classic',
+      retries: 0,
+    })
+    try {
+      const [good, bad] = await client.stats()
+      assert.deepEqual(good, { server: versioned.address, up: true, version: '1.6.99 custom' })
+      assert.equal(bad!.up, false)
+      assert.equal(bad!.version, undefined)
+      assert.deepEqual(bad!.error, {
+        code: 'ERR_MEMKIT_SERVER',
+        message: `${busy.address} answered version with SERVER_ERROR busy`,
+      })
+    } finally {
+      await client.close()
+    }
+  })
+})
+
 describe('closing', () => {
   test('close() lets in-flight operations finish, then refuses new ones with ERR_MEMKIT_CLOSED', async () => {
     const server = await startMemcached()

@@ -1,7 +1,10 @@
 // TLS (memcached -Z), ASCII authentication (-Y) and SASL through the binary protocol (-S),
 // against real servers with certificates, auth files and a sasldb made by the test.
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
 import {
   generateTlsMaterial,
   type MemcachedServer,
@@ -9,6 +12,7 @@ import {
   startMemcachedCluster,
   stopAll,
   type TlsMaterial,
+  waitUntil,
 } from '@memkit/testing'
 import { createClient, type MemkitError } from '../src/index.js'
 import { describeConformance } from './conformance.js'
@@ -38,6 +42,46 @@ async function settled(work: Promise<unknown>): Promise<unknown> {
   )
 }
 
+/**
+ * A TLS listener that hands every complete request line to `onLine` (for the nudge, which only
+ * TLS connections get: memcached itself answers it too fast to hold a request back).
+ */
+async function startTlsScripted(onLine: (line: string, socket: TLSSocket) => void) {
+  let connections = 0
+  const open = new Set<TLSSocket>()
+  const received: string[] = []
+  const server = createTlsServer(
+    { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) },
+    (socket) => {
+      connections++
+      open.add(socket)
+      let text = ''
+      socket.on('error', () => {})
+      socket.on('data', (chunk: Buffer) => {
+        text += chunk.toString('latin1')
+        let end = text.indexOf('\r\n')
+        while (end !== -1) {
+          const line = text.slice(0, end)
+          text = text.slice(end + 2)
+          received.push(line)
+          onLine(line, socket)
+          end = text.indexOf('\r\n')
+        }
+      })
+    },
+  )
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    connections: () => connections,
+    received: () => received,
+    close: () => {
+      server.close()
+      for (const socket of open) socket.destroy()
+    },
+  }
+}
+
 describe('TLS', () => {
   describeConformance('meta protocol over TLS (memcached -Z)', {
     client: (options) => createClient({ servers: tlsServer.address, tls: { ca: tls.ca }, ...options }),
@@ -56,6 +100,55 @@ describe('TLS', () => {
       } finally {
         await client.close()
       }
+    }
+  })
+
+  test('a TLS server silent with a request outstanding is nudged with mn; its MN keeps the connection', async () => {
+    let nudged = false
+    const held: string[] = []
+    const scripted = await startTlsScripted((line, socket) => {
+      const opaque = /\bO(\w+)/.exec(line)?.[1]
+      if (line.startsWith('mg ')) {
+        if (nudged) socket.write(`EN O${opaque}\r\n`)
+        else held.push(`EN O${opaque}\r\n`)
+      } else if (line === 'mn') {
+        nudged = true
+        socket.write(`${held.join('')}MN\r\n`)
+      }
+    })
+    const client = createClient({ servers: scripted.address, tls: { ca: tls.ca }, retries: 0, timeout: 5000 })
+    try {
+      assert.equal(await client.get('held'), undefined, 'answered once nudged')
+      assert.ok(scripted.received().includes('mn'), 'the nudge is a meta no-op')
+      assert.equal(await client.get('next'), undefined)
+      assert.equal(scripted.connections(), 1, 'the MN answer was read as the reply to the nudge')
+    } finally {
+      await client.close()
+      scripted.close()
+    }
+  })
+
+  test('a nudge answered with garbage resets the connection; requests behind it fail with that reply', async () => {
+    let first = ''
+    const scripted = await startTlsScripted((line, socket) => {
+      if (!line.startsWith('mg ')) return
+      const opaque = /\bO(\w+)/.exec(line)?.[1] ?? ''
+      if (first === '') first = opaque
+      // the request sent after the nudge: answer the first one, then garbage for the nudge
+      else socket.write(`EN O${first}\r\nHELLO\r\n`)
+    })
+    const client = createClient({ servers: scripted.address, tls: { ca: tls.ca }, retries: 0, timeout: 5000 })
+    try {
+      const held = client.get('held')
+      await waitUntil(() => scripted.received().includes('mn'), { message: 'the nudge was sent' })
+      const behind = settled(client.get('behind'))
+      assert.equal(await held, undefined)
+      const error = (await behind) as MemkitError
+      assert.equal(error.code, 'ERR_MEMKIT_PROTOCOL', String(error))
+      assert.equal(error.message, `malformed reply from ${scripted.address} to noop: unexpected line "HELLO"`)
+    } finally {
+      await client.close()
+      scripted.close()
     }
   })
 
