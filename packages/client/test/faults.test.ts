@@ -2,6 +2,7 @@
 // typed error within its timeout, nothing crashes, and no reply ever reaches the wrong request.
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { after, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -13,7 +14,7 @@ import {
   stopAll,
   waitUntil,
 } from '@memkit/testing'
-import { createClient, type MemkitError } from '../src/index.js'
+import { CHANNELS, type CommandEvent, createClient, type MemkitError } from '../src/index.js'
 
 after(stopAll)
 
@@ -278,6 +279,29 @@ describe('malformed replies', () => {
     ['a non-numeric flags token', (l) => `VA 1 fzz O${opaqueOf(l)}\r\nx\r\n`, /bad flags/],
     ['an endless line', () => 'V'.repeat(100 * 1024), /too long/],
     ['a CLIENT_ERROR (stream position unknown)', () => 'CLIENT_ERROR bad data chunk\r\n', /CLIENT_ERROR/],
+    ['a reply code with a third letter', () => 'VAX 1\r\n', /unexpected line "VAX 1"$/],
+    ['a lowercase reply code', (l) => `va 1 f0 O${opaqueOf(l)}\r\nx\r\n`, /unexpected line "va 1 f0 O\w+"$/],
+    ['a size with junk after it', (l) => `VA 1x f0 O${opaqueOf(l)}\r\nx\r\n`, /bad size in VA 1x f0 O\w+$/],
+    ['no size', (l) => `VA f0 O${opaqueOf(l)}\r\n`, /bad size in VA f0 O\w+$/],
+    [
+      'a flags token with junk after it',
+      (l) => `VA 1 f12x O${opaqueOf(l)}\r\nx\r\n`,
+      /bad flags token f12x$/,
+    ],
+    ['a flags token without digits', (l) => `VA 1 f O${opaqueOf(l)}\r\nx\r\n`, /bad flags token f$/],
+    [
+      'a cas token that is not a number',
+      (l) => `VA 1 f0 c12z O${opaqueOf(l)}\r\nx\r\n`,
+      /bad cas token c12z$/,
+    ],
+    ['a cas token without digits', (l) => `VA 1 f0 c O${opaqueOf(l)}\r\nx\r\n`, /bad cas token c$/],
+    ['a ttl token that is not a number', (l) => `VA 1 f0 t-x O${opaqueOf(l)}\r\nx\r\n`, /bad ttl token t-x$/],
+    ['a ttl token with junk after it', (l) => `VA 1 f0 t5s O${opaqueOf(l)}\r\nx\r\n`, /bad ttl token t5s$/],
+    [
+      'a miss for another request',
+      () => 'EN Ozz\r\n',
+      /reply "EN Ozz" belongs to another request \(expected O\w+\)$/,
+    ],
   ]
   for (const [label, reply, message] of cases) {
     test(`${label}: ERR_MEMKIT_PROTOCOL, connection reset, next request on a fresh connection`, async () => {
@@ -416,6 +440,272 @@ describe('retries', () => {
       await assert.rejects(client.incr('k', 1), { code: 'ERR_MEMKIT_CONNECTION' })
       await assert.rejects(client.append('k', 'x'), { code: 'ERR_MEMKIT_CONNECTION' })
       assert.equal(attempts, 2, 'one attempt each')
+    } finally {
+      await client.close()
+    }
+  })
+})
+
+/** A scripted server that answers each request line with `answer(line)` (nothing for undefined). */
+function startLineServer(answer: (line: string) => string | undefined) {
+  return startScriptedServer((chunk) => {
+    let out = ''
+    for (const line of chunk.split('\r\n')) out += answer(line) ?? ''
+    return out === '' ? undefined : out
+  })
+}
+
+describe('meta replies, token by token', () => {
+  test('flags in any order, unknown ones, t-1 and a miss without an opaque (before 1.6.18) are all read', async () => {
+    const scripted = await startLineServer((line) => {
+      const o = opaqueOf(line)
+      if (line.startsWith('mg old')) return 'EN\r\n'
+      if (line.startsWith('mg ')) return `VA 2 s2 O${o} k t-1 c987 f16 b\r\nhi\r\n`
+      return undefined
+    })
+    const client = createClient({ servers: scripted.address, retries: 0 })
+    try {
+      assert.deepEqual(await client.gets('any'), { value: 'hi', cas: '987' })
+      assert.equal(await client.get('old'), undefined)
+      assert.equal(await client.get('any'), 'hi')
+      assert.equal(scripted.connections(), 1, 'nothing was taken for a malformed reply')
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('opaque tokens are two base-36 characters, and all 1296 are used before one comes back', async () => {
+    const scripted = await startLineServer((line) =>
+      line.startsWith('mg ') ? `EN O${opaqueOf(line)}\r\n` : undefined,
+    )
+    const client = createClient({ servers: scripted.address, retries: 0 })
+    try {
+      for (let round = 0; round < 13; round++) {
+        const gets = Array.from({ length: 100 }, (_, i) => client.get(`k${round * 100 + i}`))
+        assert.deepEqual(new Set(await Promise.all(gets)), new Set([undefined]))
+      }
+      const tokens = scripted
+        .received()
+        .split('\r\n')
+        .filter((line) => line.startsWith('mg '))
+        .map(opaqueOf)
+      assert.equal(tokens.length, 1300)
+      for (const token of tokens) assert.match(token, /^[0-9a-z]{2}$/)
+      assert.equal(new Set(tokens.slice(0, 1296)).size, 1296)
+      assert.deepEqual(tokens.slice(1296), tokens.slice(0, 4))
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('a status reply for another request is refused, not taken as the answer', async () => {
+    const scripted = await startLineServer((line) => (line.startsWith('ms ') ? 'HD Ozz\r\n' : undefined))
+    const client = createClient({ servers: scripted.address, retries: 0 })
+    try {
+      await assert.rejects(client.set('k', 'v'), {
+        code: 'ERR_MEMKIT_PROTOCOL',
+        message: /reply "HD Ozz" belongs to another request/,
+      })
+    } finally {
+      await client.close()
+    }
+  })
+
+  const multiGet: Array<[string, string, RegExp]> = [
+    ['an index past the last key', 'VA 1 f0 O3\r\nx\r\nMN\r\n', /to getMany: unexpected VA 1 f0 O3$/],
+    ['an index answered twice', 'VA 1 f0 O1\r\nx\r\nVA 1 f0 O1\r\nx\r\nMN\r\n', /unexpected VA 1 f0 O1$/],
+    ['indexes out of order', 'VA 1 f0 O2\r\nx\r\nVA 1 f0 O1\r\nx\r\nMN\r\n', /unexpected VA 1 f0 O1$/],
+    ['no index', 'VA 1 f0\r\nx\r\nMN\r\n', /unexpected VA 1 f0$/],
+    ['an index that is not a number', 'VA 1 f0 O1x\r\nx\r\nMN\r\n', /unexpected VA 1 f0 O1x$/],
+    ['a bad size', 'VA x f0 O0\r\nMN\r\n', /bad size in VA x f0 O0$/],
+    ['a bad flags token', 'VA 1 fz O0\r\nx\r\nMN\r\n', /bad flags token fz$/],
+    [
+      'an error reply inside',
+      'SERVER_ERROR out of memory\r\nMN\r\n',
+      /answered getMany with SERVER_ERROR out of memory$/,
+    ],
+    ['an MN with more on its line', 'MN now\r\n', /unexpected line "MN now"$/],
+  ]
+  for (const [label, reply, message] of multiGet) {
+    test(`getMany, ${label}: a partial read naming the malformed reply, the connection reset`, async () => {
+      const scripted = await startLineServer((line) => {
+        if (line === 'mn') return scripted.connections() === 1 ? reply : 'VA 1 f16 O2\r\nc\r\nMN\r\n'
+        return undefined
+      })
+      const client = createClient({ servers: scripted.address, retries: 0 })
+      try {
+        await assert.rejects(client.getMany(['a', 'b', 'c']), { code: 'ERR_MEMKIT_PARTIAL_READ', message })
+        assert.deepEqual(await client.getMany(['a', 'b', 'c']), new Map([['c', 'c']]))
+        assert.equal(scripted.connections(), 2)
+      } finally {
+        await client.close()
+      }
+    })
+  }
+
+  test('getMany skips the keys nobody answered and keeps the order it asked in', async () => {
+    const scripted = await startLineServer((line) =>
+      line === 'mn' ? 'VA 1 f16 O0\r\na\r\nVA 2 f2 O2\r\n42\r\nMN\r\n' : undefined,
+    )
+    const client = createClient({ servers: scripted.address, retries: 0 })
+    try {
+      assert.deepEqual(
+        await client.getMany(['a', 'b', 'c']),
+        new Map<string, unknown>([
+          ['a', 'a'],
+          ['c', 42],
+        ]),
+      )
+    } finally {
+      await client.close()
+    }
+  })
+
+  const counters: Array<[string, (o: string) => string, RegExp]> = [
+    ['an empty counter', (o) => `VA 0 O${o}\r\n\r\n`, /bad counter size in VA 0 O\w+$/],
+    [
+      'a counter of 21 digits',
+      (o) => `VA 21 O${o}\r\n${'1'.repeat(21)}\r\n`,
+      /bad counter size in VA 21 O\w+$/,
+    ],
+    ['a counter that is not a number', (o) => `VA 2 O${o}\r\nab\r\n`, /counter value "ab" is not a number$/],
+    ['a counter with a sign', (o) => `VA 2 O${o}\r\n-1\r\n`, /counter value "-1" is not a number$/],
+    ['a counter with a bad ttl token', (o) => `VA 1 tz O${o}\r\n1\r\n`, /bad ttl token tz$/],
+  ]
+  for (const [label, reply, message] of counters) {
+    test(`incr, ${label}: ERR_MEMKIT_PROTOCOL`, async () => {
+      const scripted = await startLineServer((line) =>
+        line.startsWith('ma ') ? reply(opaqueOf(line)) : undefined,
+      )
+      const client = createClient({ servers: scripted.address, retries: 0 })
+      try {
+        await assert.rejects(client.incr('n', 1), { code: 'ERR_MEMKIT_PROTOCOL', message })
+      } finally {
+        await client.close()
+      }
+    })
+  }
+
+  test('counters of 1 and 20 digits are read; NF, NS and EX are a miss', async () => {
+    const replies = new Map([
+      ['one', (o: string) => `VA 1 O${o}\r\n7\r\n`],
+      ['twenty', (o: string) => `VA 20 t-1 O${o}\r\n18446744073709551615\r\n`],
+      ['nf', (o: string) => `NF O${o}\r\n`],
+      ['ns', (o: string) => `NS O${o}\r\n`],
+      ['ex', (o: string) => `EX O${o}\r\n`],
+    ])
+    const scripted = await startLineServer((line) => {
+      const key = /^ma (\S+)/.exec(line)?.[1]
+      return key === undefined ? undefined : replies.get(key)?.(opaqueOf(line))
+    })
+    const client = createClient({ servers: scripted.address, retries: 0 })
+    try {
+      assert.equal(await client.incr('one', 1), 7)
+      assert.equal(await client.incrBig('twenty', 1n), 2n ** 64n - 1n)
+      for (const key of ['nf', 'ns', 'ex']) assert.equal(await client.incr(key, 1), undefined, key)
+      assert.equal(scripted.connections(), 1)
+    } finally {
+      await client.close()
+    }
+  })
+
+  const batches: Array<[string, string, RegExp]> = [
+    ['a miss for an index past the last key', 'NF O3\r\nMN\r\n', /to deleteMany: unexpected NF O3$/],
+    ['a miss answered twice', 'NF O1\r\nNF O1\r\nMN\r\n', /unexpected NF O1$/],
+    ['misses out of order', 'NF O2\r\nNF O1\r\nMN\r\n', /unexpected NF O1$/],
+    ['a miss without an index', 'NF\r\nMN\r\n', /unexpected NF$/],
+    ['a miss with a bad flags token', 'NF O1 fz\r\nMN\r\n', /unexpected NF O1 fz$/],
+    ['a CLIENT_ERROR inside', 'CLIENT_ERROR bad command line\r\nMN\r\n', /CLIENT_ERROR bad command line$/],
+    ['an unknown line inside', 'HELLO\r\nMN\r\n', /unexpected line "HELLO"$/],
+    ['an MN with more on its line', 'MN now\r\n', /unexpected line "MN now"$/],
+  ]
+  for (const [label, reply, message] of batches) {
+    test(`deleteMany, ${label}: a partial write naming the malformed reply, the connection reset`, async () => {
+      const scripted = await startLineServer((line) => {
+        if (line === 'mn') return scripted.connections() === 1 ? reply : 'NF O0\r\nEX O2\r\nMN\r\n'
+        return undefined
+      })
+      const client = createClient({ servers: scripted.address, retries: 0 })
+      try {
+        await assert.rejects(client.deleteMany(['a', 'b', 'c']), {
+          code: 'ERR_MEMKIT_PARTIAL_WRITE',
+          message,
+        })
+        assert.equal(await client.deleteMany(['a', 'b', 'c']), 1, 'two of three were missing')
+        assert.equal(scripted.connections(), 2)
+      } finally {
+        await client.close()
+      }
+    })
+  }
+
+  test('getMany retried after a reset mid-batch reads the retry from its start, and counts its hits once', async () => {
+    const scripted = await startScriptedServer((chunk, _all, socket) => {
+      if (!chunk.includes('mn\r\n')) return undefined
+      if (scripted.connections() === 1) {
+        socket.end('VA 5 f16 O0\r\nfirst\r\nVA 5 f16 O2\r\nfirst\r\n')
+        return undefined
+      }
+      return 'VA 6 f16 O0\r\nsecond\r\nMN\r\n'
+    })
+    const client = createClient({ servers: scripted.address, retries: 1, failureLimit: 5 })
+    const events: CommandEvent[] = []
+    const listener = (message: unknown) => events.push(message as CommandEvent)
+    subscribe(CHANNELS.command, listener)
+    try {
+      const read = await client.getMany(['a', 'b', 'c'])
+      assert.equal(read.get('a'), 'second')
+      assert.equal(scripted.connections(), 2)
+      const event = events.find((e) => e.command === 'getMany')!
+      assert.deepEqual([event.keys, event.hits, event.hit], [3, 1, true])
+    } finally {
+      unsubscribe(CHANNELS.command, listener)
+      await client.close()
+    }
+  })
+
+  test('deleteMany retried after a reset mid-batch counts only the retry’s misses', async () => {
+    const scripted = await startScriptedServer((chunk, _all, socket) => {
+      if (!chunk.includes('mn\r\n')) return undefined
+      if (scripted.connections() === 1) {
+        socket.end('NF O1\r\nNF O2\r\n')
+        return undefined
+      }
+      return 'NF O1\r\nMN\r\n'
+    })
+    const client = createClient({ servers: scripted.address, retries: 1, failureLimit: 5 })
+    try {
+      assert.equal(await client.deleteMany(['a', 'b', 'c']), 2, 'only b was missing')
+      assert.equal(scripted.connections(), 2)
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('a SERVER_ERROR inside a batch fails it after its MN; the connection stays in step', async () => {
+    let batches = 0
+    const scripted = await startLineServer((line) => {
+      if (line !== 'mn') return undefined
+      batches++
+      return batches === 1
+        ? 'NS O0\r\nSERVER_ERROR out of memory storing object\r\nSERVER_ERROR again\r\nMN\r\n'
+        : 'NS O1\r\nMN\r\n'
+    })
+    const client = createClient({ servers: scripted.address, retries: 0 })
+    try {
+      const error = (await client.setMany({ a: 1, b: 2, c: 3 }).catch((e) => e)) as MemkitError
+      assert.equal(error.code, 'ERR_MEMKIT_PARTIAL_WRITE', `${error.code}: ${error.message}`)
+      const failed = (error as unknown as { failed: Map<string, MemkitError> }).failed
+      const message = `${scripted.address} answered setMany with SERVER_ERROR out of memory storing object`
+      assert.deepEqual(
+        [...failed].map(([key, e]) => [key, e.code, e.message]),
+        ['a', 'b', 'c'].map((key) => [key, 'ERR_MEMKIT_SERVER', message]),
+        'the whole batch fails with the first SERVER_ERROR',
+      )
+      // the next batch reads its own replies: only b was not stored
+      const next = (await client.setMany({ a: 1, b: 2, c: 3 }).catch((e) => e)) as MemkitError
+      assert.deepEqual([...(next as unknown as { failed: Map<string, MemkitError> }).failed.keys()], ['b'])
+      assert.equal(scripted.connections(), 1)
     } finally {
       await client.close()
     }
