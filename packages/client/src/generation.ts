@@ -139,9 +139,11 @@ export class Generation {
     }
     let highest = this.#merge(copies)
     if (highest === undefined) {
-      // Every copy is gone and nothing is known: start above anything that existed before.
+      // Every copy is gone and nothing is known: start above anything that existed before, with
+      // one value for every copy (a reader of any single copy then sees the highest at once).
+      const start = nowMicros()
       const created = await Promise.allSettled(
-        this.copyKeys.map((key) => this.#backend.createCopy(key, nowMicros())),
+        this.copyKeys.map((key) => this.#backend.createCopy(key, start)),
       )
       const values = created.flatMap((r) =>
         r.status === 'fulfilled' && r.value !== undefined ? [r.value] : [],

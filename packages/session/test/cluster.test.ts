@@ -88,13 +88,20 @@ for (const failover of [false, true]) {
         for (const { user, i, home } of users) {
           const reply = await user.get('/read')
           if (home !== dead.address) {
-            assert.equal(reply.status, 200, `user ${i} lives on a survivor`)
+            assert.equal(reply.status, 200, `user ${i} lives on a survivor: ${JSON.stringify(reply.body)}`)
             assert.deepEqual(reply.body.data, { n: String(i) }, `user ${i} is still logged in`)
           } else if (!failover) {
-            assert.equal(reply.status, 503, `user ${i} lived on the dead node: unavailable`)
+            assert.equal(
+              reply.status,
+              503,
+              `user ${i} lived on the dead node: unavailable, got ${JSON.stringify(reply.body)}`,
+            )
           } else if (reply.status === 200) {
             // Moved to a stand-in node: a fresh session, never someone else's.
-            assert.ok([null, undefined].includes(reply.body.data?.n), `user ${i}: a fresh session`)
+            assert.ok(
+              [null, undefined].includes(reply.body.data?.n),
+              `user ${i}: a fresh session, got ${JSON.stringify(reply.body)}`,
+            )
           }
         }
 
