@@ -912,82 +912,157 @@ describe('stored envelope', () => {
     assert.equal(stored.length, envelopeSize(manifest) - manifest.size)
     assert.deepEqual(decodeStored(stored), { ...manifest, body: Buffer.alloc(0) })
   })
-  test('each malformed field of the metadata is CorruptEntryError', () => {
-    const good = encodeEntry(entry)
-    const bad: Array<[string, (m: Record<string, unknown>) => unknown]> = [
-      ['null', () => null],
-      ['a number', () => 5],
-      ['key', (m) => ({ ...m, k: 1 })],
-      ['status', (m) => ({ ...m, s: 200.5 })],
-      ['status text', (m) => ({ ...m, s: '200' })],
-      ['headers', (m) => ({ ...m, h: 'x' })],
-      ['a header pair of one', (m) => ({ ...m, h: [['a']] })],
-      ['a header pair of three', (m) => ({ ...m, h: [['a', 'b', 'c']] })],
-      ['a header name', (m) => ({ ...m, h: [[1, 'a']] })],
-      ['a header value', (m) => ({ ...m, h: [['a', 1]] })],
-      ['a header line', (m) => ({ ...m, h: [['a', ['b', 2]]] })],
-      ['a header that is not a pair', (m) => ({ ...m, h: ['ab'] })],
-      ['request time', (m) => ({ ...m, rq: '1' })],
-      ['response time', (m) => ({ ...m, rs: '2' })],
-      ['freshness', (m) => ({ ...m, f: 'x' })],
-      ['freshness of four', (m) => ({ ...m, f: [60, 0, 0, 0] })],
-      ['lifetime', (m) => ({ ...m, f: ['60', 0, 0, 0, 0] })],
-      ['initial age', (m) => ({ ...m, f: [60, '0', 0, 0, 0] })],
-      ['swr', (m) => ({ ...m, f: [60, 0, null, 0, 0] })],
-      ['sie', (m) => ({ ...m, f: [60, 0, 0, null, 0] })],
-      ['flags', (m) => ({ ...m, f: [60, 0, 0, 0, null] })],
-      ['length', (m) => ({ ...m, len: 10.5 })],
-      ['length missing', ({ len: _len, ...m }) => m],
-      ['body length', (m) => ({ ...m, len: 9 })],
-      ['chunks', (m) => ({ ...m, ch: 'x' })],
-      ['chunk id', (m) => ({ ...m, ch: [1, 2, 'h'] })],
-      ['chunk count', (m) => ({ ...m, ch: ['id', 2.5, 'h'] })],
-      ['chunk digest', (m) => ({ ...m, ch: ['id', 2, 3] })],
-      ['vary names', (m) => ({ ...m, vn: 'accept' })],
-      ['vary name', (m) => ({ ...m, vn: [1] })],
-      ['vary values missing', ({ vv: _vv, ...m }) => m],
-      ['vary values', (m) => ({ ...m, vv: [1] })],
-      ['vary values of another length', (m) => ({ ...m, vv: ['en', 'de'] })],
-      ['tags', (m) => ({ ...m, tg: 'products' })],
-      ['tags null', (m) => ({ ...m, tg: null })],
-      ['sharing flags', (m) => ({ ...m, sh: 1.5 })],
-      ['encoding', (m) => ({ ...m, enc: 'zstd' })],
-    ]
-    for (const [what, edit] of bad)
-      assert.throws(() => decodeStored(rewrite(good, edit)), CorruptEntryError, what)
-    // A chunk manifest that carries a body.
-    const manifest = encodeEntry({ ...entry, chunks: { id: 'abc', count: 3, sha256: 'h' } })
-    assert.throws(() => decodeStored(rewrite(manifest, (m) => m, Buffer.from('x'))), CorruptEntryError)
-    const index = encodeIndex({ kind: 'index', rawKey: 'k', id: 'abc', varyNames: ['foo'] })
-    for (const edit of [
-      () => null,
-      () => 'x',
-      (m: Record<string, unknown>) => ({ ...m, k: 1 }),
-      (m: Record<string, unknown>) => ({ ...m, id: 1 }),
-      (m: Record<string, unknown>) => ({ ...m, vn: [1] }),
-      (m: Record<string, unknown>) => ({ ...m, vn: 'foo' }),
-    ])
-      assert.throws(() => decodeStored(rewrite(index, edit)), CorruptEntryError)
+  /** `decodeStored(value)` throws CorruptEntryError (by class and by name) with `message`. */
+  const corrupt = (value: unknown, message: string | RegExp, what: string) =>
+    assert.throws(
+      () => decodeStored(value),
+      (error: unknown) => {
+        assert.ok(error instanceof CorruptEntryError, what)
+        // The cache tells a corrupt entry from a failure by this name (it counts only the latter as errors).
+        assert.equal(error.name, 'CorruptEntryError', what)
+        if (typeof message === 'string') assert.equal(error.message, message, what)
+        else assert.match(error.message, message, what)
+        return true
+      },
+      what,
+    )
+  test('an entry stores only the optional fields it has: the minimal entry is seven fields', () => {
+    const minimal: Entry = {
+      ...entry,
+      reason: undefined,
+      varyNames: [],
+      varyValues: [],
+      tags: {},
+      route: undefined,
+      encoding: undefined,
+      shared: { authorization: false, cookie: false },
+    }
+    const stored = encodeEntry(minimal)
+    const meta = JSON.parse(stored.subarray(10, 10 + stored.readUInt32BE(6)).toString('utf8'))
+    assert.deepEqual(Object.keys(meta), ['k', 's', 'h', 'rq', 'rs', 'f', 'len'])
+    assert.deepEqual(
+      stored.subarray(10 + stored.readUInt32BE(6)),
+      minimal.body,
+      'the body follows the metadata',
+    )
+    const withEmptyBody = encodeEntry({ ...minimal, body: Buffer.alloc(0), size: 0 })
+    assert.equal(withEmptyBody.length, 10 + withEmptyBody.readUInt32BE(6), 'an empty body adds nothing')
   })
-  test('anything else is CorruptEntryError, never a crash or a wrong value', () => {
+  test('each malformed field of the metadata is CorruptEntryError naming what is wrong', () => {
     const good = encodeEntry(entry)
-    const broken = [
-      'a string',
-      Buffer.from('MKRC'),
-      Buffer.from('XXXX1E\u0000\u0000\u0000\u0002{}'),
-      good.subarray(0, good.length - 3),
-      Buffer.concat([good, Buffer.from('!')]),
-      (() => {
-        const b = Buffer.from(good)
-        b[12] = 0x7b // damage the JSON
-        return b
-      })(),
-      (() => {
-        const b = Buffer.from(good)
-        b[5] = 0x5a // unknown kind
-        return b
-      })(),
+    const METADATA = 'malformed entry metadata'
+    const FRESHNESS = 'malformed freshness'
+    const CHUNKS = 'malformed chunk manifest'
+    const VARY = 'malformed vary data'
+    const bad: Array<[string, (m: Record<string, unknown>) => unknown, string]> = [
+      ['null', () => null, METADATA],
+      ['a number', () => 5, METADATA],
+      ['key', (m) => ({ ...m, k: 1 }), METADATA],
+      ['status', (m) => ({ ...m, s: 200.5 }), METADATA],
+      ['status text', (m) => ({ ...m, s: '200' }), METADATA],
+      ['headers', (m) => ({ ...m, h: 'x' }), METADATA],
+      ['a header pair of one', (m) => ({ ...m, h: [['a']] }), METADATA],
+      ['a header pair of three', (m) => ({ ...m, h: [['a', 'b', 'c']] }), METADATA],
+      ['a header name', (m) => ({ ...m, h: [[1, 'a']] }), METADATA],
+      ['a header value', (m) => ({ ...m, h: [['a', 1]] }), METADATA],
+      ['a header line', (m) => ({ ...m, h: [['a', ['b', 2]]] }), METADATA],
+      ['a header that is not a pair', (m) => ({ ...m, h: ['ab'] }), METADATA],
+      [
+        'one bad header after a good one',
+        (m) => ({
+          ...m,
+          h: [
+            ['a', 'b'],
+            ['c', 1],
+          ],
+        }),
+        METADATA,
+      ],
+      ['request time', (m) => ({ ...m, rq: '1' }), METADATA],
+      ['response time', (m) => ({ ...m, rs: '2' }), METADATA],
+      ['freshness', (m) => ({ ...m, f: 'x' }), METADATA],
+      ['freshness of four', (m) => ({ ...m, f: [60, 0, 0, 0] }), METADATA],
+      ['freshness of six', (m) => ({ ...m, f: [60, 0, 0, 0, 0, 0] }), METADATA],
+      ['length', (m) => ({ ...m, len: 10.5 }), METADATA],
+      ['length missing', ({ len: _len, ...m }) => m, METADATA],
+      ['lifetime', (m) => ({ ...m, f: ['60', 0, 0, 0, 0] }), FRESHNESS],
+      ['initial age', (m) => ({ ...m, f: [60, '0', 0, 0, 0] }), FRESHNESS],
+      ['swr', (m) => ({ ...m, f: [60, 0, null, 0, 0] }), FRESHNESS],
+      ['sie', (m) => ({ ...m, f: [60, 0, 0, null, 0] }), FRESHNESS],
+      ['flags', (m) => ({ ...m, f: [60, 0, 0, 0, null] }), FRESHNESS],
+      ['body length', (m) => ({ ...m, len: 9 }), 'body is 10 bytes, metadata says 9'],
+      ['chunks', (m) => ({ ...m, ch: 'x' }), CHUNKS],
+      ['chunks an object', (m) => ({ ...m, ch: { 0: 'id', 1: 2, 2: 'h' } }), CHUNKS],
+      ['chunk id', (m) => ({ ...m, ch: [1, 2, 'h'] }), CHUNKS],
+      ['chunk count', (m) => ({ ...m, ch: ['id', 2.5, 'h'] }), CHUNKS],
+      ['chunk digest', (m) => ({ ...m, ch: ['id', 2, 3] }), CHUNKS],
+      ['vary names', (m) => ({ ...m, vn: 'accept' }), VARY],
+      ['vary name', (m) => ({ ...m, vn: [1] }), VARY],
+      ['vary values missing', ({ vv: _vv, ...m }) => m, VARY],
+      ['vary values', (m) => ({ ...m, vv: [1] }), VARY],
+      ['vary values of another length', (m) => ({ ...m, vv: ['en', 'de'] }), VARY],
+      ['tags', (m) => ({ ...m, tg: 'products' }), 'malformed tags'],
+      ['tags null', (m) => ({ ...m, tg: null }), 'malformed tags'],
+      ['sharing flags', (m) => ({ ...m, sh: 1.5 }), 'malformed sharing flags'],
+      ['encoding', (m) => ({ ...m, enc: 'zstd' }), 'unknown encoding'],
     ]
-    for (const value of broken) assert.throws(() => decodeStored(value), CorruptEntryError)
+    for (const [what, edit, message] of bad) corrupt(rewrite(good, edit), message, what)
+    // A chunk manifest carries no body; each part of the manifest is checked on its own.
+    const manifest = encodeEntry({ ...entry, chunks: { id: 'abc', count: 3, sha256: 'h' } })
+    corrupt(
+      rewrite(manifest, (m) => m, Buffer.from('x')),
+      'chunk manifest carries a body',
+      'manifest body',
+    )
+    for (const [what, ch] of [
+      ['id', [1, 3, 'h']],
+      ['count', ['abc', '3', 'h']],
+      ['digest', ['abc', 3, null]],
+    ] as const) {
+      corrupt(
+        rewrite(manifest, (m) => ({ ...m, ch })),
+        CHUNKS,
+        `manifest ${what}`,
+      )
+    }
+    const index = encodeIndex({ kind: 'index', rawKey: 'k', id: 'abc', varyNames: ['foo'] })
+    for (const [what, edit] of [
+      ['null', () => null],
+      ['a string', () => 'x'],
+      ['key', (m: Record<string, unknown>) => ({ ...m, k: 1 })],
+      ['id', (m: Record<string, unknown>) => ({ ...m, id: 1 })],
+      ['a vary name', (m: Record<string, unknown>) => ({ ...m, vn: [1] })],
+      ['vary names', (m: Record<string, unknown>) => ({ ...m, vn: 'foo' })],
+    ] as const)
+      corrupt(rewrite(index, edit), 'malformed vary index', `index ${what}`)
+  })
+  test('anything else is CorruptEntryError naming what is wrong, never a crash or a wrong value', () => {
+    const good = encodeEntry(entry)
+    const NO_ENVELOPE = 'stored value has no response-cache envelope'
+    const withByte = (index: number, byte: number) => {
+      const b = Buffer.from(good)
+      b[index] = byte
+      return b
+    }
+    const broken: Array<[string, unknown, string | RegExp]> = [
+      ['a string', 'a string', 'stored value is not a byte string'],
+      ['the magic alone', Buffer.from('MKRC'), NO_ENVELOPE],
+      ['nine bytes of a header', good.subarray(0, 9), NO_ENVELOPE],
+      ['another magic', Buffer.from('XXXX\u0001E\u0000\u0000\u0000\u0002{}'), NO_ENVELOPE],
+      ['another magic, whole value', withByte(0, 0x58), NO_ENVELOPE],
+      ['another version', withByte(4, 2), NO_ENVELOPE],
+      [
+        'a header and no metadata',
+        Buffer.concat([good.subarray(0, 6), Buffer.alloc(4)]),
+        'envelope metadata is not JSON',
+      ],
+      ['cut short', good.subarray(0, good.length - 3), 'body is 7 bytes, metadata says 10'],
+      ['cut inside the metadata', good.subarray(0, 20), 'truncated envelope'],
+      ['one byte more', Buffer.concat([good, Buffer.from('!')]), 'body is 11 bytes, metadata says 10'],
+      ['damaged JSON', withByte(10, 0x5b), 'envelope metadata is not JSON'],
+      ['JSON with a damaged name', withByte(12, 0x7b), 'malformed entry metadata'],
+      ['an unknown kind', withByte(5, 0x5a), 'unknown envelope kind "Z"'],
+    ]
+    for (const [what, value, message] of broken) corrupt(value, message, what)
   })
 })
