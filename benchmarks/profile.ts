@@ -33,6 +33,7 @@ import {
   type Summary,
   summarise,
 } from './lib/cpuprofile.js'
+import type { Mark } from './lib/profile-child.js'
 
 interface Scenario {
   title: string
@@ -108,15 +109,6 @@ const { values: args, positionals } = parseArgs({
     compare: { type: 'boolean', default: false },
   },
 })
-
-interface Mark {
-  at: number
-  cpu: number
-  user: number
-  system: number
-  sched?: { onCpu: number; waiting: number; slices: number }
-  thread?: { user: number; system: number }
-}
 
 interface Saved {
   scenario: string

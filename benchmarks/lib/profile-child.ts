@@ -11,14 +11,17 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 
 const file = process.env.MEMKIT_PROFILE_MARKS
-const marks: Array<{
+/** One mark: when it arrived (µs, monotonic), process CPU (µs) and the main thread's counters. */
+export interface Mark {
   at: number
   cpu: number
   user: number
   system: number
   sched?: { onCpu: number; waiting: number; slices: number }
   thread?: { user: number; system: number }
-}> = []
+}
+
+const marks: Mark[] = []
 
 /** The main thread's own user and system time (µs; the kernel counts them in ticks of 10 ms). */
 function thread() {
