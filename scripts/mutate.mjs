@@ -13,6 +13,11 @@
 //   npm run mutate -- client protocol/meta --concurrency 2
 //   npm run mutate -- session --incremental      reuse the previous run's results where neither
 //                                                the module nor its test files changed
+//   npm run mutate -- client protocol/meta-commands:186-496
+//                                                only the mutants on lines 186-496 (a long module in
+//                                                parts, e.g. two runs side by side); --report-only
+//                                                on the module then sums its parts' reports, which
+//                                                must all have been run on the same source
 //
 // A surviving mutant is either killed by a new test or listed, with a one-line reason, in
 // packages/<package>/mutation-equivalents.json (file, mutator, original text, replacement). The
@@ -25,7 +30,7 @@
 // outside the workspaces: npm test and CI never install it, and its dependencies need Node
 // >=20.17 or >=22.13.
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { parseArgs } from 'node:util'
 
@@ -71,14 +76,18 @@ for (const [index, entry] of equivalents.entries()) {
 }
 
 const allModules = Object.keys(config.modules)
+/** Entries of `modules` are `src/x.ts` or `src/x.ts:FROM-TO` (only the mutants on those lines). */
 const modules =
   moduleArgs.length === 0
     ? allModules
     : moduleArgs.map((arg) => {
-        const wanted = arg.replace(/^src\//, '').replace(/\.ts$/, '')
+        const [path, lines, ...rest] = arg.split(':')
+        if (rest.length > 0 || (lines !== undefined && !/^\d+-\d+$/.test(lines)))
+          fail(`'${arg}': a module, or a module and a line range such as protocol/meta-commands:186-496`)
+        const wanted = path.replace(/^src\//, '').replace(/\.ts$/, '')
         const found = allModules.find((module) => module === `src/${wanted}.ts`)
-        if (!found) fail(`${packageName} has no module '${arg}' in mutation.json (${allModules.join(', ')})`)
-        return found
+        if (!found) fail(`${packageName} has no module '${path}' in mutation.json (${allModules.join(', ')})`)
+        return lines === undefined ? found : `${found}:${lines}`
       })
 const concurrency = Number(flags.concurrency)
 if (!Number.isInteger(concurrency) || concurrency < 1) fail('--concurrency: a whole number >= 1')
@@ -95,11 +104,13 @@ mkdirSync(join(root, '.stryker-tmp'), { recursive: true })
 
 const rows = []
 const problems = []
-for (const module of modules) {
-  const name = module
+for (const entry of modules) {
+  const [module, lines] = entry.split(':')
+  const baseName = module
     .replace(/^src\//, '')
     .replace(/\.ts$/, '')
     .replaceAll('/', '-')
+  const name = lines === undefined ? baseName : `${baseName}-lines-${lines}`
   const jsonReport = join(reportDir, `${name}.json`)
   if (!flags['report-only']) {
     const strykerConfig = {
@@ -120,7 +131,7 @@ for (const module of modules) {
         ],
         forceBail: true,
       },
-      mutate: [`${packageDir}/${module}`],
+      mutate: [`${packageDir}/${entry}`],
       coverageAnalysis: 'perTest',
       concurrency,
       // Test files start real servers; a loaded machine can stretch a file several times over.
@@ -147,19 +158,20 @@ for (const module of modules) {
     }
     const strykerConfigPath = join(root, '.stryker-tmp', `${packageName}-${name}.config.json`)
     writeFileSync(strykerConfigPath, `${JSON.stringify(strykerConfig, null, 2)}\n`)
-    console.log(`\n=== ${packageName} ${module}: ${config.modules[module].join(', ')}`)
+    console.log(`\n=== ${packageName} ${entry}: ${config.modules[module].join(', ')}`)
     const run = spawnSync(process.execPath, [strykerBin, 'run', relative(root, strykerConfigPath)], {
       cwd: root,
       stdio: 'inherit',
       env: { ...process.env, MEMKIT_NODE_LINES: 'none' },
     })
-    if (run.status !== 0) problems.push(`${module}: Stryker exited with ${run.status ?? run.signal}`)
+    if (run.status !== 0) problems.push(`${entry}: Stryker exited with ${run.status ?? run.signal}`)
   }
-  if (!existsSync(jsonReport)) {
-    problems.push(`${module}: no report at ${relative(root, jsonReport)}`)
+  const reports = reportsOf(jsonReport, lines === undefined && flags['report-only'] ? baseName : undefined)
+  if (reports.length === 0) {
+    problems.push(`${entry}: no report at ${relative(root, jsonReport)}`)
     continue
   }
-  rows.push(summarise(module, JSON.parse(readFileSync(jsonReport, 'utf8'))))
+  rows.push(summarise(entry, module, reports))
 }
 
 console.log(`\nMutation score of ${packageName} (target >= ${TARGET}% after listed equivalents)\n`)
@@ -192,11 +204,33 @@ if (problems.length > 0) {
 }
 console.log('\nEvery surviving mutant is listed as equivalent, with its reason.')
 
-/** One module's counts from Stryker's JSON report, with the listed equivalents matched. */
-function summarise(module, report) {
-  const key = Object.keys(report.files).find((file) => file.endsWith(`${packageDir}/${module}`))
-  if (!key) fail(`report has no ${module}`)
-  const { source, mutants } = report.files[key]
+/**
+ * The module's report; with `partsOf`, when the module has no whole report, the reports of its
+ * line-range parts (`<name>-lines-FROM-TO.json`).
+ */
+function reportsOf(jsonReport, partsOf) {
+  if (existsSync(jsonReport)) return [JSON.parse(readFileSync(jsonReport, 'utf8'))]
+  if (partsOf === undefined) return []
+  const prefix = `${partsOf}-lines-`
+  return readdirSync(reportDir)
+    .filter((file) => file.startsWith(prefix) && /^\d+-\d+\.json$/.test(file.slice(prefix.length)))
+    .map((file) => {
+      console.log(`${partsOf}: part ${file}`)
+      return JSON.parse(readFileSync(join(reportDir, file), 'utf8'))
+    })
+}
+
+/** One module's counts from Stryker's JSON report(s), with the listed equivalents matched. */
+function summarise(label, module, reports) {
+  const files = reports.map((report) => {
+    const key = Object.keys(report.files).find((file) => file.endsWith(`${packageDir}/${module}`))
+    if (!key) fail(`report has no ${module}`)
+    return report.files[key]
+  })
+  const { source } = files[0]
+  if (files.some((file) => file.source !== source))
+    fail(`${module}: its parts were run on different versions of the source; run them again`)
+  const mutants = files.flatMap((file) => file.mutants)
   const lines = source.split('\n')
   const textAt = ({ start, end }) => {
     if (start.line === end.line) return lines[start.line - 1].slice(start.column - 1, end.column - 1)
@@ -227,7 +261,8 @@ function summarise(module, report) {
     }
   }
   // An entry that matched no survivor is stale: the mutant is killed now, or the code changed.
-  const stale = listed
+  // (Not judged on one part of a module: the entry's mutant may lie in another part.)
+  const stale = (label !== module ? [] : listed)
     .filter(
       (entry) => !mutants.some((m) => m.mutatorName === entry.mutator && isSurvivor(m) && matches(m, entry)),
     )
@@ -249,7 +284,7 @@ function summarise(module, report) {
   const percent = (part, whole) => (whole === 0 ? 100 : (100 * part) / whole)
   const adjustedValue = percent(killed + timeout, valid - equivalent)
   return {
-    module,
+    module: label,
     valid,
     killed,
     timeout,

@@ -14,7 +14,9 @@ import {
   stopAll,
   waitUntil,
 } from '@memkit/testing'
+import { DONE } from '../src/command.js'
 import { CHANNELS, type CommandEvent, createClient, type MemkitError } from '../src/index.js'
+import { MetaStatusCommand } from '../src/protocol/meta-commands.js'
 
 after(stopAll)
 
@@ -297,6 +299,13 @@ describe('malformed replies', () => {
     ['a cas token without digits', (l) => `VA 1 f0 c O${opaqueOf(l)}\r\nx\r\n`, /bad cas token c$/],
     ['a ttl token that is not a number', (l) => `VA 1 f0 t-x O${opaqueOf(l)}\r\nx\r\n`, /bad ttl token t-x$/],
     ['a ttl token with junk after it', (l) => `VA 1 f0 t5s O${opaqueOf(l)}\r\nx\r\n`, /bad ttl token t5s$/],
+    ['a ttl token without digits', (l) => `VA 1 f0 t O${opaqueOf(l)}\r\nx\r\n`, /bad ttl token t$/],
+    ['a ttl token of a sign alone', (l) => `VA 1 f0 t- O${opaqueOf(l)}\r\nx\r\n`, /bad ttl token t-$/],
+    [
+      "the request's opaque token with a character more",
+      (l) => `EN O${opaqueOf(l)}z\r\n`,
+      /reply "EN O\w+z" belongs to another request \(expected O\w+\)$/,
+    ],
     [
       'a miss for another request',
       () => 'EN Ozz\r\n',
@@ -472,6 +481,62 @@ describe('meta replies, token by token', () => {
     } finally {
       await client.close()
     }
+  })
+
+  test('the least a well-formed reply can carry is read: a value with no flags, c0, t0', async () => {
+    const scripted = await startLineServer((line) => {
+      const o = opaqueOf(line)
+      if (line.startsWith('mg bare ')) return 'VA 2\r\nhi\r\n'
+      if (line.startsWith('mg zero ')) return `VA 1 f16 c0 t0 O${o}\r\nz\r\n`
+      if (line.startsWith('ma n ')) return `VA 1 t0 O${o}\r\n5\r\n`
+      return undefined
+    })
+    const client = createClient({ servers: scripted.address, retries: 0 })
+    try {
+      // No f: client flags 0, which the default serializer reads as bytes.
+      assert.deepEqual(await client.get('bare'), Buffer.from('hi'))
+      assert.deepEqual(await client.gets('zero'), { value: 'z', cas: '0' })
+      assert.deepEqual(await client.incrWithTtl('n', 1), { value: 5, ttl: 0 })
+      assert.equal(scripted.connections(), 1, 'nothing was taken for a malformed reply')
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('a gets reply without its cas token is malformed; no token is carried over from the reply before', async () => {
+    const scripted = await startLineServer((line) => {
+      const o = opaqueOf(line)
+      if (line.startsWith('mg first ')) return `VA 1 f16 c77 O${o}\r\nx\r\n`
+      if (line.startsWith('mg second ')) return `VA 1 f16 O${o}\r\ny\r\n`
+      return undefined
+    })
+    const client = createClient({ servers: scripted.address, retries: 0 })
+    try {
+      assert.deepEqual(await client.gets('first'), { value: 'x', cas: '77' })
+      // Not an item whose cas() would be refused later, nor one with the last reply's token.
+      await assert.rejects(client.gets('second'), {
+        code: 'ERR_MEMKIT_PROTOCOL',
+        message: /to gets: no cas token in VA 1 f16 O\w+$/,
+      })
+      // A plain get asks for no token and reads the same reply.
+      assert.equal(await client.get('second'), 'y')
+      assert.equal(scripted.connections(), 2, 'the malformed reply reset the connection')
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('a reply line given as text (onLine) is read as the same bytes, Latin-1', async () => {
+    const hit = new MetaStatusCommand('delete', 'md k Oab\r\n', 'ab')
+    // f5 ends the line: its digits are read up to the line's end and no further
+    assert.equal(hit.onLine('HD Oab f5'), DONE)
+    assert.equal(await hit.promise, true)
+    const refused = new MetaStatusCommand('delete', 'md k Oac\r\n', 'ac')
+    assert.equal(refused.onLine('SERVER_ERROR caf\u00e9 full'), DONE)
+    await assert.rejects(refused.promise, {
+      code: 'ERR_MEMKIT_SERVER',
+      message: /SERVER_ERROR caf\u00e9 full$/,
+    })
   })
 
   test('opaque tokens are two base-36 characters, and all 1296 are used before one comes back', async () => {

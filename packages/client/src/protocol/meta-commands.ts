@@ -32,13 +32,29 @@ export function keyToken(key: EncodedKey): string {
  * the next line is parsed.
  */
 class ReplyFlags {
-  client = 0
-  cas = ''
-  ttl = Number.NaN
+  /** Client flags (f); 0 when absent. */
+  client!: number
+  /** The CAS token (c) as its decimal text; '' when absent. */
+  cas!: string
+  /** Remaining TTL (t), -1 for none; NaN when absent. */
+  ttl!: number
   /** 0 = no opaque echoed, 1 = matches the request, 2 = another request's */
-  opaque = 0
-  /** For multi-get: the echoed opaque as a number. */
-  opaqueNumber = -1
+  opaque!: number
+  /** For multi-get: the echoed opaque as a number; -1 when absent or not a number. */
+  opaqueNumber!: number
+
+  constructor() {
+    this.clear()
+  }
+
+  /** Before each line: nothing of the last reply may be read as this one's. */
+  clear(): void {
+    this.client = 0
+    this.cas = ''
+    this.ttl = Number.NaN
+    this.opaque = 0
+    this.opaqueNumber = -1
+  }
 }
 
 const scratch = new ReplyFlags()
@@ -61,11 +77,7 @@ function readUint(line: Buffer, start: number, end: number): number {
 
 /** Fills `scratch` from the flag tokens in `line[start, end)`; returns an error message or ''. */
 function parseFlags(line: Buffer, start: number, end: number, expectedOpaque: string): string {
-  scratch.client = 0
-  scratch.cas = ''
-  scratch.ttl = Number.NaN
-  scratch.opaque = 0
-  scratch.opaqueNumber = -1
+  scratch.clear()
   let i = start
   while (i < end) {
     let tokenEnd = line.indexOf(32, i)
@@ -207,6 +219,9 @@ export class MetaGetCommand<T> extends MetaCommand<T> {
       const size = valueSize(line, start, end)
       if (size < 0) return this.protocolError(`bad size in ${line.toString('latin1', start, end)}`)
       if (this.readFlags(line, start, end, readEnd + 1) === FATAL) return FATAL
+      // gets asked for c: an item without its token could never be written back with cas().
+      if (this.shape === 'item' && scratch.cas === '')
+        return this.protocolError(`no cas token in ${line.toString('latin1', start, end)}`)
       this.#clientFlags = scratch.client
       this.#cas = scratch.cas
       return size
