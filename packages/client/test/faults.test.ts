@@ -435,6 +435,71 @@ describe('retries', () => {
     }
   })
 
+  // Each operation on a server that drops the first connection when the request arrives: what is
+  // safe to repeat is sent again on a fresh connection, what is not fails with the reset.
+  const repeatable: Array<
+    [string, string, boolean, (c: ReturnType<typeof createClient>) => Promise<unknown>]
+  > = [
+    ['get', 'mg ', true, (c) => c.get('k')],
+    ['gets', 'mg ', true, (c) => c.gets('k')],
+    ['getAndTouch', 'mg ', true, (c) => c.getAndTouch('k', 60)],
+    ['getMany', 'mg ', true, (c) => c.getMany(['a', 'b'])],
+    ['set', 'ms ', true, (c) => c.set('k', 'v')],
+    ['replace', 'ms ', true, (c) => c.replace('k', 'v')],
+    ['setMany', 'ms ', true, (c) => c.setMany([['a', 'v']])],
+    ['delete', 'md ', true, (c) => c.delete('k')],
+    ['deleteMany', 'md ', true, (c) => c.deleteMany(['a', 'b'])],
+    ['touch', 'mg ', true, (c) => c.touch('k', 60)],
+    ['invalidate', 'md ', true, (c) => c.invalidate('k')],
+    ['add', 'ms ', false, (c) => c.add('k', 'v')],
+    ['append', 'ms ', false, (c) => c.append('k', 'v')],
+    ['prepend', 'ms ', false, (c) => c.prepend('k', 'v')],
+    ['cas', 'ms ', false, (c) => c.cas('k', 'v', '5')],
+    ['deleteIfUnchanged', 'md ', false, (c) => c.deleteIfUnchanged('k', '5')],
+    ['incr', 'ma ', false, (c) => c.incr('k', 1)],
+    ['decr', 'ma ', false, (c) => c.decr('k', 1)],
+  ]
+  for (const [name, prefix, again, call] of repeatable) {
+    test(`${name} after a reset: ${again ? 'sent again on a fresh connection' : 'not repeated, the caller gets the reset'}`, async () => {
+      const scripted = await startScriptedServer((chunk, _all, socket) => {
+        if (scripted.connections() === 1) {
+          socket.destroy()
+          return undefined
+        }
+        let out = ''
+        for (const line of chunk.split('\r\n')) {
+          const o = opaqueOf(line)
+          if (line === 'mn') out += 'MN\r\n'
+          else if (/ q( |$)/.test(line)) continue
+          else if (line.startsWith('mg '))
+            out += line.includes(' T') && !line.includes(' v') ? `HD O${o}\r\n` : `EN O${o}\r\n`
+          else if (line.startsWith('ms ') || line.startsWith('md ')) out += `HD O${o}\r\n`
+          else if (line.startsWith('ma ')) out += `NF O${o}\r\n`
+        }
+        return out === '' ? undefined : out
+      })
+      const client = createClient({ servers: scripted.address, retries: 1, failureLimit: 5 })
+      try {
+        const sent = () =>
+          scripted
+            .received()
+            .split('\r\n')
+            .filter((line) => line.startsWith(prefix)).length
+        const perAttempt = name === 'getMany' || name === 'deleteMany' ? 2 : 1
+        if (again) {
+          await call(client)
+          assert.equal(sent(), 2 * perAttempt, 'sent twice')
+          assert.equal(scripted.connections(), 2)
+        } else {
+          await assert.rejects(call(client), { code: 'ERR_MEMKIT_CONNECTION' })
+          assert.equal(sent(), perAttempt, 'sent once')
+        }
+      } finally {
+        await client.close()
+      }
+    })
+  }
+
   test('incr is never retried: one attempt reached the server, the caller gets the error', async () => {
     let attempts = 0
     const scripted = await startScriptedServer((chunk, _all, socket) => {
