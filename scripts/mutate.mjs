@@ -20,7 +20,8 @@
 //                                                must all have been run on the same source
 //
 // A surviving mutant is either killed by a new test or listed, with a one-line reason, in
-// packages/<package>/mutation-equivalents.json (file, mutator, original text, replacement). The
+// packages/<package>/mutation-equivalents.json (file, mutator, original text, replacement; and
+// sourceLine, the mutant's whole source line trimmed, where the text alone is ambiguous). The
 // summary prints, per module, Stryker's score and the score with the listed equivalents set
 // aside, then every survivor that is not listed and every listed entry that no longer survives.
 // The exit code is 1 when either list is non-empty, a module scores under 90% after equivalents,
@@ -73,6 +74,13 @@ for (const [index, entry] of equivalents.entries()) {
     if (typeof entry[field] !== 'string' || entry[field].trim() === '')
       fail(`${relative(root, equivalentsPath)} entry ${index}: '${field}' must be a non-empty string`)
   }
+  if (
+    entry.sourceLine !== undefined &&
+    (typeof entry.sourceLine !== 'string' || entry.sourceLine.trim() === '')
+  )
+    fail(
+      `${relative(root, equivalentsPath)} entry ${index}: 'sourceLine', when given, must be a non-empty string`,
+    )
 }
 
 const allModules = Object.keys(config.modules)
@@ -249,10 +257,7 @@ function summarise(label, module, reports) {
     const original = squash(textAt(mutant.location))
     const replacement = squash(mutant.replacement ?? '')
     const entry = listed.find(
-      (candidate) =>
-        candidate.mutator === mutant.mutatorName &&
-        squash(candidate.original) === original &&
-        squash(candidate.replacement) === replacement,
+      (candidate) => candidate.mutator === mutant.mutatorName && matches(mutant, candidate),
     )
     const where = `line ${mutant.location.start.line} ${mutant.mutatorName}: ${change(original, replacement)}`
     if (mutant.status === 'Survived' || mutant.status === 'NoCoverage') {
@@ -272,7 +277,9 @@ function summarise(label, module, reports) {
   function matches(mutant, entry) {
     return (
       squash(textAt(mutant.location)) === squash(entry.original) &&
-      squash(mutant.replacement ?? '') === squash(entry.replacement)
+      squash(mutant.replacement ?? '') === squash(entry.replacement) &&
+      (entry.sourceLine === undefined ||
+        lines[mutant.location.start.line - 1].trim() === entry.sourceLine.trim())
     )
   }
   const killed = count('Killed')

@@ -51,10 +51,6 @@ export interface LeaseItem {
   readonly cas: string
   /** W: this caller won the right to (re)load the value. */
   readonly win: boolean
-  /** Z: another caller already holds that right. */
-  readonly held: boolean
-  /** X: the item was marked stale (`md ... I`). */
-  readonly stale: boolean
 }
 
 /** What a kind of transport can do, the same for all its servers. */
@@ -64,8 +60,6 @@ export interface TransportKind {
   readonly base64Keys: boolean
   /** deleteIfUnchanged is atomic (locks fall back to a release marker otherwise). */
   readonly conditionalDelete: boolean
-  /** A counter's remaining TTL can be read (incrWithTtl). */
-  readonly remainingTtl: boolean
   /** Cross-process leases (`leaseGet`): meta only. */
   readonly leases: boolean
 }

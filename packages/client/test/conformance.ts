@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { MemcachedClient } from '../src/index.js'
+import { RELEASED } from '../src/lock.js'
 
 export interface ConformanceTarget {
   /** A fresh client on the target; the suite closes it. */
@@ -324,6 +325,10 @@ export function describeConformance(name: string, target: ConformanceTarget): vo
       const next = await client.lock(name, { ttl: 10 })
       assert.equal(await lock.release(), false, 'a released lock cannot release its successor')
       assert.equal(await next.release(), true)
+      // With compare-and-delete the key is gone; without, it holds a release marker for 1 s
+      // (which the next lock() takes over with CAS).
+      if (lacks.has('conditionalDelete')) assert.equal(await client.get(`lock:${name}`), RELEASED)
+      else assert.equal(await client.get(`lock:${name}`), undefined)
     })
 
     withClient('remember loads once for concurrent callers and caches the result', async (client) => {

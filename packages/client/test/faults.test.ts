@@ -416,6 +416,166 @@ describe('malformed replies', () => {
   })
 })
 
+describe('lease replies (remember with lease: true), flag by flag', () => {
+  /** A server answering each key's lease reads with the next of its replies (the last repeats). */
+  async function leaseServer(replies: Record<string, Array<(o: string) => string>>) {
+    const reads = new Map<string, number>()
+    return startLineServer((line) => {
+      const o = opaqueOf(line)
+      if (line.startsWith('ms ') || line.startsWith('md ')) return `HD O${o}\r\n`
+      const key = /^mg (\S+)/.exec(line)?.[1]
+      if (key === undefined) return undefined
+      const list = replies[key]!
+      const n = reads.get(key) ?? 0
+      reads.set(key, n + 1)
+      return list[Math.min(n, list.length - 1)]!(o)
+    })
+  }
+  const written = (server: { received(): string }, key: string) =>
+    server
+      .received()
+      .split('\r\n')
+      .filter((line) => line.startsWith(`ms ${key} `))
+
+  test('the request: N (the placeholder lease, seconds) and R (refresh ahead) only when there is one', async () => {
+    const scripted = await leaseServer({ a: [(o) => `VA 1 f16 c5 t60 O${o}\r\nv\r\n`] })
+    const client = createClient({ servers: scripted.address, retries: 0 })
+    try {
+      assert.equal(await client.remember('a', 60, () => 'new', { lease: true }), 'v')
+      assert.equal(await client.remember('a', 60, () => 'new', { lease: { refreshAhead: 0 } }), 'v')
+      const requests = scripted
+        .received()
+        .split('\r\n')
+        .filter((line) => line.startsWith('mg '))
+        .map((line) => line.replace(/ O\w+$/, ''))
+      assert.deepEqual(requests, ['mg a N10 R6 v f c t', 'mg a N10 v f c t'])
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('hits, with and without W; empty values; the placeholder under W or Z; a miss without N', async () => {
+    const scripted = await leaseServer({
+      hit: [(o) => `VA 1 f16 c5 t60 O${o}\r\nv\r\n`],
+      refresh: [(o) => `VA 3 f16 c6 t3 W O${o}\r\nold\r\n`],
+      bytes: [(o) => `VA 2 f0 c7 t3 W O${o}\r\nhi\r\n`],
+      emptyString: [(o) => `VA 0 f16 c8 t3 W O${o}\r\n\r\n`],
+      emptyBytes: [(o) => `VA 0 f0 c9 t60 O${o}\r\n\r\n`],
+      cold: [(o) => `VA 0 f0 c10 t10 W O${o}\r\n\r\n`],
+      held: [(o) => `VA 0 f0 c11 t10 Z O${o}\r\n\r\n`, (o) => `VA 1 f16 c12 t60 O${o}\r\nw\r\n`],
+      noN: [(o) => `EN O${o}\r\n`, (o) => `VA 1 f16 c13 t60 O${o}\r\nx\r\n`],
+    })
+    const client = createClient({ servers: scripted.address, retries: 0 })
+    const loads: string[] = []
+    const remember = (key: string) =>
+      client.remember(
+        key,
+        60,
+        () => {
+          loads.push(key)
+          return `loaded ${key}`
+        },
+        { lease: true },
+      )
+    try {
+      assert.equal(await remember('hit'), 'v')
+      // W on a hit: served at once, reloaded in the background and written with the lease's CAS
+      assert.equal(await remember('refresh'), 'old')
+      assert.deepEqual(await remember('bytes'), Buffer.from('hi'))
+      assert.equal(await remember('emptyString'), '')
+      await waitUntil(() => written(scripted, 'emptyString').length === 1, {
+        message: 'the reload was written',
+      })
+      assert.match(written(scripted, 'refresh')[0] ?? '', / C6 /)
+      assert.match(written(scripted, 'bytes')[0] ?? '', / C7 /)
+      // an empty flagless item nobody holds is a stored empty value, not a placeholder
+      assert.deepEqual(await remember('emptyBytes'), Buffer.alloc(0))
+      // the placeholder: W loads and writes with its CAS; Z waits for the value
+      assert.equal(await remember('cold'), 'loaded cold')
+      assert.match(written(scripted, 'cold')[0] ?? '', / C10 /)
+      assert.equal(await remember('held'), 'w')
+      assert.equal(await remember('noN'), 'x')
+      assert.deepEqual(loads.sort(), ['bytes', 'cold', 'emptyString', 'refresh'])
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('an undecodable item read as a miss (decodeErrors: miss) is reloaded and replaced with its CAS, unless another caller holds the lease', async () => {
+    const scripted = await leaseServer({
+      // f8 is pymemcache's zlib bit: 'x' is not zlib data
+      corrupt: [(o) => `VA 1 f8 c21 t60 O${o}\r\nx\r\n`],
+      corruptHeld: [(o) => `VA 1 f8 c22 t60 Z O${o}\r\nx\r\n`, (o) => `VA 5 f16 c23 t60 O${o}\r\nfresh\r\n`],
+    })
+    const client = createClient({ servers: scripted.address, retries: 0, decodeErrors: 'miss' })
+    const errors: Error[] = []
+    client.on('error', (error: Error) => errors.push(error))
+    let loads = 0
+    try {
+      assert.equal(
+        await client.remember('corrupt', 60, () => `loaded ${++loads}`, { lease: true }),
+        'loaded 1',
+      )
+      assert.match(written(scripted, 'corrupt')[0] ?? '', / C21 /)
+      assert.equal(
+        await client.remember('corruptHeld', 60, () => `loaded ${++loads}`, { lease: true }),
+        'fresh',
+      )
+      assert.equal(loads, 1)
+      assert.ok(
+        errors.some((error) => error.name === 'DecodeError'),
+        'the decode failure is reported',
+      )
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('a lease read cut off by a reset is not sent again (a second N could find its own placeholder and wait on it)', async () => {
+    let reads = 0
+    const scripted = await startScriptedServer((chunk, _all, socket) => {
+      if (chunk.startsWith('mg ')) {
+        reads++
+        socket.destroy()
+      }
+      return undefined
+    })
+    const client = createClient({ servers: scripted.address, retries: 3, failureLimit: 5 })
+    client.on('error', () => {})
+    try {
+      assert.equal(await client.remember('k', 60, () => 'loaded', { lease: true }), 'loaded')
+      assert.equal(reads, 1)
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('a malformed lease reply is reported and the loader serves the caller; an undecodable one too', async () => {
+    const scripted = await leaseServer({
+      badSize: [(o) => `VA x f0 c5 O${o}\r\n`],
+      unknown: [() => 'HELLO caf\u00e9\r\n'],
+      corrupt: [(o) => `VA 1 f8 c5 t60 O${o}\r\nx\r\n`],
+      // any token but the request's own (tokens cycle through all 1296)
+      otherMiss: [(o) => `EN O${o === 'zz' ? 'zy' : 'zz'}\r\n`],
+    })
+    const client = createClient({ servers: scripted.address, retries: 0, failureLimit: 10 })
+    const errors: Error[] = []
+    client.on('error', (error: Error) => errors.push(error))
+    try {
+      for (const key of ['badSize', 'unknown', 'corrupt', 'otherMiss'])
+        assert.equal(await client.remember(key, 60, () => `loaded ${key}`, { lease: true }), `loaded ${key}`)
+      assert.equal(errors.length, 4)
+      assert.match(errors[0]!.message, /to leaseGet: bad size in VA x f0 c5 O\w+$/)
+      // é went out as UTF-8 (two bytes); a reply line is read byte for byte, as Latin-1
+      assert.match(errors[1]!.message, /to leaseGet: unexpected line "HELLO caf\u00c3\u00a9"$/)
+      assert.equal(errors[2]!.name, 'DecodeError')
+      assert.match(errors[3]!.message, /to leaseGet: reply "EN Oz[zy]" belongs to another request/)
+    } finally {
+      await client.close()
+    }
+  })
+})
+
 describe('retries', () => {
   test('an idempotent read is retried once on a fresh connection after a reset', async () => {
     const scripted = await startScriptedServer((chunk, _all, socket) => {
@@ -602,6 +762,173 @@ describe('meta replies, token by token', () => {
       code: 'ERR_MEMKIT_SERVER',
       message: /SERVER_ERROR caf\u00e9 full$/,
     })
+  })
+
+  test('a pipelined request behind a batch that met an error line fails with the reason, not with the batch MN', async () => {
+    // The batch resets the connection at the error line, so its MN is never read as the next
+    // request's reply; the request behind it (incr, never retried) fails with the batch's reason.
+    const cases: Array<[string, (c: ReturnType<typeof createClient>) => Promise<unknown>, string, RegExp]> = [
+      [
+        'getMany',
+        (c) => c.getMany(['a', 'b']),
+        'SERVER_ERROR busy\r\nMN\r\n',
+        /to getMany: error reply inside a multi-get: SERVER_ERROR busy$/,
+      ],
+      [
+        'setMany',
+        (c) => c.setMany([['a', 'v']]),
+        'CLIENT_ERROR cannot increment or decrement non-numeric value\r\nMN\r\n',
+        /to setMany: error reply inside a setMany batch: CLIENT_ERROR cannot increment or decrement non-numeric value$/,
+      ],
+    ]
+    for (const [name, batch, reply, message] of cases) {
+      const scripted = await startScriptedServer((chunk) => (chunk.includes('mn\r\n') ? reply : undefined))
+      const client = createClient({ servers: scripted.address, retries: 0, failureLimit: 5 })
+      try {
+        const [first, behind] = await Promise.allSettled([batch(client), client.incr('n', 1)])
+        assert.equal(first.status, 'rejected', name)
+        assert.equal(behind.status, 'rejected', name)
+        const reason = (behind as PromiseRejectedResult).reason as MemkitError
+        assert.equal(reason.code, 'ERR_MEMKIT_PROTOCOL', `${name}: ${reason.message}`)
+        assert.match(reason.message, message)
+      } finally {
+        await client.close()
+      }
+    }
+  })
+
+  test('getMany: an empty value is a hit; a two-letter line other than MN is not its end', async () => {
+    let batches = 0
+    const scripted = await startLineServer((line) => {
+      if (line !== 'mn') return undefined
+      return ++batches === 1 ? 'VA 0 f16 O0\r\n\r\nMN\r\n' : 'EN\r\nMN\r\n'
+    })
+    const client = createClient({ servers: scripted.address, retries: 0 })
+    try {
+      assert.deepEqual(await client.getMany(['a', 'b']), new Map([['a', '']]))
+      await assert.rejects(client.getMany(['a', 'b']), {
+        code: 'ERR_MEMKIT_PARTIAL_READ',
+        message: /unexpected line "EN"$/,
+      })
+    } finally {
+      await client.close()
+    }
+  })
+
+  const counterReplies: Array<[string, 'incr' | 'decr', (o: string) => string, RegExp]> = [
+    [
+      'a counter with junk after its digits',
+      'incr',
+      (o) => `VA 2 O${o}\r\n5x\r\n`,
+      /to incr: counter value "5x" is not a number$/,
+    ],
+    [
+      'a miss for another request',
+      'incr',
+      // any token but the request's own (tokens cycle through all 1296)
+      (o) => `NF O${o === 'zz' ? 'zy' : 'zz'}\r\n`,
+      /to incr: reply "NF Oz[zy]" belongs to another request/,
+    ],
+    ['a bad counter size', 'decr', (o) => `VA 0 O${o}\r\n\r\n`, /to decr: bad counter size in VA 0 O\w+$/],
+  ]
+  for (const [label, command, reply, message] of counterReplies) {
+    test(`${command}, ${label}: ERR_MEMKIT_PROTOCOL naming the command`, async () => {
+      const scripted = await startLineServer((line) =>
+        line.startsWith('ma ') ? reply(opaqueOf(line)) : undefined,
+      )
+      const client = createClient({ servers: scripted.address, retries: 0 })
+      try {
+        await assert.rejects(command === 'incr' ? client.incr('n', 1) : client.decr('n', 1), {
+          code: 'ERR_MEMKIT_PROTOCOL',
+          message,
+        })
+      } finally {
+        await client.close()
+      }
+    })
+  }
+
+  test('each storage mode as a meta line: T and F only where they apply, the mode flag, C for cas', async () => {
+    const scripted = await startLineServer((line) =>
+      line.startsWith('ms ') ? `HD O${opaqueOf(line)}\r\n` : undefined,
+    )
+    const client = createClient({ servers: scripted.address, retries: 0 })
+    try {
+      await client.set('k', 'v', { ttl: 60 })
+      await client.add('k', 'v')
+      await client.replace('k', 'v')
+      await client.append('k', 'v')
+      await client.prepend('k', 'v')
+      await client.cas('k', 'v', '5')
+      assert.deepEqual(
+        scripted
+          .received()
+          .split('\r\n')
+          .filter((line) => line.startsWith('ms '))
+          .map((line) => line.replace(/ O\w+$/, '')),
+        [
+          'ms k 1 T60 F16',
+          'ms k 1 T0 F16 ME',
+          'ms k 1 T0 F16 MR',
+          // append and prepend keep the item's TTL and flags: none are sent
+          'ms k 1 MA',
+          'ms k 1 MP',
+          'ms k 1 T0 F16 C5',
+        ],
+      )
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('a malformed reply names the operation it answered', async () => {
+    const operations: Array<[string, (c: ReturnType<typeof createClient>) => Promise<unknown>]> = [
+      ['get', (c) => c.get('k')],
+      ['gets', (c) => c.gets('k')],
+      ['getAndTouch', (c) => c.getAndTouch('k', 60)],
+      ['set', (c) => c.set('k', 'v')],
+      ['append', (c) => c.append('k', 'v')],
+      ['delete', (c) => c.delete('k')],
+      ['delete', (c) => c.deleteIfUnchanged('k', '5')],
+      ['touch', (c) => c.touch('k', 60)],
+      ['invalidate', (c) => c.invalidate('k')],
+    ]
+    const scripted = await startLineServer((line) => (/^m[gsd] /.test(line) ? 'HELLO\r\n' : undefined))
+    const client = createClient({ servers: scripted.address, retries: 0, failureLimit: 100 })
+    try {
+      for (const [name, call] of operations)
+        await assert.rejects(call(client), {
+          code: 'ERR_MEMKIT_PROTOCOL',
+          message: new RegExp(`to ${name}: unexpected line "HELLO"$`),
+        })
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('a server that comes back answering garbage to the probe stays down', async () => {
+    let versions = 0
+    const scripted = await startScriptedServer((chunk, _all, socket) => {
+      if (chunk.startsWith('version')) {
+        versions++
+        return 'HELLO\r\n'
+      }
+      socket.destroy()
+      return undefined
+    })
+    const client = createClient({ servers: scripted.address, retries: 0, failureLimit: 1, deadTimeout: 100 })
+    const events: string[] = []
+    client.on('server:down', () => events.push('down'))
+    client.on('server:up', () => events.push('up'))
+    try {
+      await assert.rejects(client.get('k'), { code: 'ERR_MEMKIT_CONNECTION' })
+      // the probe went out twice (a version request each) and was refused each time
+      await waitUntil(() => versions >= 2, { message: 'probed twice' })
+      assert.deepEqual(events, ['down'])
+      await assert.rejects(client.get('k'), { code: 'ERR_MEMKIT_SERVER_DOWN' })
+    } finally {
+      await client.close()
+    }
   })
 
   test('opaque tokens are two base-36 characters, and all 1296 are used before one comes back', async () => {

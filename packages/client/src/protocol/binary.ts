@@ -45,7 +45,6 @@ export const BINARY: TransportKind = Object.freeze({
   name: 'binary',
   base64Keys: false,
   conditionalDelete: true,
-  remainingTtl: false,
   leases: false,
 })
 

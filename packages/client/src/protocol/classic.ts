@@ -195,7 +195,6 @@ export const CLASSIC: TransportKind = Object.freeze({
   name: 'classic',
   base64Keys: false,
   conditionalDelete: false,
-  remainingTtl: false,
   leases: false,
 })
 

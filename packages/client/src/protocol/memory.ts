@@ -159,7 +159,6 @@ export const MEMORY: TransportKind = Object.freeze({
   name: 'memory',
   base64Keys: false,
   conditionalDelete: true,
-  remainingTtl: true,
   // One process: the in-process single flight of remember() already is global.
   leases: false,
 })

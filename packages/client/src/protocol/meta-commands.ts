@@ -388,7 +388,9 @@ export class MetaArithCommand extends MetaCommand<ArithResult | undefined> {
 // ---- leases and batched writes (memcached >= 1.6.18 meta flags) -----------------------------
 // The commands remember() in lease mode, invalidate() and setMany()/deleteMany() send.
 
-const LEASE_FLAG = / ([WXZ])(?= |$)/g
+// W (this caller loads) and Z (another caller holds the lease); X (stale) needs no reading:
+// memcached gives the first caller on a stale item W as well.
+const LEASE_FLAG = / ([WZ])(?= |$)/g
 
 /**
  * `mg <key> N<vivify> [R<recache>] v f c t`: on a miss memcached creates an empty placeholder
@@ -402,7 +404,6 @@ export class MetaLeaseGetCommand extends MetaCommand<LeaseItem> {
   #cas = ''
   #win = false
   #held = false
-  #stale = false
 
   constructor(
     private readonly key: EncodedKey,
@@ -422,26 +423,25 @@ export class MetaLeaseGetCommand extends MetaCommand<LeaseItem> {
       if (this.readFlags(line, start, end, readEnd + 1) === FATAL) return FATAL
       this.#flags = scratch.client
       this.#cas = scratch.cas
-      this.#win = this.#held = this.#stale = false
+      this.#win = this.#held = false
       for (const match of line.toString('latin1', start, end).matchAll(LEASE_FLAG)) {
         if (match[1] === 'W') this.#win = true
-        else if (match[1] === 'Z') this.#held = true
-        else this.#stale = true
+        else this.#held = true
       }
       return size
     }
     if (code === EN) {
       // Only without N (never sent here); read it as a miss nobody holds.
       if (this.readFlags(line, start, end, start + 3) === FATAL) return FATAL
-      this.resolve({ hit: false, value: undefined, cas: '', win: false, held: false, stale: false })
+      this.resolve({ hit: false, value: undefined, cas: '', win: false })
       return DONE
     }
     return this.errorLine(line.toString('latin1', start, end))
   }
 
   override onData(data: Buffer): number {
-    const base = { cas: this.#cas, win: this.#win, held: this.#held, stale: this.#stale }
-    // An empty flagless item under a lease is the placeholder N created, not a value.
+    const base = { cas: this.#cas, win: this.#win }
+    // An empty flagless item under a lease (W or Z) is the placeholder N created, not a value.
     if (data.length === 0 && this.#flags === 0 && (this.#win || this.#held)) {
       this.resolve({ ...base, hit: false, value: undefined })
       return DONE
@@ -449,7 +449,10 @@ export class MetaLeaseGetCommand extends MetaCommand<LeaseItem> {
     const decoded = decodeItem(this.decoder, this.key.key, data, this.#flags)
     if (!decoded.ok) {
       if (decoded.error) this.fail(decoded.error)
-      else this.resolve({ ...base, hit: false, value: undefined })
+      // Undecodable, read as a miss (decodeErrors: 'miss'): unless another caller holds the
+      // lease, this one loads and replaces the item with its CAS, as a lease's winner would
+      // (waiting would wait for a load nobody is doing).
+      else this.resolve({ cas: this.#cas, win: !this.#held, hit: false, value: undefined })
       return DONE
     }
     this.resolve({ ...base, hit: true, value: decoded.value })

@@ -32,7 +32,6 @@ export const META: TransportKind = Object.freeze({
   name: 'meta',
   base64Keys: true,
   conditionalDelete: true,
-  remainingTtl: true,
   leases: true,
 })
 
