@@ -3,9 +3,10 @@
 // a typed ERR_MEMKIT_PROTOCOL that resets the connection (the next request goes on a fresh one);
 // each well-formed one is read as memcached's protocol.txt describes it.
 import assert from 'node:assert/strict'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { after, describe, test } from 'node:test'
-import { type FakeServer, startScriptedServer, stopAll } from '@memkit/testing'
-import { createClient, type MemcachedClient } from '../src/index.js'
+import { type FakeServer, startScriptedServer, stopAll, waitUntil } from '@memkit/testing'
+import { CHANNELS, type CommandEvent, createClient, type MemcachedClient } from '../src/index.js'
 
 after(stopAll)
 
@@ -132,6 +133,34 @@ describe('get and gets', () => {
   })
 })
 
+describe('undecodable values', () => {
+  test('fail their read with ERR_MEMKIT_DECODE (or read as a miss with decodeErrors: miss) and keep the connection in step', async () => {
+    // f8 is pymemcache's zlib bit: 'x' is not zlib data
+    const server = await lineServer((line) => {
+      if (line === 'get bad' || line === 'gets bad') return 'VALUE bad 8 1 5\r\nx\r\nEND\r\n'
+      if (line === 'get good') return 'VALUE good 16 1\r\ng\r\nEND\r\n'
+      if (line === 'get bad good') return 'VALUE bad 8 1\r\nx\r\nVALUE good 16 1\r\ng\r\nEND\r\n'
+      return undefined
+    })
+    const client = classic(server)
+    const lenient = classic(server, { decodeErrors: 'miss' })
+    lenient.on('error', () => {})
+    try {
+      await assert.rejects(client.get('bad'), { code: 'ERR_MEMKIT_DECODE' })
+      await assert.rejects(client.gets('bad'), { code: 'ERR_MEMKIT_DECODE' })
+      assert.equal(await client.get('good'), 'g')
+      await assert.rejects(client.getMany(['bad', 'good']), { code: 'ERR_MEMKIT_DECODE' })
+      assert.equal(await client.get('good'), 'g')
+      assert.equal(await lenient.get('bad'), undefined)
+      assert.deepEqual(await lenient.getMany(['bad', 'good']), new Map([['good', 'g']]))
+      assert.equal(server.connections(), 2, 'one connection per client: nothing was reset')
+    } finally {
+      await client.close()
+      await lenient.close()
+    }
+  })
+})
+
 describe('getMany', () => {
   test('at most 100 keys per get line; every hit read into one map', async () => {
     const server = await lineServer((line) => {
@@ -153,6 +182,38 @@ describe('getMany', () => {
       )
       assert.equal(lines[1]!.split(' ')[1], 'k100')
     } finally {
+      await client.close()
+    }
+  })
+
+  test('a getMany cut off mid-reply is sent again and its hits counted once (diagnostics)', async () => {
+    const server: FakeServer = await startScriptedServer((chunk, _all, socket) => {
+      if (!chunk.startsWith('get ')) return undefined
+      if (server.connections() === 1) {
+        socket.write('VALUE a 16 1\r\na\r\n')
+        setImmediate(() => socket.destroy())
+        return undefined
+      }
+      return 'VALUE a 16 1\r\na\r\nVALUE b 16 1\r\nb\r\nEND\r\n'
+    })
+    const client = classic(server, { retries: 1, failureLimit: 5 })
+    const events: CommandEvent[] = []
+    const listener = (message: unknown) => events.push(message as CommandEvent)
+    subscribe(CHANNELS.command, listener)
+    try {
+      assert.deepEqual(
+        await client.getMany(['a', 'b', 'c']),
+        new Map([
+          ['a', 'a'],
+          ['b', 'b'],
+        ]),
+      )
+      const batch = events.find((event) => event.command === 'getMany' && event.client === client)
+      assert.equal(batch?.keys, 3)
+      assert.equal(batch?.hits, 2)
+      assert.equal(server.connections(), 2)
+    } finally {
+      unsubscribe(CHANNELS.command, listener)
       await client.close()
     }
   })
@@ -318,6 +379,69 @@ describe('storage, delete, touch and counters', () => {
   })
 })
 
+describe('through a proxy', () => {
+  test('stats asks only for the version (sent again after a reset); flush is refused unsent', async () => {
+    const server: FakeServer = await startScriptedServer((chunk, _all, socket) => {
+      if (server.connections() === 1) {
+        socket.destroy()
+        return undefined
+      }
+      return chunk === 'version\r\n' ? 'VERSION 0.5.0\r\n' : undefined
+    })
+    const client = classic(server, { proxy: true, retries: 1, failureLimit: 5 })
+    try {
+      assert.deepEqual(await client.stats(), [{ server: server.address, up: true, version: '0.5.0' }])
+      assert.equal(sent(server, 'version').length, 2)
+      await assert.rejects(client.flush(), {
+        code: 'ERR_MEMKIT_NOT_SUPPORTED',
+        message: /flush is not available through a proxy/,
+      })
+      assert.deepEqual(sent(server, 'stats'), [])
+      assert.deepEqual(sent(server, 'flush'), [])
+    } finally {
+      await client.close()
+    }
+  })
+})
+
+describe('probes', () => {
+  for (const failover of [false, true]) {
+    test(`a server marked down is probed with version${failover ? ' and flush_all (failover rejoins by flushing)' : ''}; garbage keeps it down, VERSION brings it back`, async () => {
+      let answer = 'HELLO'
+      const server: FakeServer = await startScriptedServer((chunk, _all, socket) => {
+        let out = ''
+        for (const line of chunk.split('\r\n')) {
+          if (line === 'version') out += `${answer}\r\n`
+          else if (line === 'flush_all') out += 'OK\r\n'
+          else if (line.startsWith('get ')) {
+            if (server.connections() === 1) {
+              socket.destroy()
+              return undefined
+            }
+            out += 'END\r\n'
+          }
+        }
+        return out === '' ? undefined : out
+      })
+      const client = classic(server, { failureLimit: 1, deadTimeout: 100, failover })
+      const events: string[] = []
+      client.on('server:down', () => events.push('down'))
+      client.on('server:up', () => events.push('up'))
+      try {
+        await assert.rejects(client.get('k'), { code: 'ERR_MEMKIT_CONNECTION' })
+        await waitUntil(() => sent(server, 'version').length >= 2, { message: 'probed twice' })
+        assert.deepEqual(events, ['down'], 'a probe answered with garbage does not bring it back')
+        answer = 'VERSION 1.6.21'
+        await waitUntil(() => events.includes('up'), { message: 'back up' })
+        assert.equal(sent(server, 'flush_all').length > 0, failover)
+        assert.equal(await client.get('k'), undefined)
+      } finally {
+        await client.close()
+      }
+    })
+  }
+})
+
 describe('after a reset', () => {
   // Each operation on a server that drops the first connection when the request arrives: what is
   // safe to repeat is sent again on a fresh connection, what is not fails with the reset.
@@ -329,6 +453,8 @@ describe('after a reset', () => {
     ['replace', 'replace ', true, (c) => c.replace('k', 'v')],
     ['delete', 'delete ', true, (c) => c.delete('k')],
     ['touch', 'touch ', true, (c) => c.touch('k', 60)],
+    ['flush', 'flush_all', true, (c) => c.flush()],
+    ['stats', 'stats', true, (c) => c.stats()],
     ['add', 'add ', false, (c) => c.add('k', 'v')],
     ['append', 'append ', false, (c) => c.append('k', 'v')],
     ['prepend', 'prepend ', false, (c) => c.prepend('k', 'v')],
@@ -351,6 +477,8 @@ describe('after a reset', () => {
           replace: 'STORED',
           delete: 'DELETED',
           touch: 'TOUCHED',
+          'flush_all\r\n': 'OK',
+          'stats\r\n': 'STAT pid 1\r\nEND',
         }[command!]
         return word === undefined ? undefined : `${word}\r\n`
       })
