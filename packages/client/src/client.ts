@@ -29,6 +29,7 @@ import {
   ClientClosedError,
   InvalidArgumentError,
   InvalidValueError,
+  NotSupportedError,
   ValueTooLargeError,
 } from './errors.js'
 import { Generation, type GenerationBackend, toCopy } from './generation.js'
@@ -553,9 +554,17 @@ export class MemcachedClient extends EventEmitter<ClientEvents> implements LockB
     return this.#cluster.nodeFor(this.#keys.encode(key)).label
   }
 
-  /** Removes every item on every server. */
+  /**
+   * Removes every item on every server. With `proxy: true` it rejects with NotSupportedError
+   * (`ERR_MEMKIT_NOT_SUPPORTED`) and sends nothing: twemproxy closes the connection on
+   * flush_all, failing every request in flight; flush the servers behind the proxy instead.
+   */
   async flush(): Promise<void> {
     this.#assertOpen()
+    if (this.config.proxy)
+      throw new NotSupportedError(
+        'flush is not available through a proxy (twemproxy closes the connection on flush_all); flush the servers behind it',
+      )
     await Promise.all([...this.#transports.values()].map((transport) => transport.flush()))
   }
 

@@ -38,9 +38,7 @@ export function createTransport(
         maxItemSize: config.maxItemSize,
       })
     case 'classic':
-      return new ClassicTransport(node.label, socketDispatch(node, dispatch), node.probeConnection, {
-        proxy: config.proxy,
-      })
+      return new ClassicTransport(node.label, socketDispatch(node, dispatch), node.probeConnection)
     default:
       return new MetaTransport(node.label, socketDispatch(node, dispatch), node.probeConnection)
   }

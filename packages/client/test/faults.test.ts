@@ -611,6 +611,7 @@ describe('retries', () => {
     ['deleteMany', 'md ', true, (c) => c.deleteMany(['a', 'b'])],
     ['touch', 'mg ', true, (c) => c.touch('k', 60)],
     ['invalidate', 'md ', true, (c) => c.invalidate('k')],
+    ['flush', 'flush_all', true, (c) => c.flush()],
     ['add', 'ms ', false, (c) => c.add('k', 'v')],
     ['append', 'ms ', false, (c) => c.append('k', 'v')],
     ['prepend', 'ms ', false, (c) => c.prepend('k', 'v')],
@@ -630,6 +631,7 @@ describe('retries', () => {
         for (const line of chunk.split('\r\n')) {
           const o = opaqueOf(line)
           if (line === 'mn') out += 'MN\r\n'
+          else if (line === 'flush_all') out += 'OK\r\n'
           else if (/ q( |$)/.test(line)) continue
           else if (line.startsWith('mg '))
             out += line.includes(' T') && !line.includes(' v') ? `HD O${o}\r\n` : `EN O${o}\r\n`
@@ -860,6 +862,8 @@ describe('meta replies, token by token', () => {
       await client.append('k', 'v')
       await client.prepend('k', 'v')
       await client.cas('k', 'v', '5')
+      // a key with non-ASCII characters travels base64 with the b flag
+      await client.set('ключ', 'v')
       assert.deepEqual(
         scripted
           .received()
@@ -874,6 +878,7 @@ describe('meta replies, token by token', () => {
           'ms k 1 MA',
           'ms k 1 MP',
           'ms k 1 T0 F16 C5',
+          `ms ${Buffer.from('ключ').toString('base64')} 1 b T0 F16`,
         ],
       )
     } finally {
@@ -901,6 +906,28 @@ describe('meta replies, token by token', () => {
           code: 'ERR_MEMKIT_PROTOCOL',
           message: new RegExp(`to ${name}: unexpected line "HELLO"$`),
         })
+    } finally {
+      await client.close()
+    }
+  })
+
+  test('through a proxy: stats asks only for the version (sent again after a reset); flush is refused unsent', async () => {
+    const scripted = await startScriptedServer((chunk, _all, socket) => {
+      if (scripted.connections() === 1) {
+        socket.destroy()
+        return undefined
+      }
+      return chunk === 'version\r\n' ? 'VERSION 1.6.21\r\n' : undefined
+    })
+    const client = createClient({ servers: scripted.address, proxy: true, retries: 1, failureLimit: 5 })
+    try {
+      assert.deepEqual(await client.stats(), [{ server: scripted.address, up: true, version: '1.6.21' }])
+      assert.equal(scripted.received().split('version\r\n').length - 1, 2, 'version sent twice')
+      await assert.rejects(client.flush(), {
+        code: 'ERR_MEMKIT_NOT_SUPPORTED',
+        message: /flush is not available through a proxy/,
+      })
+      assert.doesNotMatch(scripted.received(), /stats|flush_all/)
     } finally {
       await client.close()
     }

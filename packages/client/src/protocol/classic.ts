@@ -186,11 +186,6 @@ const STORE_REPLIES: Record<StoreMode, readonly string[]> = {
   cas: ['EXISTS', 'NOT_FOUND'],
 }
 
-export interface ClassicOptions {
-  /** The servers are proxies (twemproxy, mcrouter): never send stats or flush_all. */
-  proxy: boolean
-}
-
 export const CLASSIC: TransportKind = Object.freeze({
   name: 'classic',
   base64Keys: false,
@@ -206,7 +201,6 @@ export class ClassicTransport extends PlainTransport implements Transport {
     readonly label: string,
     private readonly send: Dispatch,
     private readonly probeConnection: ProbeConnection,
-    private readonly options: ClassicOptions,
   ) {
     super()
   }
@@ -313,14 +307,8 @@ export class ClassicTransport extends PlainTransport implements Transport {
     return this.send(new StatsCommand(group), true)
   }
 
+  /** Never sent to a proxy either: client.flush() refuses with `proxy: true`. */
   flush(): Promise<void> {
-    if (this.options.proxy) {
-      return Promise.reject(
-        new NotSupportedError(
-          'flush is not available through a proxy (twemproxy closes the connection on flush_all)',
-        ),
-      )
-    }
     return this.send(new FlushCommand(), true)
   }
 
