@@ -10,6 +10,10 @@ import { CHANNELS, type CommandEvent, createClient, type MemcachedClient } from 
 
 after(stopAll)
 
+// Every test settles well within this (the runner's own bound): a reply the client misreads
+// fails its test instead of hanging it.
+const LIMIT = { timeout: 10_000 }
+
 /** A scripted server answering each request line with `answer(line, connection)` (nothing for undefined). */
 async function lineServer(answer: (line: string, connection: number) => string | undefined) {
   const server: FakeServer = await startScriptedServer((chunk) => {
@@ -55,26 +59,30 @@ describe('get and gets', () => {
     ['an unknown line', 'get', 'HELLO\r\n', /unexpected line "HELLO"$/],
   ]
   for (const [label, command, reply, message] of malformed) {
-    test(`${command}, ${label}: ERR_MEMKIT_PROTOCOL, the next request on a fresh connection`, async () => {
-      const server = await lineServer((line, connection) => {
-        if (!line.startsWith(`${command} `)) return undefined
-        return connection === 1 ? reply : 'END\r\n'
-      })
-      const client = classic(server)
-      try {
-        await assert.rejects(command === 'get' ? client.get('k') : client.gets('k'), {
-          code: 'ERR_MEMKIT_PROTOCOL',
-          message,
+    test(
+      `${command}, ${label}: ERR_MEMKIT_PROTOCOL, the next request on a fresh connection`,
+      LIMIT,
+      async () => {
+        const server = await lineServer((line, connection) => {
+          if (!line.startsWith(`${command} `)) return undefined
+          return connection === 1 ? reply : 'END\r\n'
         })
-        assert.equal(await (command === 'get' ? client.get('k') : client.gets('k')), undefined)
-        assert.equal(server.connections(), 2)
-      } finally {
-        await client.close()
-      }
-    })
+        const client = classic(server)
+        try {
+          await assert.rejects(command === 'get' ? client.get('k') : client.gets('k'), {
+            code: 'ERR_MEMKIT_PROTOCOL',
+            message,
+          })
+          assert.equal(await (command === 'get' ? client.get('k') : client.gets('k')), undefined)
+          assert.equal(server.connections(), 2)
+        } finally {
+          await client.close()
+        }
+      },
+    )
   }
 
-  test('a hit, its flags and cas; a miss; both on one connection', async () => {
+  test('a hit, its flags and cas; a miss; both on one connection', LIMIT, async () => {
     const server = await lineServer((line) => {
       if (line === 'get k' || line === 'gets k') return 'VALUE k 16 2 42\r\nhi\r\nEND\r\n'
       if (line === 'get n' || line === 'gets n') return 'END\r\n'
@@ -96,73 +104,85 @@ describe('get and gets', () => {
     }
   })
 
-  test('a get cut off after its value is sent again and read from the start: a miss then is a miss', async () => {
-    const server = await startScriptedServer((chunk, _all, socket) => {
-      if (!chunk.startsWith('get ')) return undefined
-      if (server.connections() === 1) {
-        socket.write('VALUE k 16 2\r\nhi\r\n')
-        setImmediate(() => socket.destroy())
-        return undefined
+  test(
+    'a get cut off after its value is sent again and read from the start: a miss then is a miss',
+    LIMIT,
+    async () => {
+      const server = await startScriptedServer((chunk, _all, socket) => {
+        if (!chunk.startsWith('get ')) return undefined
+        if (server.connections() === 1) {
+          socket.write('VALUE k 16 2\r\nhi\r\n')
+          setImmediate(() => socket.destroy())
+          return undefined
+        }
+        return 'END\r\n'
+      })
+      const client = classic(server, { retries: 1, failureLimit: 5 })
+      try {
+        assert.equal(await client.get('k'), undefined, 'not the value of the first, cut-off reply')
+        assert.equal(server.connections(), 2)
+      } finally {
+        await client.close()
       }
-      return 'END\r\n'
-    })
-    const client = classic(server, { retries: 1, failureLimit: 5 })
-    try {
-      assert.equal(await client.get('k'), undefined, 'not the value of the first, cut-off reply')
-      assert.equal(server.connections(), 2)
-    } finally {
-      await client.close()
-    }
-  })
+    },
+  )
 
-  test('getAndTouch is touch then gets in one round trip; an item that was not touched is a miss', async () => {
-    const server = await lineServer((line) => {
-      if (line.startsWith('touch there ')) return 'TOUCHED\r\n'
-      if (line.startsWith('touch gone ')) return 'NOT_FOUND\r\n'
-      if (line.startsWith('gets ')) return `VALUE ${line.slice(5)} 16 1 7\r\nv\r\nEND\r\n`
-      return undefined
-    })
-    const client = classic(server)
-    try {
-      assert.deepEqual(await client.getsAndTouch('there', 60), { value: 'v', cas: '7' })
-      assert.equal(await client.getAndTouch('gone', 60), undefined)
-      assert.deepEqual(sent(server, 'touch'), ['touch there 60', 'touch gone 60'])
-    } finally {
-      await client.close()
-    }
-  })
+  test(
+    'getAndTouch is touch then gets in one round trip; an item that was not touched is a miss',
+    LIMIT,
+    async () => {
+      const server = await lineServer((line) => {
+        if (line.startsWith('touch there ')) return 'TOUCHED\r\n'
+        if (line.startsWith('touch gone ')) return 'NOT_FOUND\r\n'
+        if (line.startsWith('gets ')) return `VALUE ${line.slice(5)} 16 1 7\r\nv\r\nEND\r\n`
+        return undefined
+      })
+      const client = classic(server)
+      try {
+        assert.deepEqual(await client.getsAndTouch('there', 60), { value: 'v', cas: '7' })
+        assert.equal(await client.getAndTouch('gone', 60), undefined)
+        assert.deepEqual(sent(server, 'touch'), ['touch there 60', 'touch gone 60'])
+      } finally {
+        await client.close()
+      }
+    },
+  )
 })
 
 describe('undecodable values', () => {
-  test('fail their read with ERR_MEMKIT_DECODE (or read as a miss with decodeErrors: miss) and keep the connection in step', async () => {
-    // f8 is pymemcache's zlib bit: 'x' is not zlib data
-    const server = await lineServer((line) => {
-      if (line === 'get bad' || line === 'gets bad') return 'VALUE bad 8 1 5\r\nx\r\nEND\r\n'
-      if (line === 'get good') return 'VALUE good 16 1\r\ng\r\nEND\r\n'
-      if (line === 'get bad good') return 'VALUE bad 8 1\r\nx\r\nVALUE good 16 1\r\ng\r\nEND\r\n'
-      return undefined
-    })
-    const client = classic(server)
-    const lenient = classic(server, { decodeErrors: 'miss' })
-    lenient.on('error', () => {})
-    try {
-      await assert.rejects(client.get('bad'), { code: 'ERR_MEMKIT_DECODE' })
-      await assert.rejects(client.gets('bad'), { code: 'ERR_MEMKIT_DECODE' })
-      assert.equal(await client.get('good'), 'g')
-      await assert.rejects(client.getMany(['bad', 'good']), { code: 'ERR_MEMKIT_DECODE' })
-      assert.equal(await client.get('good'), 'g')
-      assert.equal(await lenient.get('bad'), undefined)
-      assert.deepEqual(await lenient.getMany(['bad', 'good']), new Map([['good', 'g']]))
-      assert.equal(server.connections(), 2, 'one connection per client: nothing was reset')
-    } finally {
-      await client.close()
-      await lenient.close()
-    }
-  })
+  test(
+    'fail their read with ERR_MEMKIT_DECODE (or read as a miss with decodeErrors: miss) and keep the connection in step',
+    LIMIT,
+    async () => {
+      // f8 is pymemcache's zlib bit: 'x' is not zlib data
+      const server = await lineServer((line) => {
+        if (line === 'get bad' || line === 'gets bad') return 'VALUE bad 8 1 5\r\nx\r\nEND\r\n'
+        if (line === 'get good') return 'VALUE good 16 1\r\ng\r\nEND\r\n'
+        if (line === 'get bad good') return 'VALUE bad 8 1\r\nx\r\nVALUE good 16 1\r\ng\r\nEND\r\n'
+        return undefined
+      })
+      const client = classic(server)
+      const lenient = classic(server, { decodeErrors: 'miss' })
+      lenient.on('error', () => {})
+      try {
+        await assert.rejects(client.get('bad'), { code: 'ERR_MEMKIT_DECODE' })
+        await assert.rejects(client.gets('bad'), { code: 'ERR_MEMKIT_DECODE' })
+        assert.equal(await client.get('good'), 'g')
+        await assert.rejects(client.getMany(['bad', 'good']), { code: 'ERR_MEMKIT_DECODE' })
+        assert.equal(await client.get('good'), 'g')
+        assert.equal(await lenient.get('bad'), undefined)
+        assert.deepEqual(await lenient.getMany(['bad', 'good']), new Map([['good', 'g']]))
+        assert.equal(server.connections(), 2, 'one connection per client: nothing was reset')
+      } finally {
+        await client.close()
+        await lenient.close()
+      }
+    },
+  )
 })
 
 describe('getMany', () => {
-  test('at most 100 keys per get line; every hit read into one map', async () => {
+  test('at most 100 keys per get line; every hit read into one map', LIMIT, async () => {
     const server = await lineServer((line) => {
       if (!line.startsWith('get ')) return undefined
       let out = ''
@@ -186,37 +206,41 @@ describe('getMany', () => {
     }
   })
 
-  test('a getMany cut off mid-reply is sent again and its hits counted once (diagnostics)', async () => {
-    const server: FakeServer = await startScriptedServer((chunk, _all, socket) => {
-      if (!chunk.startsWith('get ')) return undefined
-      if (server.connections() === 1) {
-        socket.write('VALUE a 16 1\r\na\r\n')
-        setImmediate(() => socket.destroy())
-        return undefined
+  test(
+    'a getMany cut off mid-reply is sent again and its hits counted once (diagnostics)',
+    LIMIT,
+    async () => {
+      const server: FakeServer = await startScriptedServer((chunk, _all, socket) => {
+        if (!chunk.startsWith('get ')) return undefined
+        if (server.connections() === 1) {
+          socket.write('VALUE a 16 1\r\na\r\n')
+          setImmediate(() => socket.destroy())
+          return undefined
+        }
+        return 'VALUE a 16 1\r\na\r\nVALUE b 16 1\r\nb\r\nEND\r\n'
+      })
+      const client = classic(server, { retries: 1, failureLimit: 5 })
+      const events: CommandEvent[] = []
+      const listener = (message: unknown) => events.push(message as CommandEvent)
+      subscribe(CHANNELS.command, listener)
+      try {
+        assert.deepEqual(
+          await client.getMany(['a', 'b', 'c']),
+          new Map([
+            ['a', 'a'],
+            ['b', 'b'],
+          ]),
+        )
+        const batch = events.find((event) => event.command === 'getMany' && event.client === client)
+        assert.equal(batch?.keys, 3)
+        assert.equal(batch?.hits, 2)
+        assert.equal(server.connections(), 2)
+      } finally {
+        unsubscribe(CHANNELS.command, listener)
+        await client.close()
       }
-      return 'VALUE a 16 1\r\na\r\nVALUE b 16 1\r\nb\r\nEND\r\n'
-    })
-    const client = classic(server, { retries: 1, failureLimit: 5 })
-    const events: CommandEvent[] = []
-    const listener = (message: unknown) => events.push(message as CommandEvent)
-    subscribe(CHANNELS.command, listener)
-    try {
-      assert.deepEqual(
-        await client.getMany(['a', 'b', 'c']),
-        new Map([
-          ['a', 'a'],
-          ['b', 'b'],
-        ]),
-      )
-      const batch = events.find((event) => event.command === 'getMany' && event.client === client)
-      assert.equal(batch?.keys, 3)
-      assert.equal(batch?.hits, 2)
-      assert.equal(server.connections(), 2)
-    } finally {
-      unsubscribe(CHANNELS.command, listener)
-      await client.close()
-    }
-  })
+    },
+  )
 
   const malformed: Array<[string, string, RegExp]> = [
     ['a value for a key not asked', 'VALUE z 0 1\r\nx\r\nEND\r\n', /unexpected VALUE z 0 1$/],
@@ -225,7 +249,7 @@ describe('getMany', () => {
     ['an unknown line', 'HELLO\r\n', /unexpected line "HELLO"$/],
   ]
   for (const [label, reply, message] of malformed) {
-    test(`${label}: a partial read naming the reply, the connection reset`, async () => {
+    test(`${label}: a partial read naming the reply, the connection reset`, LIMIT, async () => {
       const server = await lineServer((line, connection) => {
         if (!line.startsWith('get ')) return undefined
         return connection === 1 ? reply : 'VALUE b 16 1\r\nb\r\nEND\r\n'
@@ -243,7 +267,7 @@ describe('getMany', () => {
 })
 
 describe('storage, delete, touch and counters', () => {
-  test('each command line as protocol.txt writes it, and each status word read', async () => {
+  test('each command line as protocol.txt writes it, and each status word read', LIMIT, async () => {
     const replies = new Map([
       ['set', 'STORED'],
       ['add', 'NOT_STORED'],
@@ -302,7 +326,7 @@ describe('storage, delete, touch and counters', () => {
     ['incr answered a number and more', (c) => c.incr('k', 1), 'incr', '5 x'],
   ]
   for (const [label, call, command, reply] of unexpected) {
-    test(`${label}: ERR_MEMKIT_PROTOCOL`, async () => {
+    test(`${label}: ERR_MEMKIT_PROTOCOL`, LIMIT, async () => {
       const server = await lineServer((line) => (line.startsWith(`${command} `) ? `${reply}\r\n` : undefined))
       const client = classic(server)
       try {
@@ -316,7 +340,7 @@ describe('storage, delete, touch and counters', () => {
     })
   }
 
-  test("incr and decr: the value as memcached's decimal text; NOT_FOUND is a miss", async () => {
+  test("incr and decr: the value as memcached's decimal text; NOT_FOUND is a miss", LIMIT, async () => {
     const server = await lineServer((line) => {
       if (line === 'incr big 1') return '18446744073709551615\r\n'
       if (line === 'decr n 2') return '3\r\n'
@@ -333,34 +357,38 @@ describe('storage, delete, touch and counters', () => {
     }
   })
 
-  test('a counter with an initial value: incr, add on a miss, incr again when another client added first', async () => {
-    let adds = 0
-    const server = await lineServer((line) => {
-      if (line.startsWith('incr ')) return line === 'incr raced 1' && adds > 0 ? '8\r\n' : 'NOT_FOUND\r\n'
-      if (line.startsWith('add fresh ')) return 'STORED\r\n'
-      if (line.startsWith('add raced ') || line.startsWith('add vanishing ')) {
-        adds++
-        return 'NOT_STORED\r\n'
+  test(
+    'a counter with an initial value: incr, add on a miss, incr again when another client added first',
+    LIMIT,
+    async () => {
+      let adds = 0
+      const server = await lineServer((line) => {
+        if (line.startsWith('incr ')) return line === 'incr raced 1' && adds > 0 ? '8\r\n' : 'NOT_FOUND\r\n'
+        if (line.startsWith('add fresh ')) return 'STORED\r\n'
+        if (line.startsWith('add raced ') || line.startsWith('add vanishing ')) {
+          adds++
+          return 'NOT_STORED\r\n'
+        }
+        return undefined
+      })
+      const client = classic(server)
+      try {
+        assert.equal(await client.incr('fresh', 1, { initial: 5, ttl: 60 }), 5)
+        assert.deepEqual(sent(server, 'add fresh'), ['add fresh 0 60 1'])
+        assert.equal(await client.incr('raced', 1, { initial: 5, ttl: 60 }), 8)
+        assert.deepEqual(sent(server, 'incr raced'), ['incr raced 1', 'incr raced 1'])
+        // created and deleted under it every time: a miss after three rounds, not a loop
+        assert.equal(await client.incr('vanishing', 1, { initial: 5, ttl: 60 }), undefined)
+        assert.equal(sent(server, 'incr vanishing').length, 3)
+        assert.equal(sent(server, 'add vanishing').length, 3)
+        assert.equal(await client.incr('gone-no-initial', 1), undefined)
+      } finally {
+        await client.close()
       }
-      return undefined
-    })
-    const client = classic(server)
-    try {
-      assert.equal(await client.incr('fresh', 1, { initial: 5, ttl: 60 }), 5)
-      assert.deepEqual(sent(server, 'add fresh'), ['add fresh 0 60 1'])
-      assert.equal(await client.incr('raced', 1, { initial: 5, ttl: 60 }), 8)
-      assert.deepEqual(sent(server, 'incr raced'), ['incr raced 1', 'incr raced 1'])
-      // created and deleted under it every time: a miss after three rounds, not a loop
-      assert.equal(await client.incr('vanishing', 1, { initial: 5, ttl: 60 }), undefined)
-      assert.equal(sent(server, 'incr vanishing').length, 3)
-      assert.equal(sent(server, 'add vanishing').length, 3)
-      assert.equal(await client.incr('gone-no-initial', 1), undefined)
-    } finally {
-      await client.close()
-    }
-  })
+    },
+  )
 
-  test('what the classic protocol cannot do is refused by name, and nothing is sent', async () => {
+  test('what the classic protocol cannot do is refused by name, and nothing is sent', LIMIT, async () => {
     const server = await lineServer(() => undefined)
     const client = classic(server)
     try {
@@ -380,65 +408,73 @@ describe('storage, delete, touch and counters', () => {
 })
 
 describe('through a proxy', () => {
-  test('stats asks only for the version (sent again after a reset); flush is refused unsent', async () => {
-    const server: FakeServer = await startScriptedServer((chunk, _all, socket) => {
-      if (server.connections() === 1) {
-        socket.destroy()
-        return undefined
-      }
-      return chunk === 'version\r\n' ? 'VERSION 0.5.0\r\n' : undefined
-    })
-    const client = classic(server, { proxy: true, retries: 1, failureLimit: 5 })
-    try {
-      assert.deepEqual(await client.stats(), [{ server: server.address, up: true, version: '0.5.0' }])
-      assert.equal(sent(server, 'version').length, 2)
-      await assert.rejects(client.flush(), {
-        code: 'ERR_MEMKIT_NOT_SUPPORTED',
-        message: /flush is not available through a proxy/,
+  test(
+    'stats asks only for the version (sent again after a reset); flush is refused unsent',
+    LIMIT,
+    async () => {
+      const server: FakeServer = await startScriptedServer((chunk, _all, socket) => {
+        if (server.connections() === 1) {
+          socket.destroy()
+          return undefined
+        }
+        return chunk === 'version\r\n' ? 'VERSION 0.5.0\r\n' : undefined
       })
-      assert.deepEqual(sent(server, 'stats'), [])
-      assert.deepEqual(sent(server, 'flush'), [])
-    } finally {
-      await client.close()
-    }
-  })
+      const client = classic(server, { proxy: true, retries: 1, failureLimit: 5 })
+      try {
+        assert.deepEqual(await client.stats(), [{ server: server.address, up: true, version: '0.5.0' }])
+        assert.equal(sent(server, 'version').length, 2)
+        await assert.rejects(client.flush(), {
+          code: 'ERR_MEMKIT_NOT_SUPPORTED',
+          message: /flush is not available through a proxy/,
+        })
+        assert.deepEqual(sent(server, 'stats'), [])
+        assert.deepEqual(sent(server, 'flush'), [])
+      } finally {
+        await client.close()
+      }
+    },
+  )
 })
 
 describe('probes', () => {
   for (const failover of [false, true]) {
-    test(`a server marked down is probed with version${failover ? ' and flush_all (failover rejoins by flushing)' : ''}; garbage keeps it down, VERSION brings it back`, async () => {
-      let answer = 'HELLO'
-      const server: FakeServer = await startScriptedServer((chunk, _all, socket) => {
-        let out = ''
-        for (const line of chunk.split('\r\n')) {
-          if (line === 'version') out += `${answer}\r\n`
-          else if (line === 'flush_all') out += 'OK\r\n'
-          else if (line.startsWith('get ')) {
-            if (server.connections() === 1) {
-              socket.destroy()
-              return undefined
+    test(
+      `a server marked down is probed with version${failover ? ' and flush_all (failover rejoins by flushing)' : ''}; garbage keeps it down, VERSION brings it back`,
+      LIMIT,
+      async () => {
+        let answer = 'HELLO'
+        const server: FakeServer = await startScriptedServer((chunk, _all, socket) => {
+          let out = ''
+          for (const line of chunk.split('\r\n')) {
+            if (line === 'version') out += `${answer}\r\n`
+            else if (line === 'flush_all') out += 'OK\r\n'
+            else if (line.startsWith('get ')) {
+              if (server.connections() === 1) {
+                socket.destroy()
+                return undefined
+              }
+              out += 'END\r\n'
             }
-            out += 'END\r\n'
           }
+          return out === '' ? undefined : out
+        })
+        const client = classic(server, { failureLimit: 1, deadTimeout: 100, failover })
+        const events: string[] = []
+        client.on('server:down', () => events.push('down'))
+        client.on('server:up', () => events.push('up'))
+        try {
+          await assert.rejects(client.get('k'), { code: 'ERR_MEMKIT_CONNECTION' })
+          await waitUntil(() => sent(server, 'version').length >= 2, { message: 'probed twice' })
+          assert.deepEqual(events, ['down'], 'a probe answered with garbage does not bring it back')
+          answer = 'VERSION 1.6.21'
+          await waitUntil(() => events.includes('up'), { message: 'back up' })
+          assert.equal(sent(server, 'flush_all').length > 0, failover)
+          assert.equal(await client.get('k'), undefined)
+        } finally {
+          await client.close()
         }
-        return out === '' ? undefined : out
-      })
-      const client = classic(server, { failureLimit: 1, deadTimeout: 100, failover })
-      const events: string[] = []
-      client.on('server:down', () => events.push('down'))
-      client.on('server:up', () => events.push('up'))
-      try {
-        await assert.rejects(client.get('k'), { code: 'ERR_MEMKIT_CONNECTION' })
-        await waitUntil(() => sent(server, 'version').length >= 2, { message: 'probed twice' })
-        assert.deepEqual(events, ['down'], 'a probe answered with garbage does not bring it back')
-        answer = 'VERSION 1.6.21'
-        await waitUntil(() => events.includes('up'), { message: 'back up' })
-        assert.equal(sent(server, 'flush_all').length > 0, failover)
-        assert.equal(await client.get('k'), undefined)
-      } finally {
-        await client.close()
-      }
-    })
+      },
+    )
   }
 })
 
@@ -463,38 +499,42 @@ describe('after a reset', () => {
     ['incr with an initial value', 'incr ', false, (c) => c.incr('k', 1, { initial: 1 })],
   ]
   for (const [name, prefix, again, call] of operations) {
-    test(`${name}: ${again ? 'sent again on a fresh connection' : 'not repeated, the caller gets the reset'}`, async () => {
-      const server: FakeServer = await startScriptedServer((chunk, _all, socket) => {
-        if (server.connections() === 1) {
-          socket.destroy()
-          return undefined
+    test(
+      `${name}: ${again ? 'sent again on a fresh connection' : 'not repeated, the caller gets the reset'}`,
+      LIMIT,
+      async () => {
+        const server: FakeServer = await startScriptedServer((chunk, _all, socket) => {
+          if (server.connections() === 1) {
+            socket.destroy()
+            return undefined
+          }
+          const [command] = chunk.split(' ')
+          const word = {
+            get: 'END',
+            gets: 'END',
+            set: 'STORED',
+            replace: 'STORED',
+            delete: 'DELETED',
+            touch: 'TOUCHED',
+            'flush_all\r\n': 'OK',
+            'stats\r\n': 'STAT pid 1\r\nEND',
+          }[command!]
+          return word === undefined ? undefined : `${word}\r\n`
+        })
+        const client = classic(server, { retries: 1, failureLimit: 5 })
+        try {
+          if (again) {
+            await call(client)
+            assert.equal(sent(server, prefix).length, 2, 'sent twice')
+            assert.equal(server.connections(), 2)
+          } else {
+            await assert.rejects(call(client), { code: 'ERR_MEMKIT_CONNECTION' })
+            assert.equal(sent(server, prefix).length, 1, 'sent once')
+          }
+        } finally {
+          await client.close()
         }
-        const [command] = chunk.split(' ')
-        const word = {
-          get: 'END',
-          gets: 'END',
-          set: 'STORED',
-          replace: 'STORED',
-          delete: 'DELETED',
-          touch: 'TOUCHED',
-          'flush_all\r\n': 'OK',
-          'stats\r\n': 'STAT pid 1\r\nEND',
-        }[command!]
-        return word === undefined ? undefined : `${word}\r\n`
-      })
-      const client = classic(server, { retries: 1, failureLimit: 5 })
-      try {
-        if (again) {
-          await call(client)
-          assert.equal(sent(server, prefix).length, 2, 'sent twice')
-          assert.equal(server.connections(), 2)
-        } else {
-          await assert.rejects(call(client), { code: 'ERR_MEMKIT_CONNECTION' })
-          assert.equal(sent(server, prefix).length, 1, 'sent once')
-        }
-      } finally {
-        await client.close()
-      }
-    })
+      },
+    )
   }
 })
