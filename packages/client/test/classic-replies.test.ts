@@ -201,6 +201,14 @@ describe('getMany', () => {
         [100, 100, 50],
       )
       assert.equal(lines[1]!.split(' ')[1], 'k100')
+      // a whole number of lines: no empty one after them
+      assert.equal((await client.getMany(keys.slice(0, 200))).size, 4)
+      assert.deepEqual(
+        sent(server, 'get')
+          .slice(3)
+          .map((line) => line.split(' ').length - 1),
+        [100, 100],
+      )
     } finally {
       await client.close()
     }
@@ -388,6 +396,60 @@ describe('storage, delete, touch and counters', () => {
     },
   )
 
+  test('a malformed reply names the operation it answered', LIMIT, async () => {
+    const operations: Array<[string, (c: MemcachedClient) => Promise<unknown>]> = [
+      ['get', (c) => c.get('k')],
+      ['gets', (c) => c.gets('k')],
+      ['getMany', (c) => c.getMany(['k'])],
+      ['set', (c) => c.set('k', 'v')],
+      ['delete', (c) => c.delete('k')],
+      ['touch', (c) => c.touch('k', 60)],
+      ['incr', (c) => c.incr('k', 1)],
+      ['decr', (c) => c.decr('k', 1)],
+    ]
+    const server = await lineServer((line) => (/^[a-z]+ k\b/.test(line) ? 'HELLO\r\n' : undefined))
+    const client = classic(server, { failureLimit: 100 })
+    try {
+      for (const [name, call] of operations)
+        await assert.rejects(call(client), {
+          code: /^ERR_MEMKIT_(PROTOCOL|PARTIAL_READ)$/,
+          message: new RegExp(`to ${name}: unexpected line "HELLO"$`),
+        })
+    } finally {
+      await client.close()
+    }
+  })
+
+  test(
+    'a counter created with add: the add named in its error, and not sent again after a reset',
+    LIMIT,
+    async () => {
+      let adds = 0
+      const server: FakeServer = await startScriptedServer((chunk, _all, socket) => {
+        if (chunk.startsWith('incr ')) return 'NOT_FOUND\r\n'
+        if (!chunk.startsWith('add ')) return undefined
+        adds++
+        if (chunk.startsWith('add reset ')) {
+          socket.destroy()
+          return undefined
+        }
+        return 'HELLO\r\n'
+      })
+      const client = classic(server, { retries: 3, failureLimit: 100 })
+      try {
+        await assert.rejects(client.incr('odd', 1, { initial: 1 }), {
+          code: 'ERR_MEMKIT_PROTOCOL',
+          message: /to add: unexpected line "HELLO"$/,
+        })
+        adds = 0
+        await assert.rejects(client.incr('reset', 1, { initial: 1 }), { code: 'ERR_MEMKIT_CONNECTION' })
+        assert.equal(adds, 1, 'the add was sent once')
+      } finally {
+        await client.close()
+      }
+    },
+  )
+
   test('what the classic protocol cannot do is refused by name, and nothing is sent', LIMIT, async () => {
     const server = await lineServer(() => undefined)
     const client = classic(server)
@@ -400,6 +462,10 @@ describe('storage, delete, touch and counters', () => {
         code: 'ERR_MEMKIT_NOT_SUPPORTED',
         message: /the classic protocol has no conditional delete/,
       })
+      await assert.rejects(
+        client.remember('k', 60, () => 1, { lease: true }),
+        /lease needs the meta protocol .*protocol 'classic' has no leases/,
+      )
       assert.equal(server.received(), '')
     } finally {
       await client.close()

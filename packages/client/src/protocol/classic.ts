@@ -240,7 +240,7 @@ export class ClassicTransport extends PlainTransport implements Transport {
     const header =
       mode === 'cas'
         ? `cas ${key.wire} ${flags} ${exptime} ${data.length} ${cas}\r\n`
-        : `${mode} ${key.wire} ${mode === 'append' || mode === 'prepend' ? 0 : flags} ${exptime} ${data.length}\r\n`
+        : `${mode} ${key.wire} ${flags} ${exptime} ${data.length}\r\n`
     return this.send(
       new ClassicStatusCommand(mode, [header, data, '\r\n'], 'STORED', STORE_REPLIES[mode]),
       mode === 'set' || mode === 'replace',
