@@ -56,6 +56,7 @@ describe('get and gets', () => {
       'VALUE k 0 1 12a\r\nx\r\nEND\r\n',
       /no cas in VALUE k 0 1 12a$/,
     ],
+    ['gets with a cas after junk', 'gets', 'VALUE k 0 1 a12\r\nx\r\nEND\r\n', /no cas in VALUE k 0 1 a12$/],
     ['an unknown line', 'get', 'HELLO\r\n', /unexpected line "HELLO"$/],
   ]
   for (const [label, command, reply, message] of malformed) {
@@ -81,6 +82,20 @@ describe('get and gets', () => {
       },
     )
   }
+
+  test('an empty value is a hit, in get and in getMany', LIMIT, async () => {
+    const server = await lineServer((line) =>
+      line === 'get e' || line === 'get e f' ? 'VALUE e 16 0\r\n\r\nEND\r\n' : undefined,
+    )
+    const client = classic(server)
+    try {
+      assert.equal(await client.get('e'), '')
+      assert.deepEqual(await client.getMany(['e', 'f']), new Map([['e', '']]))
+      assert.equal(server.connections(), 1)
+    } finally {
+      await client.close()
+    }
+  })
 
   test('a hit, its flags and cas; a miss; both on one connection', LIMIT, async () => {
     const server = await lineServer((line) => {
@@ -108,21 +123,24 @@ describe('get and gets', () => {
     'a get cut off after its value is sent again and read from the start: a miss then is a miss',
     LIMIT,
     async () => {
-      const server = await startScriptedServer((chunk, _all, socket) => {
-        if (!chunk.startsWith('get ')) return undefined
-        if (server.connections() === 1) {
-          socket.write('VALUE k 16 2\r\nhi\r\n')
-          setImmediate(() => socket.destroy())
-          return undefined
+      for (const command of ['get', 'gets'] as const) {
+        const server: FakeServer = await startScriptedServer((chunk, _all, socket) => {
+          if (!chunk.startsWith(`${command} `)) return undefined
+          if (server.connections() === 1) {
+            socket.write('VALUE k 16 2 9\r\nhi\r\n')
+            setImmediate(() => socket.destroy())
+            return undefined
+          }
+          return 'END\r\n'
+        })
+        const client = classic(server, { retries: 1, failureLimit: 5 })
+        try {
+          const read = command === 'get' ? client.get('k') : client.gets('k')
+          assert.equal(await read, undefined, `${command}: not the value of the first, cut-off reply`)
+          assert.equal(server.connections(), 2)
+        } finally {
+          await client.close()
         }
-        return 'END\r\n'
-      })
-      const client = classic(server, { retries: 1, failureLimit: 5 })
-      try {
-        assert.equal(await client.get('k'), undefined, 'not the value of the first, cut-off reply')
-        assert.equal(server.connections(), 2)
-      } finally {
-        await client.close()
       }
     },
   )
@@ -285,8 +303,10 @@ describe('storage, delete, touch and counters', () => {
       ['delete', 'DELETED'],
       ['touch', 'NOT_FOUND'],
     ])
+    let notStored = false
     const server = await lineServer((line) => {
       const [command] = line.split(' ')
+      if (notStored && /^(set|add|replace|append|prepend) /.test(line)) return 'NOT_STORED\r\n'
       if (command === 'cas') return line.startsWith('cas gone ') ? 'NOT_FOUND\r\n' : 'EXISTS\r\n'
       const reply = replies.get(command!)
       return reply && line.includes(' ') ? `${reply}\r\n` : undefined
@@ -320,6 +340,10 @@ describe('storage, delete, touch and counters', () => {
           'touch k 60',
         ],
       )
+      // NOT_STORED is false for every storage command
+      notStored = true
+      for (const store of [client.set, client.add, client.replace, client.append, client.prepend])
+        assert.equal(await store.call(client, 'k', 'v'), false)
     } finally {
       await client.close()
     }
